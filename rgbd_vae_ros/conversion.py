@@ -1,0 +1,253 @@
+"""sensor_msgs/Image <-> numpy, depth unit helpers and CameraInfo rescaling.
+
+All image-message conversion lives here, behind one exception type. Reading works on any
+object with the fields of ``sensor_msgs/msg/Image`` (rclpy messages, rosbags dataclasses),
+so the module imports no ROS package until a message is built.
+"""
+
+from __future__ import annotations
+
+import array
+import copy
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_SIDE",
+    "ImageConversionError",
+    "ImageFormat",
+    "depth_m_to_mm",
+    "depth_mm_to_m",
+    "depth_msg_to_m",
+    "image_format",
+    "image_to_numpy",
+    "numpy_to_image",
+    "scale_camera_info",
+]
+
+# Larger than any camera we expect, small enough that a corrupt header cannot ask for gigabytes.
+MAX_IMAGE_SIDE = 16384
+MAX_IMAGE_BYTES = 1 << 30
+
+
+class ImageConversionError(ValueError):
+    """A message or array cannot be converted; the message says what was wrong and expected."""
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """How one encoding lays out a pixel: element type (little-endian) and channel count."""
+
+    dtype: np.dtype
+    channels: int
+
+    @property
+    def pixel_bytes(self) -> int:
+        return self.dtype.itemsize * self.channels
+
+
+_U8, _U16 = np.dtype("<u1"), np.dtype("<u2")
+_NAMED_FORMATS = {
+    "rgb8": ImageFormat(_U8, 3),
+    "bgr8": ImageFormat(_U8, 3),
+    "rgba8": ImageFormat(_U8, 4),
+    "bgra8": ImageFormat(_U8, 4),
+    "mono8": ImageFormat(_U8, 1),
+    "mono16": ImageFormat(_U16, 1),
+    "rgb16": ImageFormat(_U16, 3),
+    "bgr16": ImageFormat(_U16, 3),
+    "rgba16": ImageFormat(_U16, 4),
+    "bgra16": ImageFormat(_U16, 4),
+}
+# OpenCV-style encodings as sensor_msgs/image_encodings.hpp spells them: 8UC3, 32FC1, ...
+_CV_TYPE = re.compile(r"^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$")
+_CV_DTYPES = {"8U": "<u1", "8S": "<i1", "16U": "<u2", "16S": "<i2", "32S": "<i4", "32F": "<f4", "64F": "<f8"}
+
+
+def image_format(encoding: str) -> ImageFormat:
+    """The pixel layout of ``encoding``, or ImageConversionError naming the known encodings."""
+    if not isinstance(encoding, str):
+        raise ImageConversionError(f"image encoding {encoding!r} is not a string; expected e.g. 'rgb8'")
+    fmt = _NAMED_FORMATS.get(encoding)
+    if fmt is not None:
+        return fmt
+    match = _CV_TYPE.match(encoding)
+    if match is None:
+        known = ", ".join(sorted(_NAMED_FORMATS))
+        raise ImageConversionError(
+            f"unknown image encoding {encoding!r}; expected one of {known} "
+            "or an OpenCV type such as 8UC3, 16UC1, 32FC1, 64FC1"
+        )
+    return ImageFormat(np.dtype(_CV_DTYPES[match.group(1)]), int(match.group(2)))
+
+
+def _check_size(height: int, width: int) -> None:
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"image is {width}x{height}; expected a width and height of at least 1")
+    if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE:
+        raise ImageConversionError(
+            f"image is {width}x{height}; expected each side at most {MAX_IMAGE_SIDE} pixels"
+        )
+
+
+def _int_field(msg: Any, name: str) -> int:
+    value = getattr(msg, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ImageConversionError(f"image {name} is {value!r}; expected a whole number")
+    return int(value)
+
+
+def _data_buffer(data: Any) -> np.ndarray:
+    """The message's bytes as a flat uint8 array, sharing memory where the container allows."""
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    try:
+        return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+    except TypeError:
+        try:
+            return np.asarray(data, dtype=np.uint8).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            raise ImageConversionError(
+                f"image data of type {type(data).__name__!r} is not a byte sequence"
+            ) from None
+
+
+def image_to_numpy(msg: Any, *, copy: bool = False) -> np.ndarray:
+    """Pixels of a ``sensor_msgs/Image`` as an (H, W) or (H, W, C) array in native byte order.
+
+    Without ``copy`` the result shares memory with the message wherever the layout allows
+    (padded rows become strides; only big-endian multi-byte data needs a copy).
+    """
+    fmt = image_format(msg.encoding)
+    height, width, step = _int_field(msg, "height"), _int_field(msg, "width"), _int_field(msg, "step")
+    _check_size(height, width)
+    row_bytes = width * fmt.pixel_bytes
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"step {step} is smaller than width {width} x {fmt.pixel_bytes} bytes per {msg.encoding} pixel "
+            f"= {row_bytes}"
+        )
+    if step * height > MAX_IMAGE_BYTES:
+        raise ImageConversionError(
+            f"image of {step} x {height} bytes is larger than the {MAX_IMAGE_BYTES} bytes accepted"
+        )
+    flat = _data_buffer(msg.data)
+    if flat.size != step * height:
+        raise ImageConversionError(
+            f"data holds {flat.size} bytes; expected step x height = {step} x {height} = {step * height}"
+        )
+    rows = flat.reshape(height, step)[:, :row_bytes]
+    dtype = fmt.dtype.newbyteorder(">" if msg.is_bigendian else "<")
+    pixels = rows.view(dtype).reshape(height, width, fmt.channels)
+    if not dtype.isnative:
+        pixels = pixels.astype(dtype.newbyteorder("="))
+    elif copy:
+        pixels = pixels.copy()
+    return pixels[:, :, 0] if fmt.channels == 1 else pixels
+
+
+def _image_fields(pixels: np.ndarray, encoding: str) -> dict[str, Any]:
+    fmt = image_format(encoding)
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, np.newaxis]
+    if pixels.ndim != 3:
+        raise ImageConversionError(
+            f"array of shape {pixels.shape} is not an image; expected (H, W) or (H, W, C)"
+        )
+    height, width, channels = pixels.shape
+    if channels != fmt.channels or pixels.dtype.kind != fmt.dtype.kind or pixels.dtype.itemsize != fmt.dtype.itemsize:
+        raise ImageConversionError(
+            f"array of dtype {pixels.dtype} with {channels} channel(s) does not fit encoding {encoding!r}; "
+            f"expected dtype {fmt.dtype.newbyteorder('=')} with {fmt.channels} channel(s)"
+        )
+    _check_size(height, width)
+    native = fmt.dtype.newbyteorder("=")
+    pixels = np.ascontiguousarray(pixels, dtype=native)
+    return {
+        "height": height,
+        "width": width,
+        "encoding": encoding,
+        "is_bigendian": int(sys.byteorder == "big" and fmt.dtype.itemsize > 1),
+        "step": width * fmt.pixel_bytes,
+        "pixels": pixels,
+    }
+
+
+def numpy_to_image(pixels: np.ndarray, encoding: str, header: Any = None) -> Any:
+    """A ``sensor_msgs/msg/Image`` holding ``pixels`` (H, W) or (H, W, C), with ``header`` if given."""
+    from sensor_msgs.msg import Image  # ROS is needed only to build a message
+
+    fields = _image_fields(pixels, encoding)
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width, msg.encoding = fields["height"], fields["width"], encoding
+    msg.is_bigendian, msg.step = fields["is_bigendian"], fields["step"]
+    data = array.array("B")
+    data.frombytes(fields["pixels"].reshape(-1).view(np.uint8).data)  # one copy; the generated setter keeps an array('B') as is
+    msg.data = data
+    return msg
+
+
+def depth_mm_to_m(depth_mm: np.ndarray) -> np.ndarray:
+    """16-bit millimetres (0 = no reading) to float32 metres (NaN = no reading), REP 118."""
+    depth_mm = np.asarray(depth_mm)
+    if depth_mm.dtype != np.uint16:
+        raise ImageConversionError(f"millimetre depth has dtype {depth_mm.dtype}; expected uint16")
+    depth_m = depth_mm.astype(np.float32) * np.float32(1e-3)
+    depth_m[depth_mm == 0] = np.nan
+    return depth_m
+
+
+def depth_m_to_mm(depth_m: np.ndarray) -> np.ndarray:
+    """Float metres to 16-bit millimetres; NaN, inf, <= 0 and beyond 65.535 m become 0 (no reading)."""
+    depth_m = np.asarray(depth_m)
+    if depth_m.dtype.kind != "f":
+        raise ImageConversionError(f"metric depth has dtype {depth_m.dtype}; expected a float type")
+    with np.errstate(invalid="ignore"):
+        depth_mm = np.rint(depth_m * 1000.0)
+        valid = np.isfinite(depth_mm) & (depth_mm > 0) & (depth_mm <= np.iinfo(np.uint16).max)
+    return np.where(valid, depth_mm, 0).astype(np.uint16)
+
+
+def depth_msg_to_m(msg: Any) -> np.ndarray:
+    """A depth image (32FC1 / 64FC1 metres or 16UC1 / mono16 millimetres) as float32 metres, NaN = invalid."""
+    if msg.encoding in ("16UC1", "mono16"):
+        return depth_mm_to_m(image_to_numpy(msg))
+    if msg.encoding in ("32FC1", "64FC1"):
+        return image_to_numpy(msg).astype(np.float32, copy=False)
+    raise ImageConversionError(
+        f"depth image has encoding {msg.encoding!r}; expected 32FC1 (metres) or 16UC1 (millimetres)"
+    )
+
+
+def scale_camera_info(info: Any, width: int, height: int) -> Any:
+    """A copy of ``info`` describing the same camera at ``width`` x ``height`` pixels.
+
+    Scales K, P and the ROI like image_proc's resize node, so downstream nodes that pair the
+    info with a resized image agree with the standard ROS tools.
+    """
+    if info.width <= 0 or info.height <= 0:
+        raise ImageConversionError(f"camera_info is {info.width}x{info.height}; expected a calibrated size")
+    _check_size(height, width)
+    scale_x, scale_y = width / info.width, height / info.height
+    out = copy.deepcopy(info)
+    out.width, out.height = width, height
+    k = np.array(info.k, dtype=np.float64).reshape(3, 3)
+    k[0, :] *= scale_x
+    k[1, :] *= scale_y
+    out.k = k.reshape(-1)
+    p = np.array(info.p, dtype=np.float64).reshape(3, 4)
+    p[0, :] *= scale_x
+    p[1, :] *= scale_y
+    out.p = p.reshape(-1)
+    roi = out.roi
+    roi.x_offset, roi.width = round(roi.x_offset * scale_x), round(roi.width * scale_x)
+    roi.y_offset, roi.height = round(roi.y_offset * scale_y), round(roi.height * scale_y)
+    return out

@@ -1,0 +1,68 @@
+"""The rgbd-vae command line: help, exit status convention, one-sentence errors (SPEC §7.1)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rgbd_vae_training.cli import COMMANDS, main
+
+RGBD_VAE = Path(sys.executable).with_name("rgbd-vae")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(RGBD_VAE), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command_and_exits_0():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for name in COMMANDS:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: rgbd-vae " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [[], ["no-such-command"], ["bench"], ["bench", "conversion", "--runs", "many"]])
+def test_bad_arguments_exit_2_with_one_sentence(args):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("rgbd-vae") and "error:" in last_line and last_line.endswith(".")
+    assert "Traceback" not in result.stderr
+
+
+def test_other_errors_exit_1_with_one_sentence_and_no_traceback():
+    result = run_cli("bench", "conversion", "--runs", "0")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "rgbd-vae bench: error: --runs is 0; expected at least 1."
+
+
+def test_bench_conversion_reports_every_case_and_writes_json(tmp_path):
+    out = tmp_path / "bench" / "conversion.json"
+    result = run_cli("bench", "conversion", "--runs", "5", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    names = [row["name"] for row in report["results"]]
+    assert "rgb8 numpy -> Image" in names and "32FC1 Image -> numpy (copy)" in names
+    for row in report["results"]:
+        assert 0 < row["min_ms"] <= row["median_ms"] <= row["p95_ms"]
+        assert row["name"] in result.stdout
+    assert not list(out.parent.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_demo_runs_what_exists_and_names_what_is_missing(tmp_path):
+    result = run_cli("demo", "--out", str(tmp_path / "demo_out"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "demo_out" / "bench_conversion.json").is_file()
+    assert "not built yet" in result.stdout
