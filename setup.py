@@ -32,7 +32,7 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        "train": ["torch==2.13.0", "h5py>=3.8", "tqdm>=4.60", "tensorboard>=2.14", "pillow>=10"],
+        "train": ["torch==2.13.0", "h5py>=3.8", "scipy>=1.10", "tqdm>=4.60", "tensorboard>=2.14", "pillow>=10"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
         "bag": ["rosbags>=0.10"],
         "tensorrt": ["tensorrt"],

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 # name -> (module that provides `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("rgbd_vae_training.synth.command", "write synthetic indoor RGB-D scenes in the NYU layouts"),
     "bench": ("rgbd_vae_training.bench", "measure conversion, backend, pipeline and codec speed"),
     "demo": ("rgbd_vae_training.demo", "run the whole system on synthetic data into demo_out/"),
 }

@@ -1,0 +1,110 @@
+"""The one definition of pre/post-processing, shared by training, export and the nodes.
+
+RGB uint8 <-> [-1, 1]; metric depth <-> [-1, 1] through ``max_depth_m`` with a validity mask;
+resizing of RGB and of depth with missing readings. Pure numpy, no ROS, no torch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = [
+    "depth_from_unit_range",
+    "depth_to_unit_range",
+    "resize_depth",
+    "resize_rgb",
+    "rgb_from_unit_range",
+    "rgb_to_unit_range",
+    "valid_depth_mask",
+]
+
+
+def rgb_to_unit_range(rgb_u8: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) to float32 in [-1, 1]."""
+    return rgb_u8.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+
+
+def rgb_from_unit_range(rgb_unit: np.ndarray) -> np.ndarray:
+    """Float RGB in [-1, 1] (values outside are clipped) to uint8."""
+    scaled = (np.asarray(rgb_unit, dtype=np.float32) + 1.0) * 127.5
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def valid_depth_mask(depth_m: np.ndarray) -> np.ndarray:
+    """True where a depth reading exists: finite and positive (REP 118: NaN/inf/0 mean none)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(depth_m) & (depth_m > 0)
+
+
+def depth_to_unit_range(depth_m: np.ndarray, max_depth_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Metres to [-1, 1] (0 m -> -1, ``max_depth_m`` -> 1, clipped), and the validity mask.
+
+    Invalid pixels get -1 in the normalised image; losses must use the mask.
+    """
+    valid = valid_depth_mask(depth_m)
+    unit = np.where(valid, np.asarray(depth_m, dtype=np.float32), 0.0) * np.float32(2.0 / max_depth_m) - 1.0
+    return np.clip(unit, -1.0, 1.0).astype(np.float32, copy=False), valid
+
+
+def depth_from_unit_range(depth_unit: np.ndarray, max_depth_m: float) -> np.ndarray:
+    """[-1, 1] back to metres in [0, max_depth_m]."""
+    clipped = np.clip(np.asarray(depth_unit, dtype=np.float32), -1.0, 1.0)
+    return ((clipped + 1.0) * np.float32(max_depth_m / 2.0)).astype(np.float32, copy=False)
+
+
+@lru_cache(maxsize=64)
+def _resize_weights(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in) row-stochastic matrix: area averaging down, linear interpolation up."""
+    weights = np.zeros((size_out, size_in), dtype=np.float32)
+    if size_out <= size_in:  # each output pixel averages the input interval it covers
+        scale = size_in / size_out
+        for i in range(size_out):
+            start, end = i * scale, (i + 1) * scale
+            first, last = int(np.floor(start)), min(int(np.ceil(end)), size_in)
+            for j in range(first, last):
+                weights[i, j] = min(end, j + 1) - max(start, j)
+    else:  # pixel-centre aligned linear interpolation, clamped at the borders
+        centres = (np.arange(size_out) + 0.5) * size_in / size_out - 0.5
+        centres = np.clip(centres, 0, size_in - 1)
+        left = np.floor(centres).astype(int)
+        right = np.minimum(left + 1, size_in - 1)
+        frac = (centres - left).astype(np.float32)
+        weights[np.arange(size_out), left] += 1 - frac
+        weights[np.arange(size_out), right] += frac
+    weights /= weights.sum(axis=1, keepdims=True)
+    weights.setflags(write=False)
+    return weights
+
+
+def _resize_plane_stack(planes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize float32 (H, W, C) planes with separable weights: Wy @ planes @ Wx^T."""
+    wy = _resize_weights(planes.shape[0], height)
+    wx = _resize_weights(planes.shape[1], width)
+    return np.einsum("oh,hwc,pw->opc", wy, planes, wx, optimize=True)
+
+
+def resize_rgb(rgb_u8: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 RGB (H, W, 3) to (height, width, 3); area average when shrinking."""
+    if rgb_u8.shape[:2] == (height, width):
+        return rgb_u8
+    out = _resize_plane_stack(rgb_u8.astype(np.float32), height, width)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def resize_depth(depth_m: np.ndarray, height: int, width: int, min_valid_fraction: float = 0.5) -> np.ndarray:
+    """Metric depth (H, W) to (height, width), averaging only valid readings.
+
+    An output pixel whose footprint is less than ``min_valid_fraction`` valid becomes NaN, so
+    holes stay holes instead of being smeared towards zero.
+    """
+    if depth_m.shape == (height, width):
+        return depth_m.astype(np.float32, copy=False)
+    valid = valid_depth_mask(depth_m)
+    planes = np.stack([np.where(valid, depth_m, 0.0), valid], axis=-1).astype(np.float32)
+    out = _resize_plane_stack(planes, height, width)
+    weight = out[..., 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        depth = out[..., 0] / weight
+    return np.where(weight >= min_valid_fraction, depth, np.nan).astype(np.float32)

@@ -1,0 +1,63 @@
+"""The shared normalisation and resizing (one definition for training, export and nodes)."""
+
+import numpy as np
+import pytest
+
+from rgbd_vae_ros.processing import (
+    depth_from_unit_range,
+    depth_to_unit_range,
+    resize_depth,
+    resize_rgb,
+    rgb_from_unit_range,
+    rgb_to_unit_range,
+    valid_depth_mask,
+)
+
+
+def test_rgb_unit_range_round_trips_every_value():
+    rgb = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    unit = rgb_to_unit_range(rgb)
+    assert unit.dtype == np.float32 and unit.min() == -1.0 and unit.max() == 1.0
+    np.testing.assert_array_equal(rgb_from_unit_range(unit), rgb)
+    np.testing.assert_array_equal(rgb_from_unit_range(np.array([-3.0, 3.0])), [0, 255])
+
+
+def test_depth_unit_range_maps_metres_and_marks_invalid():
+    depth = np.array([0.0, 2.5, 5.0, 10.0, 12.0, np.nan, -1.0, np.inf], np.float32)
+    unit, valid = depth_to_unit_range(depth, max_depth_m=10.0)
+    np.testing.assert_array_equal(valid, [False, True, True, True, True, False, False, False])
+    np.testing.assert_allclose(unit[:5], [-1.0, -0.5, 0.0, 1.0, 1.0])
+    assert np.all(unit[~valid] == -1.0)
+    np.testing.assert_allclose(depth_from_unit_range(unit[1:4], 10.0), [2.5, 5.0, 10.0])
+
+
+def test_valid_mask_is_finite_and_positive():
+    np.testing.assert_array_equal(valid_depth_mask(np.array([np.nan, 0, -2, 1e-3, np.inf])), [0, 0, 0, 1, 0])
+
+
+def test_resize_rgb_area_average_and_identity():
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:2, :2] = 200
+    small = resize_rgb(rgb, 2, 2)
+    np.testing.assert_array_equal(small[..., 0], [[200, 0], [0, 0]])
+    assert resize_rgb(rgb, 4, 4) is rgb
+    assert resize_rgb(rgb, 9, 7).shape == (9, 7, 3)
+
+
+def test_resize_depth_averages_only_valid_readings_and_keeps_holes():
+    depth = np.array([[1.0, np.nan, 4.0, 4.0],
+                      [3.0, np.nan, 4.0, 4.0],
+                      [np.nan, np.nan, 2.0, np.nan],
+                      [np.nan, np.nan, np.nan, np.nan]], np.float32)
+    small = resize_depth(depth, 2, 2)
+    assert small[0, 0] == pytest.approx(2.0)  # mean of 1 and 3, ignoring the holes
+    assert small[0, 1] == pytest.approx(4.0)
+    assert np.isnan(small[1, 0])  # nothing valid
+    assert np.isnan(small[1, 1])  # 1 of 4 valid is under the half needed
+
+
+def test_resize_depth_of_a_plane_is_exact_when_upsampling():
+    depth = np.tile(np.linspace(1, 4, 8, dtype=np.float32), (6, 1))
+    big = resize_depth(depth, 12, 16)
+    assert np.all(np.isfinite(big)) and big.min() >= 1.0 and big.max() <= 4.0
+    assert np.all(np.diff(big, axis=1) >= -1e-6)

@@ -1,0 +1,79 @@
+"""Readers as PyTorch datasets: resize, normalise to [-1, 1] with the runtime's processing, augment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rgbd_vae_ros.processing import depth_to_unit_range, resize_depth, resize_rgb, rgb_to_unit_range
+
+from .frame import RGBDFrame
+
+
+@dataclass
+class Augment:
+    """Training augmentation: flips RGB and depth together, swaps RGB channels, random crop."""
+
+    hflip: bool = True
+    channel_swap: bool = True
+    crop_fraction: float = 1.0  # < 1: crop this fraction of each side at a random place
+
+    def __call__(self, frame: RGBDFrame, rng: np.random.Generator) -> RGBDFrame:
+        rgb, depth = frame.rgb_u8, frame.depth_m
+        if self.crop_fraction < 1.0:
+            h, w = rgb.shape[:2]
+            ch, cw = max(1, int(h * self.crop_fraction)), max(1, int(w * self.crop_fraction))
+            top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            rgb = rgb[top:top + ch, left:left + cw]
+            depth = None if depth is None else depth[top:top + ch, left:left + cw]
+        if self.hflip and rng.random() < 0.5:
+            rgb = rgb[:, ::-1]
+            depth = None if depth is None else depth[:, ::-1]
+        if self.channel_swap and rng.random() < 0.5:
+            rgb = rgb[:, :, rng.permutation(3)]
+        return RGBDFrame(np.ascontiguousarray(rgb), None if depth is None else np.ascontiguousarray(depth),
+                         frame.scene, frame.stamp_s, frame.label)
+
+
+def centre_square(frame: RGBDFrame) -> RGBDFrame:
+    """The largest centred square (for image-folder data sets such as MS-COCO)."""
+    h, w = frame.rgb_u8.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = (slice(top, top + side), slice(left, left + side))
+    return RGBDFrame(frame.rgb_u8[crop], None if frame.depth_m is None else frame.depth_m[crop],
+                     frame.scene, frame.stamp_s, frame.label)
+
+
+class RGBDDataset(Dataset):
+    """Samples as tensors: ``rgb`` (3, H, W) and, with depth, ``depth`` (1, H, W) in [-1, 1] and
+    ``valid`` (1, H, W) bool; ``label`` where the reader has one. ``augment`` only for training."""
+
+    def __init__(self, reader, height: int, width: int, max_depth_m: float = 10.0,
+                 augment: Augment | None = None, square_crop: bool = False, seed: int = 0):
+        self.reader, self.height, self.width = reader, height, width
+        self.max_depth_m, self.augment, self.square_crop, self.seed = max_depth_m, augment, square_crop, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        frame = self.reader[index]
+        if self.square_crop:
+            frame = centre_square(frame)
+        if self.augment is not None:
+            frame = self.augment(frame, np.random.default_rng([self.seed, self.epoch, index]))
+        rgb = resize_rgb(frame.rgb_u8, self.height, self.width)
+        sample = {"rgb": torch.from_numpy(rgb_to_unit_range(rgb)).permute(2, 0, 1)}  # (3, H, W)
+        if frame.depth_m is not None:
+            depth_unit, valid = depth_to_unit_range(resize_depth(frame.depth_m, self.height, self.width),
+                                                    self.max_depth_m)
+            sample["depth"] = torch.from_numpy(depth_unit)[None]  # (1, H, W)
+            sample["valid"] = torch.from_numpy(valid)[None]
+        if frame.label is not None:
+            sample["label"] = torch.tensor(frame.label)
+        return sample

@@ -1,0 +1,149 @@
+"""Frames of synthetic scenes as the NYU Kinect would record them, and the two NYU layouts.
+
+RGB comes from the RGB camera; depth is rendered from the IR camera (displaced and rotated by
+the NYU calibration) and stored as raw 11-bit disparity, so the real readers must sync, decode
+and register it exactly as they do for NYU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.netpbm import encode_nyu_pgm, encode_ppm
+from ..data.nyu_calibration import (
+    R_DEPTH_TO_RGB,
+    T_DEPTH_TO_RGB,
+    disparity_to_m,
+    intrinsics,
+    m_to_disparity,
+    register_depth_to_rgb,
+)
+from ..data.nyu_mat import LABELED_NAME, SPLITS_NAME, encode_splits, write_labeled
+from ..io import atomic_write_bytes
+from .render import camera_rays, cast, shade
+from .scene import FRAME_RATE_HZ, Scene, camera_pose, make_scene
+
+# RGB-from-IR as a proper rigid motion: the toolbox's R is a rotation times -1 (see nyu_calibration).
+_RGB_FROM_IR_R = -R_DEPTH_TO_RGB
+_RGB_FROM_IR_T = -T_DEPTH_TO_RGB
+FIRST_STAMP_S = 1_300_000_000.0
+
+
+@dataclass
+class SynthFrame:
+    rgb_u8: np.ndarray  # RGB camera at rgb_stamp_s
+    rgb_stamp_s: float
+    depth_ir_m: np.ndarray  # exact depth seen by the IR camera at depth_stamp_s
+    depth_stamp_s: float
+    depth_rgb_m: np.ndarray  # exact depth seen by the RGB camera at depth_stamp_s (what registration targets)
+    object_id_rgb: np.ndarray  # object id per RGB pixel at depth_stamp_s
+
+
+class SceneRenderer:
+    """Renders one scene through the NYU Kinect's RGB and IR cameras at a given size."""
+
+    def __init__(self, scene: Scene, width: int, height: int, noise_seed: int):
+        self.scene = scene
+        self.width, self.height = width, height
+        self.rays_rgb = camera_rays(width, height, *intrinsics("rgb", width, height))
+        self.rays_ir = camera_rays(width, height, *intrinsics("depth", width, height))
+        self.noise = np.random.default_rng(noise_seed)
+
+    def _image(self, values: np.ndarray) -> np.ndarray:
+        return values.reshape(self.height, self.width)
+
+    def rgb_camera(self, time_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RGB image, exact depth and object ids seen by the RGB camera at ``time_s``."""
+        hits = cast(self.scene, *camera_pose(self.scene, time_s), self.rays_rgb)
+        colour = shade(self.scene, hits).T.reshape(self.height, self.width, 3)
+        colour = colour + self.noise.normal(0, 0.01, colour.shape)  # a little sensor noise
+        rgb = np.clip(np.rint(colour * 255), 0, 255).astype(np.uint8)
+        return rgb, self._image(hits.t.astype(np.float32)), self._image(hits.obj)
+
+    def depth_ir(self, time_s: float) -> np.ndarray:
+        rotation, position = camera_pose(self.scene, time_s)
+        # p_rgb = M p_ir + m  =>  IR camera: world_R_ir = world_R_rgb M, centre = pos + world_R_rgb m
+        hits = cast(self.scene, rotation @ _RGB_FROM_IR_R, position + rotation @ _RGB_FROM_IR_T, self.rays_ir)
+        return self._image(hits.t.astype(np.float32))
+
+
+def scene_name(index: int) -> str:
+    return f"synth_room_{index:04d}"
+
+
+def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, height: int = 480,
+                   synchronised: bool = False) -> Iterator[SynthFrame]:
+    """``frames`` frames at 30 Hz of scene ``scene_index``; the same arguments give the same frames.
+
+    RGB is taken a few ms after depth, like the real sensor, unless ``synchronised`` (the
+    labeled layout, where RGB and depth are one moment).
+    """
+    rng = np.random.default_rng([seed, scene_index])
+    scene = make_scene(rng)
+    renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)))
+    rgb_offset_s = float(rng.uniform(0.003, 0.012))  # the RGB clock runs a few ms behind the depth clock
+    start_s = FIRST_STAMP_S + 1000.0 * scene_index
+    for k in range(frames):
+        t_depth = k / FRAME_RATE_HZ
+        t_rgb = t_depth + rgb_offset_s + float(rng.uniform(-0.001, 0.001))
+        rgb, depth_rgb, ids = renderer.rgb_camera(t_depth)
+        if not synchronised:
+            rgb = renderer.rgb_camera(t_rgb)[0]
+        yield SynthFrame(rgb, start_s + (t_depth if synchronised else t_rgb), renderer.depth_ir(t_depth),
+                         start_s + t_depth, depth_rgb, ids)
+
+
+def _stamp_name(kind: str, stamp_s: float, ext: str) -> str:
+    device_counter = int(round(stamp_s * 1e6)) % 2**32
+    return f"{kind}-{stamp_s:.6f}-{device_counter}.{ext}"
+
+
+def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,
+                  height: int = 480, progress=None) -> list[Path]:
+    """Scene folders of ``r-*.ppm`` / ``d-*.pgm`` files, byte for byte in the NYU raw layout."""
+    out = Path(out)
+    folders = []
+    for s in range(scenes):
+        folder = out / scene_name(s)
+        folder.mkdir(parents=True, exist_ok=True)
+        for frame in generate_scene(seed, s, frames, width, height):
+            atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s, "ppm"), encode_ppm(frame.rgb_u8))
+            atomic_write_bytes(folder / _stamp_name("d", frame.depth_stamp_s, "pgm"),
+                               encode_nyu_pgm(m_to_disparity(frame.depth_ir_m)))
+            if progress:
+                progress()
+        folders.append(folder)
+    return folders
+
+
+def test_scene_indices(scenes: int) -> list[int]:
+    """Scenes held out for testing: about 45 % (NYU: 654 of 1449 frames), at least one when there are two."""
+    count = max(1, round(0.45 * scenes)) if scenes > 1 else 0
+    return list(range(scenes - count, scenes))
+
+
+def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,
+                  height: int = 480, progress=None) -> Path:
+    """``nyu_depth_v2_labeled.mat`` and ``splits.mat`` (split by scene) of synthetic frames."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, depths, raw_depths, names = [], [], [], []
+    for s in range(scenes):
+        for frame in generate_scene(seed, s, frames, width, height, synchronised=True):
+            images.append(frame.rgb_u8)
+            depths.append(np.where(frame.depth_rgb_m < 10.0, frame.depth_rgb_m, 0.0))
+            registered = register_depth_to_rgb(disparity_to_m(m_to_disparity(frame.depth_ir_m)))
+            raw_depths.append(np.nan_to_num(registered, nan=0.0))
+            names.append(scene_name(s))
+            if progress:
+                progress()
+    write_labeled(out / LABELED_NAME, np.stack(images), np.stack(depths), np.stack(raw_depths), names)
+    test_scenes = {scene_name(s) for s in test_scene_indices(scenes)}
+    is_test = np.array([n in test_scenes for n in names])
+    atomic_write_bytes(out / SPLITS_NAME, encode_splits(np.flatnonzero(~is_test), np.flatnonzero(is_test)))
+    return out / LABELED_NAME
