@@ -1,0 +1,43 @@
+"""Readers feed a DataLoader with workers as normalised tensors; augmentation moves RGB and depth together."""
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from rgbd_vae_training.data.frame import RGBDFrame
+from rgbd_vae_training.data.nyu_mat import LABELED_NAME, NYULabeled
+from rgbd_vae_training.data.nyu_raw import NYURawScenes
+from rgbd_vae_training.data.torch_dataset import Augment, RGBDDataset
+
+
+def test_dataloader_with_workers_yields_normalised_batches(nyu_raw_dir, nyu_mat_dir):
+    for reader in (NYURawScenes(nyu_raw_dir), NYULabeled(nyu_mat_dir / LABELED_NAME)):
+        dataset = RGBDDataset(reader, 64, 64, augment=Augment())
+        batches = list(DataLoader(dataset, batch_size=3, num_workers=2))
+        assert sum(len(b["rgb"]) for b in batches) == len(reader)
+        batch = batches[0]
+        assert batch["rgb"].shape == (3, 3, 64, 64) and batch["depth"].shape == (3, 1, 64, 64)
+        assert batch["rgb"].min() >= -1 and batch["rgb"].max() <= 1
+        assert batch["valid"].dtype == torch.bool and batch["valid"].float().mean() > 0.5
+        valid_depth = batch["depth"][batch["valid"]]
+        assert valid_depth.min() > -1 and valid_depth.max() <= 1
+
+
+def test_flip_moves_rgb_and_depth_together():
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[:, 0] = 255
+    depth = np.full((4, 6), 5.0, np.float32)
+    depth[:, 0] = 1.0
+    frame = RGBDFrame(rgb, depth)
+    flipped = [Augment(hflip=True, channel_swap=False)(frame, np.random.default_rng(s)) for s in range(20)]
+    assert any(f.rgb_u8[0, -1, 0] == 255 for f in flipped)
+    for f in flipped:
+        assert (f.rgb_u8[0, -1, 0] == 255) == (f.depth_m[0, -1] == 1.0)
+
+
+def test_random_crop_keeps_rgb_and_depth_aligned():
+    rgb = np.arange(10 * 10, dtype=np.uint8).reshape(10, 10, 1).repeat(3, axis=2)
+    depth = np.arange(10 * 10, dtype=np.float32).reshape(10, 10)
+    out = Augment(hflip=False, channel_swap=False, crop_fraction=0.5)(RGBDFrame(rgb, depth), np.random.default_rng(3))
+    assert out.rgb_u8.shape[:2] == out.depth_m.shape == (5, 5)
+    np.testing.assert_array_equal(out.rgb_u8[:, :, 0].astype(np.float32), out.depth_m)
