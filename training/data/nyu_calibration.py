@@ -83,21 +83,21 @@ def register_depth_to_rgb(depth_ir_m: np.ndarray) -> np.ndarray:
     height, width = depth_ir_m.shape
     fx_d, fy_d, cx_d, cy_d = intrinsics("depth", width, height)
     fx_rgb, fy_rgb, cx_rgb, cy_rgb = intrinsics("rgb", width, height)
-    x, y = pixel_grid(height, width)
-    valid = np.isfinite(depth_ir_m) & (depth_ir_m > 0)
-    z = depth_ir_m[valid].astype(np.float64)
-    points_ir = np.stack([(x[valid] - cx_d) * z / fx_d, (y[valid] - cy_d) * z / fy_d, z])
-    # The toolbox's R is a rotation times -1; projection divides the sign out.
-    points_rgb = -(R_DEPTH_TO_RGB @ points_ir + T_DEPTH_TO_RGB[:, None])
+    rows, cols = np.nonzero(np.isfinite(depth_ir_m) & (depth_ir_m > 0))
+    z = depth_ir_m[rows, cols].astype(np.float32)
+    # Unit-depth ray of each IR pixel, scaled by its depth, then moved into the RGB camera.
+    # The toolbox's R is a rotation times -1; the projection divides the sign out.
+    rays = np.stack([(cols + 1 - cx_d) / fx_d, (rows + 1 - cy_d) / fy_d, np.ones(len(z))]).astype(np.float32)
+    rgb_from_ir = (-R_DEPTH_TO_RGB).astype(np.float32)
+    points_rgb = (rgb_from_ir @ rays) * z - T_DEPTH_TO_RGB.astype(np.float32)[:, None]
     z_rgb = points_rgb[2]
     col = np.rint(points_rgb[0] * fx_rgb / z_rgb + cx_rgb).astype(np.int64) - 1
     row = np.rint(points_rgb[1] * fy_rgb / z_rgb + cy_rgb).astype(np.int64) - 1
     inside = (z_rgb > 0) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
-    col, row, z_rgb = col[inside], row[inside], z_rgb[inside]
-    order = np.argsort(-z_rgb, kind="stable")  # far first, so the nearest is written last
-    out = np.full((height, width), np.nan, dtype=np.float32)
-    out[row[order], col[order]] = z_rgb[order]
-    return out
+    out = np.full(height * width, np.inf, dtype=np.float32)
+    np.minimum.at(out, row[inside] * width + col[inside], z_rgb[inside])  # z-buffer: the nearest wins
+    out[np.isinf(out)] = np.nan
+    return out.reshape(height, width)
 
 
 def camera_matrix_ros(camera: str, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
