@@ -65,4 +65,5 @@ def test_demo_runs_what_exists_and_names_what_is_missing(tmp_path):
     result = run_cli("demo", "--out", str(tmp_path / "demo_out"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "demo_out" / "bench_conversion.json").is_file()
+    assert len(list((tmp_path / "demo_out" / "data" / "nyu_raw").glob("*/d-*.pgm"))) == 30
     assert "not built yet" in result.stdout
