@@ -41,3 +41,16 @@ def test_random_crop_keeps_rgb_and_depth_aligned():
     out = Augment(hflip=False, channel_swap=False, crop_fraction=0.5)(RGBDFrame(rgb, depth), np.random.default_rng(3))
     assert out.rgb_u8.shape[:2] == out.depth_m.shape == (5, 5)
     np.testing.assert_array_equal(out.rgb_u8[:, :, 0].astype(np.float32), out.depth_m)
+
+
+def test_image_folder_samples_are_centre_cropped_squares_without_depth(tmp_path):
+    from PIL import Image
+
+    from rgbd_vae_training.data.image_folder import ImageFolder
+
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, 10:30] = 255  # the centred 20x20 square is all white
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    sample = RGBDDataset(ImageFolder(tmp_path), 8, 8, square_crop=True)[0]
+    assert set(sample) == {"rgb"} and sample["rgb"].shape == (3, 8, 8)
+    assert torch.all(sample["rgb"] == 1.0)
