@@ -2,7 +2,7 @@
 
 Constants from the toolbox's ``camera_params.m``. Pixel coordinates follow the toolbox's
 MATLAB convention: the pixel in 0-based column c, row r sits at (c + 1, r + 1). A ROS
-CameraInfo (0-based) therefore uses cx - 1, cy - 1 (see :func:`rgb_camera_matrix_ros`).
+CameraInfo (0-based) therefore uses cx - 1, cy - 1 (see :func:`camera_matrix_ros`).
 """
 
 from __future__ import annotations
@@ -64,12 +64,6 @@ def intrinsics(camera: str, width: int = WIDTH, height: int = HEIGHT) -> tuple[f
     fx, fy, cx, cy = (FX_RGB, FY_RGB, CX_RGB, CY_RGB) if camera == "rgb" else (FX_D, FY_D, CX_D, CY_D)
     sx, sy = width / WIDTH, height / HEIGHT
     return fx * sx, fy * sy, (cx - 0.5) * sx + 0.5, (cy - 0.5) * sy + 0.5
-
-
-def pixel_grid(height: int = HEIGHT, width: int = WIDTH) -> tuple[np.ndarray, np.ndarray]:
-    """Toolbox pixel coordinates (1-based) of every pixel: (x, y), each (H, W)."""
-    x, y = np.meshgrid(np.arange(1, width + 1, dtype=np.float64), np.arange(1, height + 1, dtype=np.float64))
-    return x, y
 
 
 def register_depth_to_rgb(depth_ir_m: np.ndarray) -> np.ndarray:

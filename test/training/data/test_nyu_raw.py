@@ -99,3 +99,14 @@ def test_truncated_depth_frame_is_reported_with_its_name(tmp_path, nyu_raw_dir):
     victim.write_bytes(victim.read_bytes()[:-100])
     with pytest.raises(DataError, match=f"{victim.name}.* is truncated"):
         NYURawScenes(scene)[0]
+
+
+def test_ros_camera_matrix_is_the_toolbox_calibration_in_0_based_pixels():
+    from rgbd_vae_training.data.nyu_calibration import camera_matrix_ros, intrinsics
+
+    point = np.array([0.4, -0.3, 2.0])
+    fx, fy, cx, cy = intrinsics("rgb")
+    toolbox_pixel = np.array([fx * point[0] / point[2] + cx, fy * point[1] / point[2] + cy])  # 1-based
+    ros_pixel = (camera_matrix_ros("rgb") @ point)[:2] / point[2]
+    np.testing.assert_allclose(ros_pixel, toolbox_pixel - 1)
+    np.testing.assert_allclose(camera_matrix_ros("depth", 320, 240)[0, 0], 582.624482 / 2)
