@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .frame import RGBDFrame
+from .frame import FrameReader, RGBDFrame
 
 CSV_NAMES = {"train": "nyu2_train.csv", "test": "nyu2_test.csv"}
 
@@ -44,7 +44,7 @@ def is_densedepth(path: Path) -> bool:
     return path.is_dir() and (any(path.rglob(CSV_NAMES["train"])) or any(path.rglob(CSV_NAMES["test"])))
 
 
-class DenseDepthNYU:
+class DenseDepthNYU(FrameReader):
     def __init__(self, path: str | os.PathLike, split: str = "train"):
         path = Path(path)
         if not path.exists():
@@ -87,6 +87,3 @@ class DenseDepthNYU:
         scene = rgb_name.split("/")[-2] if "/" in rgb_name else ""
         return RGBDFrame(np.ascontiguousarray(rgb[:, :, :3]), depth, scene=scene)
 
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]

@@ -16,3 +16,17 @@ class RGBDFrame:
     scene: str = ""
     stamp_s: float | None = None
     label: int | None = None
+
+
+class FrameReader:
+    """Base of the readers: indexable by frame, and iterable as a plain sequence of frames."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> RGBDFrame:
+        raise NotImplementedError
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]

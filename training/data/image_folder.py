@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .frame import RGBDFrame
+from .frame import FrameReader, RGBDFrame
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
 
@@ -17,7 +17,7 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-class ImageFolder:
+class ImageFolder(FrameReader):
     def __init__(self, folder: str | os.PathLike):
         folder = Path(folder)
         if not folder.is_dir():
@@ -40,6 +40,3 @@ class ImageFolder:
             raise DataError(f"{str(path)!r} is not a readable image: {exc}") from None
         return RGBDFrame(rgb, None, scene=path.parent.name)
 
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .frame import RGBDFrame
+from .frame import FrameReader, RGBDFrame
 
 _MAGIC_IMAGES, _MAGIC_LABELS = 0x00000803, 0x00000801
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -28,6 +28,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) < 8 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
         raise DataError(f"{str(path)!r} is not an unsigned-byte IDX file (magic {raw[:4].hex()!r})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{str(path)!r} is truncated inside its header ({ndim} dimensions promised)")
     dims = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
     body = raw[4 + 4 * ndim:]
     if len(body) != int(np.prod(dims)):
@@ -46,7 +48,7 @@ def is_mnist(path: Path) -> bool:
     return path.is_dir() and any(_find(path, images) for images, _ in FILES.values())
 
 
-class MNIST:
+class MNIST(FrameReader):
     """Digits as 28x28 grey replicated to RGB (no depth), with their class label."""
 
     def __init__(self, folder: str | os.PathLike, split: str = "train"):
@@ -67,6 +69,3 @@ class MNIST:
         grey = self.images[index]
         return RGBDFrame(np.repeat(grey[:, :, None], 3, axis=2), None, label=int(self.labels[index]))
 
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
-from .frame import RGBDFrame
+from .frame import FrameReader, RGBDFrame
 
 LABELED_NAME = "nyu_depth_v2_labeled.mat"
 SPLITS_NAME = "splits.mat"
@@ -64,7 +63,7 @@ def read_splits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.asarray(content[key]).reshape(-1).astype(np.int64) - 1 for key in ("trainNdxs", "testNdxs"))
 
 
-class NYULabeled:
+class NYULabeled(FrameReader):
     """Frames of the labeled .mat; ``split`` = 'train' | 'test' | None (all) using splits.mat."""
 
     def __init__(self, path: str | os.PathLike, split: str | None = None, splits_path: str | os.PathLike | None = None,
@@ -115,9 +114,6 @@ class NYULabeled:
         scene = self.frame_scenes[i] if self.frame_scenes else ""
         return RGBDFrame(rgb, depth, scene=scene)
 
-    def __iter__(self) -> Iterator[RGBDFrame]:
-        for i in range(len(self)):
-            yield self[i]
 
     def __getstate__(self):
         return {**self.__dict__, "_h5": None}

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
-from .frame import RGBDFrame
+from .frame import FrameReader, RGBDFrame
 from .netpbm import read_pgm, read_ppm
 from .nyu_calibration import disparity_to_m, register_depth_to_rgb
 
@@ -67,7 +66,7 @@ def is_raw_scene(path: Path) -> bool:
     return path.is_dir() and any(_NAME.match(p.name) and p.name.startswith("d-") for p in path.iterdir())
 
 
-class NYURawScenes:
+class NYURawScenes(FrameReader):
     """Frames of one or more NYU raw scene folders (a scene folder, or a folder of them)."""
 
     def __init__(self, root: str | os.PathLike, scenes: list[str] | None = None):
@@ -109,6 +108,3 @@ class NYURawScenes:
                             f"{pair.rgb_path.name} is {rgb.shape[1]}x{rgb.shape[0]}; expected equal sizes")
         return RGBDFrame(rgb, register_depth_to_rgb(depth_ir), scene=scene, stamp_s=pair.depth_stamp_s)
 
-    def __iter__(self) -> Iterator[RGBDFrame]:
-        for i in range(len(self)):
-            yield self[i]

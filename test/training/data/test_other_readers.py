@@ -133,3 +133,9 @@ def test_unknown_layout_and_missing_path_are_refused(tmp_path):
         detect_layout(tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         detect_layout(tmp_path / "missing")
+
+
+def test_idx_header_promising_more_dimensions_than_it_holds_is_refused(tmp_path):
+    (tmp_path / "x-idx3-ubyte").write_bytes(bytes([0, 0, 8, 200]) + b"\x00" * 8)
+    with pytest.raises(DataError, match="truncated inside its header"):
+        read_idx(tmp_path / "x-idx3-ubyte")
