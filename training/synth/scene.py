@@ -65,6 +65,8 @@ def make_scene(rng: np.random.Generator) -> Scene:
             else:
                 size = np.full(3, rng.uniform(0.12, 0.45))
             reach = float(np.hypot(size[0], size[1])) if kind == BOX else float(size[0])
+            if np.any(room[:2] <= 2 * reach):  # too large for this room: draw another
+                continue
             xy = rng.uniform(reach, room[:2] - reach)
             if np.linalg.norm(xy - centre) > keep_clear_m + reach:
                 break

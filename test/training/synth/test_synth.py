@@ -34,6 +34,14 @@ def test_rooms_hold_3_to_12_primitives_and_lights():
         assert np.all(scene.room >= 2.4)
 
 
+def test_every_seed_makes_a_room_whose_furniture_fits_inside_it():
+    # seed 3's fourth room once drew a box wider than the room and crashed the generator
+    for seed in range(400):
+        scene = make_scene(np.random.default_rng(seed))
+        for p in scene.primitives:
+            assert np.all(p.centre[:2] > 0) and np.all(p.centre[:2] < scene.room[:2])
+
+
 def test_frames_show_furniture_and_valid_depth_inside_the_room():
     frames = list(generate_scene(0, 0, 5, width=80, height=60))
     for f in frames:
