@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = [
+    "colorize_depth",
     "depth_from_unit_range",
     "depth_to_unit_range",
     "resize_depth",
@@ -108,3 +109,19 @@ def resize_depth(depth_m: np.ndarray, height: int, width: int, min_valid_fractio
     with np.errstate(invalid="ignore", divide="ignore"):
         depth = out[..., 0] / weight
     return np.where(weight >= min_valid_fraction, depth, np.nan).astype(np.float32)
+
+
+# Anchor colours of the depth colour map, near (dark blue) to far (dark red), evenly spaced.
+_DEPTH_COLOURS = np.array([[48, 18, 59], [50, 110, 230], [30, 200, 200], [120, 250, 80],
+                           [240, 200, 40], [240, 100, 20], [122, 4, 3]], dtype=np.float32)
+_DEPTH_LUT = np.stack([np.interp(np.linspace(0, len(_DEPTH_COLOURS) - 1, 256), np.arange(len(_DEPTH_COLOURS)),
+                                 _DEPTH_COLOURS[:, c]) for c in range(3)], axis=-1).round().astype(np.uint8)
+
+
+def colorize_depth(depth_m: np.ndarray, max_depth_m: float) -> np.ndarray:
+    """Depth (H, W) to an rgb8 picture (H, W, 3): blue near, red at ``max_depth_m``; black = no reading."""
+    valid = valid_depth_mask(depth_m)
+    index = np.clip(np.where(valid, depth_m, 0.0) * (255.0 / max_depth_m), 0, 255).astype(np.uint8)
+    rgb = _DEPTH_LUT[index]
+    rgb[~valid] = 0
+    return rgb

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 # name -> (module that provides `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("rgbd_vae_training.synth.command", "write synthetic indoor RGB-D scenes in the NYU layouts"),
+    "train": ("rgbd_vae_training.train.command", "train a VAE or a depth model from a YAML config"),
+    "eval": ("rgbd_vae_training.evaluate", "evaluate a checkpoint: NYU depth protocol or VAE reconstruction"),
     "bench": ("rgbd_vae_training.bench", "measure conversion, backend, pipeline and codec speed"),
     "demo": ("rgbd_vae_training.demo", "run the whole system on synthetic data into demo_out/"),
 }
@@ -46,8 +48,21 @@ def _one_sentence(exc: BaseException) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, letting KEY=VALUE overrides sit anywhere after the subcommand (argparse alone only
+    takes them before the first option)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rgbd_vae_training.synth.generate import write_nyu_mat, write_nyu_raw
@@ -21,3 +23,34 @@ def nyu_mat_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("nyu_mat")
     write_nyu_mat(out, scenes=3, frames=2, seed=7, **SMALL)
     return out
+
+
+# Many short scenes: held-out scenes then differ from the training ones in room, furniture and texture.
+LEARNING = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height": 96}
+
+
+@pytest.fixture(scope="session")
+def learning_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("learning_data")
+    write_nyu_raw(out, **LEARNING)
+    return out
+
+
+def _train_tiny(tmp_path_factory, config_name: str, data) -> "Path":
+    from rgbd_vae_training.train.config import load_config
+    from rgbd_vae_training.train.loop import train
+
+    out = tmp_path_factory.mktemp(config_name)
+    result = train(load_config(config_name), data, out, progress=False)
+    return result.checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_depth_checkpoint(tmp_path_factory, learning_data):
+    """``tiny_depth`` trained as the demo trains it (about a minute on 2 cores)."""
+    return _train_tiny(tmp_path_factory, "tiny_depth", learning_data)
+
+
+@pytest.fixture(scope="session")
+def tiny_vae_checkpoint(tmp_path_factory, learning_data):
+    return _train_tiny(tmp_path_factory, "tiny_vae", learning_data)

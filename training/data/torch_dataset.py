@@ -50,11 +50,14 @@ def centre_square(frame: RGBDFrame) -> RGBDFrame:
 
 class RGBDDataset(Dataset):
     """Samples as tensors: ``rgb`` (3, H, W) and, with depth, ``depth`` (1, H, W) in [-1, 1] and
-    ``valid`` (1, H, W) bool; ``label`` where the reader has one. ``augment`` only for training."""
+    ``valid`` (1, H, W) bool; ``label`` where the reader has one. ``augment`` only for training.
+    ``cache_frames`` keeps each frame as read (small data sets read once, augmented every epoch)."""
 
     def __init__(self, reader, height: int, width: int, max_depth_m: float = 10.0,
-                 augment: Augment | None = None, square_crop: bool = False, seed: int = 0):
+                 augment: Augment | None = None, square_crop: bool = False, seed: int = 0,
+                 cache_frames: bool = False):
         self.reader, self.height, self.width = reader, height, width
+        self.cache = {} if cache_frames else None  # index -> frame as read (before augmentation)
         self.max_depth_m, self.augment, self.square_crop, self.seed = max_depth_m, augment, square_crop, seed
         self.epoch = 0
 
@@ -62,7 +65,12 @@ class RGBDDataset(Dataset):
         return len(self.reader)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        frame = self.reader[index]
+        if self.cache is None:
+            frame = self.reader[index]
+        elif index in self.cache:
+            frame = self.cache[index]
+        else:
+            frame = self.cache[index] = self.reader[index]
         if self.square_crop:
             frame = centre_square(frame)
         if self.augment is not None:

@@ -1,0 +1,86 @@
+"""What every VAE shares: the channel modes, the Gaussian latent head, sampling and the
+named-dict ``forward``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# mode -> (input channels, output channels); channel order RGB then depth
+MODES: dict[str, tuple[int, int]] = {"rgbd": (4, 4), "rgb": (3, 3), "rgb2rgbd": (3, 4)}
+LOGVAR_LIMITS = (-30.0, 20.0)  # keeps exp(logvar) finite in fp16 and fp32
+
+
+@dataclass
+class VAEConfig:
+    """``mode``: 'rgbd' (4 in, 4 out), 'rgb' (3, 3) or 'rgb2rgbd' (RGB in, RGB-D out)."""
+
+    mode: str = "rgbd"
+    image_size: int = 128
+    latent_dim: int = 400
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.image_size <= 0 or self.latent_dim <= 0:
+            raise ValueError(f"image_size and latent_dim must be positive, got {self.image_size} and {self.latent_dim}")
+
+    @property
+    def in_channels(self) -> int:
+        return MODES[self.mode][0]
+
+    @property
+    def out_channels(self) -> int:
+        return MODES[self.mode][1]
+
+
+def check_divisible(size: int, stages: int, what: str = "image_size") -> int:
+    """The spatial size after ``stages`` halvings; an error when ``size`` does not halve evenly."""
+    factor = 2 ** stages
+    if size % factor:
+        raise ValueError(f"{what} {size} is not a multiple of {factor} ({stages} stride-2 stages)")
+    return size // factor
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I)."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class GaussianHead(nn.Module):
+    """Flattened features -> (mu, logvar), two fully connected layers."""
+
+    def __init__(self, features: int, latent_dim: int):
+        super().__init__()
+        self.fc_mu = nn.Linear(features, latent_dim)
+        self.fc_logvar = nn.Linear(features, latent_dim)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = features.flatten(1)  # (B, C*h*w)
+        return self.fc_mu(flat), self.fc_logvar(flat).clamp(*LOGVAR_LIMITS)
+
+
+class VAE(nn.Module):
+    """Subclasses define ``encode(x) -> (mu, logvar)`` and ``decode(z) -> recon`` in [-1, 1].
+
+    ``forward`` samples z while training and uses mu in eval mode, so inference is deterministic.
+    """
+
+    kind = "vae"
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu, logvar = self.encode(x)  # (B, latent) each
+        z = reparameterize(mu, logvar) if self.training else mu
+        return {"recon": self.decode(z), "mu": mu, "logvar": logvar}

@@ -1,0 +1,75 @@
+"""Losses: the ELBO terms, masking, beta warm-up, the depth loss terms, SSIM."""
+
+import math
+
+import pytest
+import torch
+
+from rgbd_vae_training.losses import DepthLoss, ELBOLoss, kl_divergence, ssim_map
+
+
+def test_kl_is_zero_at_the_prior_and_matches_the_closed_form():
+    assert kl_divergence(torch.zeros(2, 5), torch.zeros(2, 5)).tolist() == [0.0, 0.0]
+    mu, logvar = torch.tensor([[1.0, -2.0]]), torch.tensor([[math.log(4.0), 0.0]])
+    # 0.5 * sum(sigma^2 + mu^2 - 1 - log sigma^2) = 0.5 * ((4 + 1 - 1 - ln 4) + (1 + 4 - 1 - 0))
+    expected = 0.5 * ((4 + 1 - 1 - math.log(4)) + 4)
+    assert kl_divergence(mu, logvar).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_elbo_sums_squared_error_per_sample_and_adds_beta_kl():
+    target = torch.zeros(2, 4, 2, 2)
+    out = {"recon": torch.full((2, 4, 2, 2), 0.5), "mu": torch.ones(2, 3), "logvar": torch.zeros(2, 3)}
+    terms = ELBOLoss(beta=2.0)(out, target, None, step=0)
+    assert terms["recon"].item() == pytest.approx(16 * 0.25)  # 16 values of 0.25 per sample
+    assert terms["kl"].item() == pytest.approx(1.5)  # 0.5 * 3 * mu^2
+    assert terms["loss"].item() == pytest.approx(4.0 + 2.0 * 1.5)
+
+
+def test_elbo_ignores_invalid_depth_pixels_whatever_their_value():
+    target = torch.zeros(1, 4, 2, 2)
+    valid = torch.ones(1, 4, 2, 2, dtype=torch.bool)
+    valid[0, 3, 0, 0] = False
+    recon = torch.zeros(1, 4, 2, 2)
+    out = {"recon": recon, "mu": torch.zeros(1, 2), "logvar": torch.zeros(1, 2)}
+    recon[0, 3, 0, 0] = 0.9
+    assert ELBOLoss()(out, target, valid, 0)["loss"].item() == 0.0
+    recon[0, 3, 1, 1] = 0.5
+    assert ELBOLoss()(out, target, valid, 0)["recon"].item() == pytest.approx(0.25)
+
+
+def test_beta_warms_up_linearly():
+    loss = ELBOLoss(beta=0.5, warmup_steps=100)
+    assert [loss.beta_at(s) for s in (0, 50, 100, 1000)] == [0.0, 0.25, 0.5, 0.5]
+    assert ELBOLoss(beta=0.5).beta_at(0) == 0.5
+
+
+def test_depth_loss_is_zero_for_a_perfect_estimate_and_ignores_holes():
+    torch.manual_seed(0)
+    target = torch.rand(2, 1, 16, 16) * 2 - 1
+    valid = torch.rand(2, 1, 16, 16) > 0.2
+    terms = DepthLoss()(target.clone(), target, valid)
+    assert terms["loss"].item() == pytest.approx(0.0, abs=1e-6)
+    wrong_in_holes = torch.where(valid, target, torch.ones_like(target))
+    assert DepthLoss(w_gradient=0.0)(wrong_in_holes, target, valid)["l1"].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_depth_loss_terms_follow_their_weights():
+    target = torch.zeros(1, 1, 8, 8)
+    pred = torch.full((1, 1, 8, 8), 0.2)  # 0.1 off in the [0, 1] scale; flat, so no gradient error
+    valid = torch.ones_like(target, dtype=torch.bool)
+    terms = DepthLoss(w_l1=1.0, w_gradient=1.0, w_ssim=0.0)(pred, target, valid)
+    assert terms["l1"].item() == pytest.approx(0.1, rel=1e-5)
+    assert terms["gradient"].item() == pytest.approx(0.0, abs=1e-7)
+    assert terms["loss"].item() == pytest.approx(0.1, rel=1e-5)
+    ramp = torch.linspace(-1, 1, 8).expand(1, 1, 8, 8)
+    assert DepthLoss()(ramp, target, valid)["gradient"].item() > 0
+
+
+def test_ssim_is_one_for_equal_images_and_the_formula_for_flat_ones():
+    x = torch.rand(1, 3, 20, 20)
+    assert ssim_map(x, x).mean().item() == pytest.approx(1.0, abs=1e-5)
+    a, b = 0.2, 0.6  # flat images: variances 0, so SSIM = (2ab + C1) / (a^2 + b^2 + C1)
+    c1 = 0.01 ** 2
+    expected = (2 * a * b + c1) / (a * a + b * b + c1)
+    got = ssim_map(torch.full((1, 1, 12, 12), a), torch.full((1, 1, 12, 12), b))
+    assert got.mean().item() == pytest.approx(expected, rel=1e-4)

@@ -1,0 +1,55 @@
+"""Training configuration: bundled YAML files, typed KEY=VALUE overrides, clear errors."""
+
+import pytest
+
+from rgbd_vae_ros.models import build_model
+from rgbd_vae_training.train.config import CONFIG_DIR, ConfigError, load_config
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_bundled_config_loads_and_builds_its_model(path):
+    config = load_config(path)
+    model = build_model(config.model_name, config.model)
+    assert model.kind == config.task
+
+
+def test_one_bundled_config_per_model_plus_the_tiny_ones():
+    from rgbd_vae_ros.models import model_names
+
+    assert {p.stem for p in CONFIG_DIR.glob("*.yaml")} == set(model_names()) | {"tiny_vae", "tiny_depth"}
+
+
+def test_overrides_keep_their_types_and_reach_every_section():
+    config = load_config("tiny_vae", ["train.lr=1e-3", "model.widths=[8, 16]", "model.image_size=16",
+                                      "loss.beta=2", "train.augment=false"])
+    assert config.train.lr == 1e-3 and isinstance(config.train.lr, float)
+    assert config.model.widths == (8, 16) and config.model.image_size == 16
+    assert config.loss.beta == 2.0 and config.train.augment is False
+    assert config.to_dict()["model"]["name"] == "conv_vae"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["lr=1"], "must start with model., train. or loss."),
+    (["train.lr"], "is not KEY=VALUE"),
+    (["train.learning_rate=1"], "train has no setting 'learning_rate'"),
+    (["train.batch_size=two"], "train.batch_size must be int, got 'two'"),
+    (["train.batch_size=0"], "batch_size must be at least 1"),
+    (["model.name=nope"], "unknown model 'nope'"),
+    (["loss.w_l1=1"], "loss has no setting 'w_l1'"),
+])
+def test_bad_overrides_are_one_clear_sentence(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("tiny_vae", overrides)
+
+
+def test_wrong_task_missing_file_and_bad_yaml_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="is for task 'vae', not 'depth'"):
+        load_config("tiny_vae", task="depth")
+    with pytest.raises(ConfigError, match="neither a file nor a bundled config"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "mixed.yaml").write_text("task: vae\nmodel: {name: unet_depth}\n")
+    with pytest.raises(ConfigError, match="model 'unet_depth' cannot be trained as task 'vae'"):
+        load_config(tmp_path / "mixed.yaml")
+    (tmp_path / "bad.yaml").write_text("task: [vae\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(tmp_path / "bad.yaml")

@@ -1,0 +1,119 @@
+"""The training loop on small NYU-layout data: checkpoints, exact resume, NaN guard, seeds, torchrun."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
+from rgbd_vae_training.cli import main as cli
+from rgbd_vae_training.train.config import load_config
+from rgbd_vae_training.train.loop import TrainingError, train
+
+# conv_vae small enough for a step in milliseconds; 6 training frames -> 3 steps of 2 per epoch
+FAST = ["model.image_size=32", "model.widths=[8, 16, 16]", "model.latent_dim=8", "train.batch_size=2",
+        "train.epochs=2", "train.log_every=1"]
+
+
+def _config(*extra):
+    return load_config("tiny_vae", [*FAST, *extra])
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_each_epoch_writes_one_checkpoint_that_rebuilds_the_model(nyu_raw_dir, tmp_path):
+    result = train(_config(), nyu_raw_dir, tmp_path, progress=False)
+    assert result.steps == 6 and result.epochs == 2 and len(result.losses) == 6
+    payload = load_checkpoint(result.checkpoint)
+    assert payload["step"] == 6 and payload["model_name"] == "conv_vae"
+    assert payload["config"]["train"]["batch_size"] == 2 and "optimizer" in payload
+    model = model_from_checkpoint(result.checkpoint)
+    assert model.config.image_size == 32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]  # no temp files
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 1000  # scalars and image grids
+
+
+def test_resume_gives_the_same_parameters_as_training_straight_through(nyu_raw_dir, tmp_path):
+    straight = train(_config("train.max_steps=4"), nyu_raw_dir, tmp_path / "a", progress=False)
+    first = train(_config("train.max_steps=2"), nyu_raw_dir, tmp_path / "b", progress=False)
+    assert first.steps == 2  # stopped inside the first epoch (3 steps)
+    resumed = train(_config("train.max_steps=4"), nyu_raw_dir, tmp_path / "b", resume=True, progress=False)
+    assert resumed.steps == 4 and len(resumed.losses) == 2
+    assert resumed.losses == pytest.approx(straight.losses[2:], rel=1e-5)
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    for (ka, sa), (kb, sb) in zip(a["optimizer"]["state"].items(), b["optimizer"]["state"].items()):
+        torch.testing.assert_close(sb["exp_avg_sq"], sa["exp_avg_sq"], rtol=1e-5, atol=1e-9)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(nyu_raw_dir, tmp_path):
+    runs = [train(_config("train.epochs=1", f"train.seed={s}"), nyu_raw_dir, tmp_path / str(i), progress=False)
+            for i, s in enumerate((3, 3, 4))]
+    weights = [load_checkpoint(r.checkpoint)["model"]["head.fc_mu.weight"] for r in runs]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(nyu_raw_dir, tmp_path):
+    good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+    before = _digest(good.checkpoint)
+    with pytest.raises(TrainingError, match="the last good checkpoint .* is kept"):
+        train(_config("train.epochs=3", "train.lr=1e38"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+    assert _digest(good.checkpoint) == before
+    assert load_checkpoint(good.checkpoint)["step"] == 3
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(nyu_raw_dir, tmp_path):
+    train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+    with pytest.raises(TrainingError, match="another configuration"):
+        train(_config("model.latent_dim=9"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+    with pytest.raises(TrainingError, match="steps per epoch"):
+        train(_config("train.batch_size=1"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+    with pytest.raises(TrainingError, match="cannot resume: checkpoint .* does not exist"):
+        train(_config(), nyu_raw_dir, tmp_path / "empty", resume=True, progress=False)
+
+
+def test_data_that_cannot_train_the_model_is_a_clear_error(nyu_raw_dir, tmp_path):
+    with pytest.raises(TrainingError, match="fewer than one batch"):
+        train(_config("train.batch_size=64"), nyu_raw_dir, tmp_path, progress=False)
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+    for i in range(4):
+        Image.new("RGB", (40, 30), (i * 40, 0, 0)).save(images / f"{i}.png")
+    from rgbd_vae_training.train.tasks import TaskError
+    with pytest.raises(TaskError, match="needs depth, but .* holds RGB only; use model.mode=rgb"):
+        train(_config(), images, tmp_path / "out", progress=False)
+    result = train(_config("model.mode=rgb"), images, tmp_path / "rgb", progress=False)  # and RGB-only works
+    assert result.steps == 4
+
+
+def test_cli_refuses_to_overwrite_a_run_and_names_the_way_out(nyu_raw_dir, tmp_path, capsys):
+    args = ["train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_dir), "--out", str(tmp_path), "--no-progress",
+            *FAST, "train.epochs=1"]
+    assert cli(args) == 0
+    assert '"steps": 3' in capsys.readouterr().out
+    assert cli(args) == 1
+    assert "exists; pass --resume to continue it or choose another --out" in capsys.readouterr().err
+    assert cli([*args, "--resume", "train.epochs=2"]) == 0
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6
+    assert cli(["train", "depth", "--config", "tiny_vae", "--data", str(nyu_raw_dir)]) == 1
+    assert "is for task 'vae', not 'depth'" in capsys.readouterr().err
+
+
+def test_torchrun_trains_with_distributed_data_parallel_on_gloo(nyu_raw_dir, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+               "-m", "rgbd_vae_training.cli", "train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_dir),
+               "--out", str(tmp_path), "--no-progress", *FAST, "train.epochs=1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["distributed"] == "gloo" and payload["step"] == 3
+    assert not any(k.startswith("module.") for k in payload["model"])  # saved without the DDP wrapper

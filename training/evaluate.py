@@ -1,0 +1,193 @@
+"""``rgbd-vae eval {vae,depth} --checkpoint FILE --data PATH [--out DIR]``: metrics JSON + PNG figure.
+
+Depth models are scored with the NYU protocol (:mod:`.metrics`) on the data set's test split at
+the ground truth's own resolution, next to a baseline that predicts the mean training depth
+everywhere. VAEs are scored at the model resolution: RGB PSNR/SSIM, depth RMSE/AbsRel in metres,
+KL, bytes per latent, next to a baseline that outputs the mean training image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+FIGURE_SAMPLES = 4
+BATCH = 8
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", choices=("vae", "depth"), help="what the checkpoint is scored as")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by rgbd-vae train")
+    parser.add_argument("--data", required=True, help="data set with a test split (SPEC §6)")
+    parser.add_argument("--out", default=None, help="output folder (default: eval/ beside the checkpoint)")
+    parser.add_argument("--limit", type=int, default=0, help="score at most this many test frames")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "eval"
+    result = evaluate(args.task, args.checkpoint, args.data, out, limit=args.limit)
+    print(json.dumps(result["summary"]))
+    return 0
+
+
+def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -> dict:
+    from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
+
+    from .figures import write_png
+    from .io import atomic_write_text
+
+    payload = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(payload)
+    max_depth_m = float(payload.get("config", {}).get("train", {}).get("max_depth_m", 10.0))
+    if task == "depth":
+        result, figure = _evaluate_depth(model, data, max_depth_m, limit)
+    else:
+        result, figure = _evaluate_vae(model, payload, data, max_depth_m, limit)
+    result["checkpoint"] = str(checkpoint)
+    result["model"] = payload["model_name"]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2, allow_nan=False, default=_finite) + "\n")
+    write_png(out / "figure.png", figure)
+    result["summary"] = {"model": payload["model_name"], "images": result["images"],
+                         "metrics": str(out / "metrics.json"), "figure": str(out / "figure.png")}
+    return result
+
+
+def _finite(value):
+    raise TypeError(f"{value!r} is not JSON")
+
+
+def _json_number(value: float) -> float | None:
+    return None if not math.isfinite(value) else value
+
+
+def depth_predictor(model, max_depth_m: float):
+    """A function from RGB uint8 (B, H, W, 3) at the model size to metres (B, H, W)."""
+    import torch
+
+    from rgbd_vae_ros.processing import depth_from_unit_range, rgb_to_unit_range
+
+    if model.kind == "vae" and model.config.mode != "rgb2rgbd":
+        raise ValueError(f"a {model.config.mode!r} VAE does not estimate depth from RGB; "
+                         "evaluate it with 'eval vae' or train an rgb2rgbd / depth model")
+
+    def predict(rgb_u8: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(rgb_to_unit_range(rgb_u8)).permute(0, 3, 1, 2)  # (B, 3, H, W)
+        with torch.no_grad():
+            out = model(x)
+        unit = out["depth"][:, 0] if "depth" in out else out["recon"][:, 3]
+        return depth_from_unit_range(unit.numpy(), max_depth_m)
+
+    return predict
+
+
+def _model_input_size(model) -> tuple[int, int]:
+    config = model.config
+    if hasattr(config, "input_height"):
+        return config.input_height, config.input_width
+    return config.image_size, config.image_size
+
+
+def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
+    from rgbd_vae_ros.processing import resize_depth, resize_rgb, valid_depth_mask
+
+    from .data import open_dataset
+    from .figures import depth_tile, tile_grid
+    from .metrics import average, depth_metrics
+
+    predict = depth_predictor(model, max_depth_m)
+    test, train = open_dataset(data, split="test"), open_dataset(data, split="train")
+    if len(test) == 0:
+        raise ValueError(f"{data!r} has no test frames to evaluate on")
+    baseline_m = _mean_depth(train)
+    height, width = _model_input_size(model)
+    count = min(len(test), limit) if limit else len(test)
+    scores, baseline_scores, rows = [], [], []
+    for start in range(0, count, BATCH):
+        frames = [test[i] for i in range(start, min(start + BATCH, count))]
+        if any(f.depth_m is None for f in frames):
+            raise ValueError(f"{data!r} has test frames without depth")
+        predicted = predict(np.stack([resize_rgb(f.rgb_u8, height, width) for f in frames]))
+        for frame, pred_small in zip(frames, predicted):
+            gt = frame.depth_m
+            pred = resize_depth(pred_small, *gt.shape)
+            scores.append(depth_metrics(pred, gt))
+            baseline_scores.append(depth_metrics(np.full_like(gt, baseline_m), gt))
+            if len(rows) < FIGURE_SAMPLES:
+                rows.append([frame.rgb_u8, depth_tile(np.where(valid_depth_mask(gt), gt, np.nan), max_depth_m),
+                             depth_tile(pred, max_depth_m)])
+    result = {"task": "depth", "protocol": "NYU: gt in (1e-3, 10) m, pred clamped to [1e-3, 10], Eigen crop, "
+                                           "per-image mean", "images": count,
+              "depth": average(scores), "mean_depth_baseline": {"depth_m": baseline_m, **average(baseline_scores)}}
+    return result, tile_grid(rows, tile_height=min(240, rows[0][0].shape[0]))
+
+
+def _mean_depth(reader) -> float:
+    """Mean valid depth over (up to 200 evenly spread) training frames."""
+    from rgbd_vae_ros.processing import valid_depth_mask
+
+    if len(reader) == 0:
+        raise ValueError("the data set has no training frames for the mean-depth baseline")
+    total, pixels = 0.0, 0
+    for i in np.linspace(0, len(reader) - 1, min(200, len(reader))).round().astype(int):
+        depth = reader[int(i)].depth_m
+        valid = valid_depth_mask(depth)
+        total, pixels = total + float(depth[valid].sum()), pixels + int(valid.sum())
+    return total / max(pixels, 1)
+
+
+def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: int):
+    import torch
+
+    from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
+
+    from .figures import tile_grid
+    from .losses import kl_divergence
+    from .metrics import average, depth_error, psnr, ssim
+    from .train.config import config_from_values
+    from .train.tasks import make_task, open_samples
+
+    config = config_from_values(payload["config"])
+    task = make_task(config)
+    test = open_samples(task, data, "test", augment=False)
+    train = open_samples(task, data, "train", augment=False)
+    mean_rgb = rgb_from_unit_range(_mean_sample(train, "rgb").permute(1, 2, 0).numpy())
+    count = min(len(test), limit) if limit else len(test)
+    rgb_psnr, rgb_ssim, depth_scores, kl, baseline_psnr, rows = [], [], [], [], [], []
+    for start in range(0, count, BATCH):
+        batch = torch.utils.data.default_collate([test[i] for i in range(start, min(start + BATCH, count))])
+        prepared = task.prepare(batch, torch.device("cpu"))
+        with torch.no_grad():
+            out = task.forward(model, prepared)
+        kl += kl_divergence(out["mu"], out["logvar"]).tolist()
+        recon, target = out["recon"].permute(0, 2, 3, 1).numpy(), prepared["target"].permute(0, 2, 3, 1).numpy()
+        for i in range(len(recon)):
+            pred_rgb, true_rgb = rgb_from_unit_range(recon[i, ..., :3]), rgb_from_unit_range(target[i, ..., :3])
+            rgb_psnr.append(psnr(pred_rgb, true_rgb))
+            rgb_ssim.append(ssim(pred_rgb, true_rgb))
+            baseline_psnr.append(psnr(mean_rgb, true_rgb))
+            if recon.shape[-1] == 4:
+                true_depth = depth_from_unit_range(target[i, ..., 3], max_depth_m)
+                true_depth[~prepared["valid"][i, 3].numpy()] = np.nan
+                depth_scores.append(depth_error(depth_from_unit_range(recon[i, ..., 3], max_depth_m), true_depth))
+        if len(rows) < FIGURE_SAMPLES:
+            rows += task.panels(out, prepared, FIGURE_SAMPLES - len(rows))
+    latent = model.config.latent_dim
+    result = {"task": "vae", "images": count,
+              "rgb": {"psnr_db": float(np.mean(rgb_psnr)), "ssim": float(np.mean(rgb_ssim))},
+              "depth_m": average(depth_scores) if depth_scores else None,
+              "kl": float(np.mean(kl)), "latent_dim": latent,
+              "bytes_per_latent": {"mu_fp32": 4 * latent, "mu_fp16": 2 * latent, "message_fp32": 8 * latent},
+              "mean_image_baseline": {"psnr_db": float(np.mean(baseline_psnr))}}
+    return result, tile_grid(rows)
+
+
+def _mean_sample(dataset, key: str):
+    import torch
+
+    indices = np.linspace(0, len(dataset) - 1, min(200, len(dataset))).round().astype(int)
+    return torch.stack([dataset[int(i)][key] for i in indices]).mean(dim=0)

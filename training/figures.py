@@ -1,0 +1,45 @@
+"""Picture grids for TensorBoard, ``eval`` figures and the demo report (uint8 RGB, no plotting library)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+from rgbd_vae_ros.processing import colorize_depth, resize_rgb
+
+from .io import atomic_write_bytes
+
+
+def tile_grid(rows: list[list[np.ndarray]], tile_height: int | None = None, pad: int = 2) -> np.ndarray:
+    """Lay (H, W, 3) uint8 tiles out row by row on a white background, each scaled to ``tile_height``."""
+    tile_height = tile_height or max(t.shape[0] for row in rows for t in row)
+
+    def scaled(tile: np.ndarray) -> np.ndarray:
+        width = max(1, round(tile.shape[1] * tile_height / tile.shape[0]))
+        return resize_rgb(tile, tile_height, width)
+
+    rows = [[scaled(t) for t in row] for row in rows]
+    width = max(sum(t.shape[1] + pad for t in row) + pad for row in rows)
+    canvas = np.full((len(rows) * (tile_height + pad) + pad, width, 3), 255, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        x = pad
+        y = pad + r * (tile_height + pad)
+        for tile in row:
+            canvas[y:y + tile_height, x:x + tile.shape[1]] = tile
+            x += tile.shape[1] + pad
+    return canvas
+
+
+def depth_tile(depth_m: np.ndarray, max_depth_m: float) -> np.ndarray:
+    return colorize_depth(depth_m, max_depth_m)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 image as PNG, atomically."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())

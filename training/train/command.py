@@ -1,0 +1,37 @@
+"""``rgbd-vae train {vae,depth} --config FILE --data PATH [--out DIR] [--resume] [KEY=VALUE ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", choices=("vae", "depth"), help="what to train")
+    parser.add_argument("--config", required=True,
+                        help="YAML file, or a bundled config name such as tiny_vae or conv_vae")
+    parser.add_argument("--data", required=True, help="data set: file or folder in any layout of SPEC §6")
+    parser.add_argument("--out", default=None, help="output folder (default runs/<model name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="settings over the config file, e.g. train.lr=1e-4 model.latent_dim=64")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .loop import CHECKPOINT_NAME, TrainingError, train
+
+    config = load_config(args.config, args.overrides, task=args.task)
+    out = Path(args.out or Path("runs") / config.model_name)
+    if (out / CHECKPOINT_NAME).exists() and not args.resume:
+        raise TrainingError(f"{str(out / CHECKPOINT_NAME)!r} exists; pass --resume to continue it "
+                            "or choose another --out")
+    result = train(config, args.data, out, resume=args.resume, progress=False if args.no_progress else None)
+    summary = {"model": config.model_name, "steps": result.steps, "epochs": result.epochs,
+               "first_loss": result.losses[0] if result.losses else None,
+               "last_loss": result.losses[-1] if result.losses else None,
+               "samples_per_s": round(result.samples_per_s, 2), "checkpoint": str(result.checkpoint)}
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,149 @@
+"""Training configuration: a YAML file (``training/configs/``) plus ``KEY=VALUE`` overrides.
+
+Layout of a config file::
+
+    task: vae            # or depth
+    model: {name: conv_vae, latent_dim: 400, ...}   # the model's dataclass fields
+    train: {batch_size: 16, epochs: 10, lr: 2.0e-4, ...}   # TrainSettings
+    loss: {beta: 1.0, warmup_steps: 1000}            # ELBOLoss or DepthLoss fields
+
+An override names a dotted key, ``train.lr=1e-4`` or ``model.latent_dim=64``; its value is
+read as YAML, so numbers, booleans and lists keep their type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rgbd_vae_ros.models import ModelError, config_from_dict
+from rgbd_vae_ros.models.registry import check_field_types
+
+from ..losses import DepthLoss, ELBOLoss
+
+TASKS = {"vae": ELBOLoss, "depth": DepthLoss}
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot run."""
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 16
+    epochs: int = 10
+    max_steps: int = 0  # > 0: stop after this many optimiser steps in all (checkpoint written)
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # > 0: clip the gradient norm
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    log_every: int = 20
+    max_depth_m: float = 10.0
+    augment: bool = True
+    cache_frames: bool = False  # keep frames in memory once read (small data sets)
+    encoder_weights: str = ""  # resnet_vae: torchvision resnet34 weights, a local file
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.max_depth_m <= 0:
+            raise ValueError("lr and max_depth_m must be positive")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device {self.device!r} is not one of auto, cpu, cuda")
+
+
+@dataclass
+class RunConfig:
+    task: str
+    model_name: str
+    model: Any  # the model's config dataclass
+    train: TrainSettings = field(default_factory=TrainSettings)
+    loss: Any = None  # ELBOLoss or DepthLoss
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (stored in checkpoints, loadable with weights_only)."""
+        return {"task": self.task, "model": {"name": self.model_name, **dataclasses.asdict(self.model)},
+                "train": dataclasses.asdict(self.train), "loss": dataclasses.asdict(self.loss)}
+
+
+def resolve_config_path(name: str | os.PathLike) -> Path:
+    """A path as given, or the name of a bundled config (``tiny_vae`` or ``tiny_vae.yaml``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / f"{path.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    bundled = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config {str(name)!r} is neither a file nor a bundled config ({bundled})")
+
+
+def apply_override(values: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {override!r} is not KEY=VALUE")
+    section, dot, name = key.partition(".")
+    if not dot or section not in ("model", "train", "loss"):
+        raise ConfigError(f"override key {key!r} must start with model., train. or loss.")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    values.setdefault(section, {})[name] = value
+
+
+def config_from_values(values: dict[str, Any]) -> RunConfig:
+    task = values.get("task")
+    if task not in TASKS:
+        raise ConfigError(f"config task {task!r} is not one of {', '.join(TASKS)}")
+    model_values = dict(values.get("model") or {})
+    name = model_values.pop("name", None)
+    if not name:
+        raise ConfigError("config has no model.name")
+    try:
+        model = config_from_dict(name, model_values)
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from None
+    is_depth_model = hasattr(model, "input_height")
+    if is_depth_model != (task == "depth"):
+        raise ConfigError(f"model {name!r} cannot be trained as task {task!r}")
+    sections = {"train": (TrainSettings, values.get("train")), "loss": (TASKS[task], values.get("loss"))}
+    built = {}
+    for section, (cls, section_values) in sections.items():
+        try:
+            built[section] = cls(**check_field_types(cls, dict(section_values or {}), section))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+    return RunConfig(task, name, model, built["train"], built["loss"])
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] = (), task: str | None = None) -> RunConfig:
+    """The run configuration of a YAML file with overrides applied; ``task`` must match when given."""
+    path = resolve_config_path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {str(path)!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config {str(path)!r} is not a mapping of sections")
+    for override in overrides:
+        apply_override(values, override)
+    config = config_from_values(values)
+    if task is not None and config.task != task:
+        raise ConfigError(f"config {str(path)!r} is for task {config.task!r}, not {task!r}")
+    return config

@@ -1,0 +1,229 @@
+"""The training loop: deterministic batches, checkpoints each epoch, exact resume, NaN guard,
+AMP on CUDA, DistributedDataParallel under ``torchrun``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint, load_torchvision_resnet34
+from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
+
+from ..figures import tile_grid
+from ..io import atomic_output
+from .config import RunConfig
+from .tasks import make_task, open_samples
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, a checkpoint that does not match)."""
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: int
+    losses: list[float] = field(default_factory=list)  # per step, this run only
+    samples_per_s: float = 0.0
+    checkpoint: Path | None = None
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None  # the process group's backend under torchrun
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _start_distributed(use_cuda: bool) -> _Distributed:
+    """Joins the process group when started by ``torchrun`` (WORLD_SIZE set), else a single process."""
+    if "WORLD_SIZE" not in os.environ:
+        return _Distributed()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
+                        dist.get_backend())
+
+
+def _pick_device(setting: str, local_rank: int) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device is 'cuda' but torch sees no CUDA device")
+    if setting == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def _epoch_batches(size: int, batch_size: int, seed: int, epoch: int, dist: _Distributed) -> list[list[int]]:
+    """This rank's batches of one epoch: a permutation fixed by (seed, epoch), full batches only."""
+    order = np.random.default_rng([seed, epoch]).permutation(size)
+    per_step = batch_size * dist.world_size
+    steps = size // per_step
+    return [order[s * per_step + dist.rank * batch_size:][:batch_size].tolist() for s in range(steps)]
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if not enabled or device.type != "cuda":
+        return nullcontext(), None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
+def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False,
+          progress: bool | None = None) -> TrainResult:
+    """Train ``config`` on ``data``; checkpoints and TensorBoard logs go to ``out``."""
+    settings = config.train
+    out = Path(out)
+    use_cuda = settings.device != "cpu" and torch.cuda.is_available()
+    dist = _start_distributed(use_cuda)
+    device = _pick_device(settings.device, dist.local_rank)
+    torch.manual_seed(settings.seed)
+
+    task = make_task(config)
+    dataset = open_samples(task, data, "train", settings.augment, settings.seed, settings.cache_frames)
+    steps_per_epoch = len(dataset) // (settings.batch_size * dist.world_size)
+    if steps_per_epoch == 0:
+        raise TrainingError(f"{str(data)!r} has {len(dataset)} training samples, fewer than one batch of "
+                            f"{settings.batch_size * dist.world_size}; lower train.batch_size")
+
+    model = build_model(config.model_name, config.model).to(device)
+    if settings.encoder_weights:
+        if config.model_name != "resnet_vae":
+            raise TrainingError("train.encoder_weights applies to resnet_vae only")
+        load_torchvision_resnet34(model, settings.encoder_weights)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=settings.lr, weight_decay=settings.weight_decay)
+    amp_context, scaler = _autocast(device, settings.amp)
+
+    step = 0
+    checkpoint_path = out / CHECKPOINT_NAME
+    if resume:
+        step = _restore(checkpoint_path, config, model, optimizer, scaler, steps_per_epoch)
+    total_steps = settings.epochs * steps_per_epoch
+    if settings.max_steps:
+        total_steps = min(total_steps, settings.max_steps)
+
+    trained = model
+    if dist.backend is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device.index] if use_cuda else None)
+
+    writer = None
+    if dist.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"), purge_step=step if resume else None)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, initial=step, unit="step", disable=(not dist.main) if progress is None else not progress,
+               desc=f"train {config.model_name}", dynamic_ncols=True)
+    result = TrainResult(steps=step, epochs=step // steps_per_epoch)
+    started, samples = time.perf_counter(), 0
+    try:
+        while step < total_steps:
+            epoch, skip = divmod(step, steps_per_epoch)
+            batches = _epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch, dist)[skip:]
+            if hasattr(dataset, "epoch"):
+                dataset.epoch = epoch  # augmentation draws differ per epoch, fixed per (seed, epoch, index)
+            loader = DataLoader(dataset, batch_sampler=batches, num_workers=settings.num_workers,
+                                pin_memory=use_cuda)
+            trained.train()
+            for batch in loader:
+                torch.manual_seed(settings.seed * 1_000_003 + step)  # sampling noise depends on the step only
+                prepared = task.prepare(batch, device)
+                with amp_context:
+                    out_tensors = task.forward(trained, prepared)
+                    terms = task.loss(out_tensors, prepared, step)
+                loss = terms["loss"]
+                if not torch.isfinite(loss):
+                    kept = f"; the last good checkpoint {str(checkpoint_path)!r} is kept" if checkpoint_path.exists() else ""
+                    raise TrainingError(f"the loss became {loss.item()} at step {step}{kept}; "
+                                        "lower train.lr or check the data")
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                if settings.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                step += 1
+                samples += len(prepared["input"]) * dist.world_size
+                result.losses.append(loss.item())
+                bar.update(1)
+                if writer is not None and (step % settings.log_every == 0 or step == 1):
+                    for name, value in terms.items():
+                        writer.add_scalar(f"{task.name}/{name}", float(value.detach()), step)
+                    writer.add_scalar("train/samples_per_s", samples / (time.perf_counter() - started), step)
+                    bar.set_postfix(loss=f"{loss.item():.4g}")
+                if step >= total_steps:
+                    break
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise TrainingError(f"the weights stopped being finite by step {step}; the last good checkpoint "
+                                    "is kept; lower train.lr")
+            if dist.main:
+                _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend)
+                if writer is not None:
+                    grid = tile_grid(task.panels(out_tensors, prepared))
+                    writer.add_image(f"{task.name}/samples", grid, step, dataformats="HWC")
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    result.steps, result.epochs = step, math.ceil(step / steps_per_epoch)
+    result.samples_per_s = samples / max(time.perf_counter() - started, 1e-9)
+    result.checkpoint = checkpoint_path
+    return result
+
+
+def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, steps_per_epoch: int,
+          distributed: str | None) -> None:
+    payload = checkpoint_payload(model, config=config.to_dict(), optimizer=optimizer.state_dict(),
+                                 scaler=None if scaler is None else scaler.state_dict(),
+                                 step=step, steps_per_epoch=steps_per_epoch, distributed=distributed)
+    with atomic_output(path) as f:
+        save_checkpoint(payload, f)
+
+
+def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_epoch: int) -> int:
+    try:
+        payload = load_checkpoint(path)
+    except ModelError as exc:
+        raise TrainingError(f"cannot resume: {exc}") from None
+    if payload["model_name"] != config.model_name or payload["model_config"] != dataclasses.asdict(config.model):
+        raise TrainingError(f"cannot resume: {str(path)!r} holds a {payload['model_name']!r} model with another "
+                            "configuration than this run")
+    if payload.get("steps_per_epoch") != steps_per_epoch:
+        raise TrainingError(f"cannot resume: the checkpoint had {payload.get('steps_per_epoch')} steps per epoch, "
+                            f"this run has {steps_per_epoch}; keep the data and train.batch_size")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    for group in optimizer.param_groups:  # a resumed run may change these on purpose
+        group["lr"], group["weight_decay"] = config.train.lr, config.train.weight_decay
+    if scaler is not None and payload.get("scaler"):
+        scaler.load_state_dict(payload["scaler"])
+    return int(payload["step"])

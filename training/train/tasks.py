@@ -1,0 +1,135 @@
+"""What a batch means to each kind of model: its input, its target, its loss, its pictures."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
+
+from ..figures import depth_tile
+
+
+class TaskError(ValueError):
+    """Data that the model cannot be trained or evaluated on."""
+
+
+def _rgb_tiles(images: torch.Tensor) -> list[np.ndarray]:
+    return [rgb_from_unit_range(t.permute(1, 2, 0).float().cpu().numpy()) for t in images]
+
+
+def _depth_tiles(depth_unit: torch.Tensor, max_depth_m: float, valid: torch.Tensor | None = None) -> list[np.ndarray]:
+    tiles = []
+    for i, t in enumerate(depth_unit):
+        depth_m = depth_from_unit_range(t[0].float().cpu().numpy(), max_depth_m)
+        if valid is not None:
+            depth_m[~valid[i, 0].cpu().numpy()] = np.nan
+        tiles.append(depth_tile(depth_m, max_depth_m))
+    return tiles
+
+
+class VAETask:
+    """Input and target by the model's mode (RGB first, then depth); the loss masks missing depth."""
+
+    name = "vae"
+
+    def __init__(self, model_config, loss, max_depth_m: float):
+        self.config, self.loss_fn, self.max_depth_m = model_config, loss, max_depth_m
+        self.needs_depth = model_config.mode in ("rgbd", "rgb2rgbd")
+        self.conditional = getattr(model_config, "num_classes", 0) > 0
+
+    def image_size(self) -> tuple[int, int]:
+        return self.config.image_size, self.config.image_size
+
+    def check_sample(self, sample: dict, source: str) -> None:
+        if self.needs_depth and "depth" not in sample:
+            raise TaskError(f"model mode {self.config.mode!r} needs depth, but {source!r} holds RGB only; "
+                            "use model.mode=rgb")
+        if self.conditional and "label" not in sample:
+            raise TaskError(f"a conditional model needs class labels, but {source!r} has none")
+
+    def prepare(self, batch: dict, device: torch.device) -> dict:
+        rgb = batch["rgb"].to(device, non_blocking=True)  # (B, 3, H, W)
+        prepared = {"label": batch["label"].to(device) if self.conditional else None}
+        if self.needs_depth:
+            depth = batch["depth"].to(device, non_blocking=True)  # (B, 1, H, W)
+            valid = batch["valid"].to(device, non_blocking=True)
+            rgbd = torch.cat([rgb, depth], dim=1)
+            prepared["input"] = rgbd if self.config.mode == "rgbd" else rgb
+            prepared["target"] = rgbd
+            prepared["valid"] = torch.cat([torch.ones_like(rgb, dtype=torch.bool), valid], dim=1)
+        else:
+            prepared.update(input=rgb, target=rgb, valid=None)
+        return prepared
+
+    def forward(self, model, prepared: dict) -> dict:
+        if self.conditional:
+            return model(prepared["input"], prepared["label"])
+        return model(prepared["input"])
+
+    def loss(self, out: dict, prepared: dict, step: int) -> dict:
+        return self.loss_fn(out, prepared["target"], prepared["valid"], step)
+
+    def panels(self, out: dict, prepared: dict, count: int = 4) -> list[list[np.ndarray]]:
+        """Columns: input RGB, reconstructed RGB, and with depth the true and reconstructed depth."""
+        target, recon = prepared["target"][:count], out["recon"][:count].detach()
+        columns = [_rgb_tiles(target[:, :3]), _rgb_tiles(recon[:, :3])]
+        if target.shape[1] == 4:
+            valid = prepared["valid"][:count, 3:]
+            columns += [_depth_tiles(target[:, 3:], self.max_depth_m, valid), _depth_tiles(recon[:, 3:], self.max_depth_m)]
+        return [list(row) for row in zip(*columns)]
+
+
+class DepthTask:
+    """RGB in, depth out; the loss counts valid pixels only."""
+
+    name = "depth"
+
+    def __init__(self, model_config, loss, max_depth_m: float):
+        self.config, self.loss_fn, self.max_depth_m = model_config, loss, max_depth_m
+
+    def image_size(self) -> tuple[int, int]:
+        return self.config.input_height, self.config.input_width
+
+    def check_sample(self, sample: dict, source: str) -> None:
+        if "depth" not in sample:
+            raise TaskError(f"a depth model needs ground-truth depth, but {source!r} holds RGB only")
+
+    def prepare(self, batch: dict, device: torch.device) -> dict:
+        return {"input": batch["rgb"].to(device, non_blocking=True),
+                "target": batch["depth"].to(device, non_blocking=True),
+                "valid": batch["valid"].to(device, non_blocking=True)}
+
+    def forward(self, model, prepared: dict) -> dict:
+        return model(prepared["input"])
+
+    def loss(self, out: dict, prepared: dict, step: int) -> dict:
+        return self.loss_fn(out["depth"], prepared["target"], prepared["valid"])
+
+    def panels(self, out: dict, prepared: dict, count: int = 4) -> list[list[np.ndarray]]:
+        """Columns: input RGB, true depth, estimated depth."""
+        columns = [_rgb_tiles(prepared["input"][:count]),
+                   _depth_tiles(prepared["target"][:count], self.max_depth_m, prepared["valid"][:count]),
+                   _depth_tiles(out["depth"][:count].detach(), self.max_depth_m)]
+        return [list(row) for row in zip(*columns)]
+
+
+def make_task(config):
+    """The task object of a :class:`RunConfig`."""
+    cls = VAETask if config.task == "vae" else DepthTask
+    return cls(config.model, config.loss, config.train.max_depth_m)
+
+
+def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bool = False):
+    """The samples of ``split`` at the model's input size, checked to suit the task."""
+    from ..data.detect import detect_layout, open_dataset
+    from ..data.torch_dataset import Augment, RGBDDataset
+
+    reader = open_dataset(path, split=split)
+    if len(reader) == 0:
+        raise TaskError(f"{str(path)!r} has no {split} samples")
+    height, width = task.image_size()
+    dataset = RGBDDataset(reader, height, width, task.max_depth_m, Augment() if augment else None,
+                          square_crop=detect_layout(path) == "image-folder", seed=seed, cache_frames=cache)
+    task.check_sample(dataset[0], str(path))
+    return dataset
