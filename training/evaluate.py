@@ -96,7 +96,7 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     from rgbd_vae_ros.processing import resize_depth, resize_rgb, valid_depth_mask
 
     from .data import open_dataset
-    from .figures import depth_tile, tile_grid
+    from .figures import depth_scale_m, depth_tile, tile_grid
     from .metrics import average, depth_metrics
 
     predict = depth_predictor(model, max_depth_m)
@@ -106,20 +106,22 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     baseline_m = _mean_depth(train)
     height, width = _model_input_size(model)
     count = min(len(test), limit) if limit else len(test)
+    shown = set(np.linspace(0, count - 1, min(FIGURE_SAMPLES, count)).round().astype(int).tolist())
     scores, baseline_scores, rows = [], [], []
     for start in range(0, count, BATCH):
         frames = [test[i] for i in range(start, min(start + BATCH, count))]
         if any(f.depth_m is None for f in frames):
             raise ValueError(f"{data!r} has test frames without depth")
         predicted = predict(np.stack([resize_rgb(f.rgb_u8, height, width) for f in frames]))
-        for frame, pred_small in zip(frames, predicted):
+        for index, (frame, pred_small) in enumerate(zip(frames, predicted), start=start):
             gt = frame.depth_m
             pred = resize_depth(pred_small, *gt.shape)
             scores.append(depth_metrics(pred, gt))
             baseline_scores.append(depth_metrics(np.full_like(gt, baseline_m), gt))
-            if len(rows) < FIGURE_SAMPLES:
-                rows.append([frame.rgb_u8, depth_tile(np.where(valid_depth_mask(gt), gt, np.nan), max_depth_m),
-                             depth_tile(pred, max_depth_m)])
+            if index in shown:
+                rows.append((frame.rgb_u8, np.where(valid_depth_mask(gt), gt, np.nan), pred))
+    scale_m = depth_scale_m([gt for _, gt, _ in rows], max_depth_m)
+    rows = [[rgb, depth_tile(gt, scale_m), depth_tile(pred, scale_m)] for rgb, gt, pred in rows]
     result = {"task": "depth", "protocol": "NYU: gt in (1e-3, 10) m, pred clamped to [1e-3, 10], Eigen crop, "
                                            "per-image mean", "images": count,
               "depth": average(scores), "mean_depth_baseline": {"depth_m": baseline_m, **average(baseline_scores)}}

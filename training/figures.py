@@ -32,6 +32,14 @@ def tile_grid(rows: list[list[np.ndarray]], tile_height: int | None = None, pad:
     return canvas
 
 
+def depth_scale_m(depths_m: list[np.ndarray], max_depth_m: float) -> float:
+    """A figure's colour scale: the 99th percentile of its true depth, rounded up to 0.5 m."""
+    values = np.concatenate([d[np.isfinite(d) & (d > 0)] for d in depths_m] or [np.zeros(0)])
+    if values.size == 0:
+        return max_depth_m
+    return float(min(max_depth_m, np.ceil(np.percentile(values, 99) * 2) / 2))
+
+
 def depth_tile(depth_m: np.ndarray, max_depth_m: float) -> np.ndarray:
     return colorize_depth(depth_m, max_depth_m)
 

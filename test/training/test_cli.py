@@ -61,6 +61,18 @@ def test_bench_conversion_reports_every_case_and_writes_json(tmp_path):
     assert not list(out.parent.glob(".*.tmp")), "a temporary file was left behind"
 
 
+def test_bench_training_reports_samples_per_second_per_model(tmp_path):
+    out = tmp_path / "training.json"
+    result = run_cli("bench", "training", "--models", "fc_vae", "cvae", "--runs", "2", "--batch", "4", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["results"]
+    assert [r["model"] for r in rows] == ["fc_vae", "cvae"]
+    assert all(r["samples_per_s"] > 0 and r["batch"] == 4 for r in rows)
+    assert "fc_vae" in result.stdout and "samples/s" in result.stdout
+    bad = run_cli("bench", "training", "--models", "nope")
+    assert bad.returncode == 1 and "unknown model 'nope'" in bad.stderr
+
+
 def test_demo_runs_what_exists_and_names_what_is_missing(tmp_path):
     result = run_cli("demo", "--out", str(tmp_path / "demo_out"))
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 from rgbd_vae_training.io import atomic_write_text
 
 # Benchmarks that exist; the others say which part of the project brings them.
-_BENCHMARKS = ("conversion",)
+_BENCHMARKS = ("conversion", "training")
 _PENDING = {
     "backends": "arrives with the ONNX export and inference backends",
     "pipeline": "arrives with the ROS 2 nodes",
@@ -20,7 +20,11 @@ _PENDING = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("benchmark", choices=[*_BENCHMARKS, *_PENDING], help="what to measure")
-    parser.add_argument("--runs", type=int, default=200, help="timed runs per case after warm-up (default 200)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="timed runs per case after warm-up (default 200; training: 5 steps)")
+    parser.add_argument("--models", nargs="+", default=None, help="training: the models to time (default all)")
+    parser.add_argument("--batch", type=int, default=8, help="training: batch size (default 8)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training: where to run")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
 
 
@@ -32,16 +36,34 @@ def machine_description() -> dict:
 def run(args: argparse.Namespace) -> int:
     if args.benchmark in _PENDING:
         raise RuntimeError(f"benchmark {args.benchmark!r} is not available yet; it {_PENDING[args.benchmark]}")
-    if args.runs < 1:
+    if args.runs is not None and args.runs < 1:
         raise ValueError(f"--runs is {args.runs}; expected at least 1")
-    from .conversion import bench_conversion
-    from .timing import format_table
+    if args.benchmark == "training":
+        results = _training(args)
+    else:
+        from .conversion import bench_conversion
+        from .timing import format_table
 
-    timings = bench_conversion(runs=args.runs)
-    print(f"message conversion, one 640x480 frame, {args.runs} runs each ({platform.machine()}):")
-    print(format_table(timings))
+        runs = args.runs or 200
+        timings = bench_conversion(runs=runs)
+        print(f"message conversion, one 640x480 frame, {runs} runs each ({platform.machine()}):")
+        print(format_table(timings))
+        results = [t.as_dict() for t in timings]
     if args.json:
-        result = {"benchmark": "conversion", "machine": machine_description(),
-                  "results": [t.as_dict() for t in timings]}
+        result = {"benchmark": args.benchmark, "machine": machine_description(), "results": results}
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _training(args: argparse.Namespace) -> list[dict]:
+    from rgbd_vae_ros.models import model_names
+
+    from .training import bench_training, format_rows
+
+    unknown = sorted(set(args.models or []) - set(model_names()))
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}; expected some of {', '.join(model_names())}")
+    rows = bench_training(args.models, batch=args.batch, steps=args.runs or 5, device=args.device)
+    print(f"training throughput, default configs, batch {args.batch}, median of {args.runs or 5} steps:")
+    print(format_rows(rows))
+    return rows

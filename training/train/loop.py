@@ -79,12 +79,30 @@ def _epoch_batches(size: int, batch_size: int, seed: int, epoch: int, dist: _Dis
     return [order[s * per_step + dist.rank * batch_size:][:batch_size].tolist() for s in range(steps)]
 
 
-def _autocast(device: torch.device, enabled: bool):
+def autocast_for(device: torch.device, enabled: bool):
     if not enabled or device.type != "cuda":
         return nullcontext(), None
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return torch.autocast("cuda", dtype=dtype), scaler
+
+
+def optimizer_step(loss: torch.Tensor, optimizer, scaler=None, grad_clip: float = 0.0) -> None:
+    """Backward and one update, through the AMP gradient scaler when there is one."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    if grad_clip > 0:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
 
 
 def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False,
@@ -111,7 +129,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         load_torchvision_resnet34(model, settings.encoder_weights)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=settings.lr, weight_decay=settings.weight_decay)
-    amp_context, scaler = _autocast(device, settings.amp)
+    amp_context, scaler = autocast_for(device, settings.amp)
 
     step = 0
     checkpoint_path = out / CHECKPOINT_NAME
@@ -158,19 +176,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                     kept = f"; the last good checkpoint {str(checkpoint_path)!r} is kept" if checkpoint_path.exists() else ""
                     raise TrainingError(f"the loss became {loss.item()} at step {step}{kept}; "
                                         "lower train.lr or check the data")
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if settings.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                optimizer_step(loss, optimizer, scaler, settings.grad_clip)
                 step += 1
                 samples += len(prepared["input"]) * dist.world_size
                 result.losses.append(loss.item())

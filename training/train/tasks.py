@@ -7,7 +7,7 @@ import torch
 
 from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
 
-from ..figures import depth_tile
+from ..figures import depth_scale_m, depth_tile
 
 
 class TaskError(ValueError):
@@ -18,14 +18,21 @@ def _rgb_tiles(images: torch.Tensor) -> list[np.ndarray]:
     return [rgb_from_unit_range(t.permute(1, 2, 0).float().cpu().numpy()) for t in images]
 
 
-def _depth_tiles(depth_unit: torch.Tensor, max_depth_m: float, valid: torch.Tensor | None = None) -> list[np.ndarray]:
-    tiles = []
+def _depth_m(depth_unit: torch.Tensor, max_depth_m: float, valid: torch.Tensor | None = None) -> list[np.ndarray]:
+    """(B, 1, H, W) normalised depth to metres per sample, NaN where ``valid`` is False."""
+    depths = []
     for i, t in enumerate(depth_unit):
         depth_m = depth_from_unit_range(t[0].float().cpu().numpy(), max_depth_m)
         if valid is not None:
             depth_m[~valid[i, 0].cpu().numpy()] = np.nan
-        tiles.append(depth_tile(depth_m, max_depth_m))
-    return tiles
+        depths.append(depth_m)
+    return depths
+
+
+def _depth_columns(true_m: list[np.ndarray], estimated_m: list[np.ndarray], max_depth_m: float) -> list[list[np.ndarray]]:
+    """Two columns of coloured depth on one scale, set by the true depth."""
+    scale = depth_scale_m(true_m, max_depth_m)
+    return [[depth_tile(d, scale) for d in true_m], [depth_tile(d, scale) for d in estimated_m]]
 
 
 class VAETask:
@@ -75,8 +82,8 @@ class VAETask:
         target, recon = prepared["target"][:count], out["recon"][:count].detach()
         columns = [_rgb_tiles(target[:, :3]), _rgb_tiles(recon[:, :3])]
         if target.shape[1] == 4:
-            valid = prepared["valid"][:count, 3:]
-            columns += [_depth_tiles(target[:, 3:], self.max_depth_m, valid), _depth_tiles(recon[:, 3:], self.max_depth_m)]
+            true_m = _depth_m(target[:, 3:], self.max_depth_m, prepared["valid"][:count, 3:])
+            columns += _depth_columns(true_m, _depth_m(recon[:, 3:], self.max_depth_m), self.max_depth_m)
         return [list(row) for row in zip(*columns)]
 
 
@@ -108,9 +115,9 @@ class DepthTask:
 
     def panels(self, out: dict, prepared: dict, count: int = 4) -> list[list[np.ndarray]]:
         """Columns: input RGB, true depth, estimated depth."""
+        true_m = _depth_m(prepared["target"][:count], self.max_depth_m, prepared["valid"][:count])
         columns = [_rgb_tiles(prepared["input"][:count]),
-                   _depth_tiles(prepared["target"][:count], self.max_depth_m, prepared["valid"][:count]),
-                   _depth_tiles(out["depth"][:count].detach(), self.max_depth_m)]
+                   *_depth_columns(true_m, _depth_m(out["depth"][:count].detach(), self.max_depth_m), self.max_depth_m)]
         return [list(row) for row in zip(*columns)]
 
 

@@ -1,0 +1,48 @@
+"""``rgbd-vae eval`` and the learning checks: tiny models trained on synthetic scenes beat the
+trivial baselines on held-out scenes."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rgbd_vae_training.cli import main as cli
+from rgbd_vae_training.evaluate import evaluate
+from rgbd_vae_training.metrics import DEPTH_KEYS
+
+
+def test_tiny_depth_beats_the_mean_depth_baseline_on_held_out_scenes(tiny_depth_checkpoint, learning_data, tmp_path):
+    result = evaluate("depth", tiny_depth_checkpoint, learning_data, tmp_path)
+    model, baseline = result["depth"], result["mean_depth_baseline"]
+    print(f"\ntiny_depth AbsRel {model['abs_rel']:.3f} vs mean depth {baseline['abs_rel']:.3f} on {result['images']} frames")
+    assert result["images"] >= 30
+    assert model["abs_rel"] < baseline["abs_rel"]
+    assert model["rmse"] < baseline["rmse"]
+
+
+def test_tiny_vae_beats_the_mean_image_baseline_psnr(tiny_vae_checkpoint, learning_data, tmp_path):
+    result = evaluate("vae", tiny_vae_checkpoint, learning_data, tmp_path)
+    print(f"\ntiny_vae PSNR {result['rgb']['psnr_db']:.2f} dB vs mean image {result['mean_image_baseline']['psnr_db']:.2f} dB")
+    assert result["rgb"]["psnr_db"] > result["mean_image_baseline"]["psnr_db"]
+    assert 0 < result["rgb"]["ssim"] <= 1 and result["kl"] > 0
+    assert result["depth_m"]["rmse"] < 10 and result["bytes_per_latent"]["mu_fp32"] == 4 * result["latent_dim"]
+
+
+def test_eval_writes_metrics_json_and_a_figure(tiny_depth_checkpoint, learning_data, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert cli(["eval", "depth", "--checkpoint", str(tiny_depth_checkpoint), "--data", str(learning_data),
+                "--out", str(out), "--limit", "5"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 5 and set(DEPTH_KEYS) <= set(metrics["depth"])
+    figure = np.asarray(Image.open(out / "figure.png"))
+    assert figure.ndim == 3 and figure.shape[0] > 100 and figure.std() > 10
+    assert str(out / "metrics.json") in capsys.readouterr().out
+
+
+def test_eval_names_what_is_wrong(tiny_vae_checkpoint, learning_data, tmp_path, capsys):
+    assert cli(["eval", "depth", "--checkpoint", str(tiny_vae_checkpoint), "--data", str(learning_data),
+                "--out", str(tmp_path)]) == 1
+    assert "does not estimate depth from RGB" in capsys.readouterr().err
+    assert cli(["eval", "vae", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(learning_data)]) == 1
+    assert "does not exist" in capsys.readouterr().err
