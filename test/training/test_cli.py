@@ -73,9 +73,19 @@ def test_bench_training_reports_samples_per_second_per_model(tmp_path):
     assert bad.returncode == 1 and "unknown model 'nope'" in bad.stderr
 
 
-def test_demo_runs_what_exists_and_names_what_is_missing(tmp_path):
+def test_demo_reuses_its_models_runs_what_exists_and_names_what_is_missing(tmp_path, tiny_depth_checkpoint,
+                                                                            tiny_vae_checkpoint):
+    import shutil
+
+    for task, checkpoint in (("depth", tiny_depth_checkpoint), ("vae", tiny_vae_checkpoint)):
+        (tmp_path / "demo_out" / "models" / task).mkdir(parents=True)
+        shutil.copy(checkpoint, tmp_path / "demo_out" / "models" / task / "checkpoint.pt")
     result = run_cli("demo", "--out", str(tmp_path / "demo_out"))
     assert result.returncode == 0, result.stderr
+    assert result.stdout.count("demo: reusing") == 2 and "training tiny" not in result.stdout
+    metrics = json.loads((tmp_path / "demo_out" / "eval" / "depth" / "metrics.json").read_text())
+    assert metrics["depth"]["abs_rel"] < metrics["mean_depth_baseline"]["abs_rel"]
+    assert (tmp_path / "demo_out" / "eval" / "vae" / "figure.png").is_file()
     assert (tmp_path / "demo_out" / "bench_conversion.json").is_file()
     assert len(list((tmp_path / "demo_out" / "data" / "nyu_raw").glob("*/d-*.pgm"))) == 30
     assert "not built yet" in result.stdout

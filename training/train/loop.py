@@ -122,13 +122,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         raise TrainingError(f"{str(data)!r} has {len(dataset)} training samples, fewer than one batch of "
                             f"{settings.batch_size * dist.world_size}; lower train.batch_size")
 
-    model = build_model(config.model_name, config.model).to(device)
-    if settings.encoder_weights:
-        if config.model_name != "resnet_vae":
-            raise TrainingError("train.encoder_weights applies to resnet_vae only")
-        load_torchvision_resnet34(model, settings.encoder_weights)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=settings.lr, weight_decay=settings.weight_decay)
+    model, optimizer = _build(config, device)
     amp_context, scaler = autocast_for(device, settings.amp)
 
     step = 0
@@ -182,9 +176,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                 result.losses.append(loss.item())
                 bar.update(1)
                 if writer is not None and (step % settings.log_every == 0 or step == 1):
-                    for name, value in terms.items():
-                        writer.add_scalar(f"{task.name}/{name}", float(value.detach()), step)
-                    writer.add_scalar("train/samples_per_s", samples / (time.perf_counter() - started), step)
+                    _log_scalars(writer, task.name, terms, samples / (time.perf_counter() - started), step)
                     bar.set_postfix(loss=f"{loss.item():.4g}")
                 if step >= total_steps:
                     break
@@ -200,10 +192,35 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         bar.close()
         if writer is not None:
             writer.close()
+        if dist.backend is not None:
+            _destroy_process_group()
     result.steps, result.epochs = step, math.ceil(step / steps_per_epoch)
     result.samples_per_s = samples / max(time.perf_counter() - started, 1e-9)
     result.checkpoint = checkpoint_path
     return result
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def _build(config: RunConfig, device: torch.device):
+    model = build_model(config.model_name, config.model).to(device)
+    if config.train.encoder_weights:
+        if config.model_name != "resnet_vae":
+            raise TrainingError("train.encoder_weights applies to resnet_vae only")
+        load_torchvision_resnet34(model, config.train.encoder_weights)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.train.lr, weight_decay=config.train.weight_decay)
+    return model, optimizer
+
+
+def _log_scalars(writer, prefix: str, terms: dict, samples_per_s: float, step: int) -> None:
+    for name, value in terms.items():
+        writer.add_scalar(f"{prefix}/{name}", float(value.detach()), step)
+    writer.add_scalar("train/samples_per_s", samples_per_s, step)
 
 
 def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, steps_per_epoch: int,

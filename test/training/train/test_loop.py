@@ -117,3 +117,22 @@ def test_torchrun_trains_with_distributed_data_parallel_on_gloo(nyu_raw_dir, tmp
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert payload["distributed"] == "gloo" and payload["step"] == 3
     assert not any(k.startswith("module.") for k in payload["model"])  # saved without the DDP wrapper
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_dir, tmp_path, monkeypatch):
+    import errno
+
+    from rgbd_vae_training.train import loop
+
+    good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+    before = _digest(good.checkpoint)
+
+    def save_until_the_disk_fills(payload, f):
+        f.write(b"PK\x03\x04" + bytes(1000))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_until_the_disk_fills)
+    with pytest.raises(OSError, match="No space left"):
+        train(_config("train.epochs=2"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+    assert _digest(good.checkpoint) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]
