@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("rgbd_vae_training.synth.command", "write synthetic indoor RGB-D scenes in the NYU layouts"),
     "train": ("rgbd_vae_training.train.command", "train a VAE or a depth model from a YAML config"),
     "eval": ("rgbd_vae_training.evaluate", "evaluate a checkpoint: NYU depth protocol or VAE reconstruction"),
+    "export": ("rgbd_vae_training.export", "export a checkpoint's parts to ONNX with metadata and parity check"),
+    "engine": ("rgbd_vae_training.engine", "build a TensorRT engine from an exported ONNX file"),
     "bench": ("rgbd_vae_training.bench", "measure conversion, backend, pipeline and codec speed"),
     "demo": ("rgbd_vae_training.demo", "run the whole system on synthetic data into demo_out/"),
 }

@@ -10,9 +10,8 @@ from pathlib import Path
 from rgbd_vae_training.io import atomic_write_text
 
 # Benchmarks that exist; the others say which part of the project brings them.
-_BENCHMARKS = ("conversion", "training")
+_BENCHMARKS = ("conversion", "training", "backends")
 _PENDING = {
-    "backends": "arrives with the ONNX export and inference backends",
     "pipeline": "arrives with the ROS 2 nodes",
     "codec": "arrives with the ONNX export and inference backends",
 }
@@ -21,10 +20,12 @@ _PENDING = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("benchmark", choices=[*_BENCHMARKS, *_PENDING], help="what to measure")
     parser.add_argument("--runs", type=int, default=None,
-                        help="timed runs per case after warm-up (default 200; training: 5 steps)")
-    parser.add_argument("--models", nargs="+", default=None, help="training: the models to time (default all)")
+                        help="timed runs per case after warm-up (default 200; backends 50; training 5 steps)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="training / backends: the models to time (default all / conv_vae unet_depth)")
     parser.add_argument("--batch", type=int, default=8, help="training: batch size (default 8)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training: where to run")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="training / backends: where to run")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
 
 
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--runs is {args.runs}; expected at least 1")
     if args.benchmark == "training":
         results = _training(args)
+    elif args.benchmark == "backends":
+        results = _backends(args)
     else:
         from .conversion import bench_conversion
         from .timing import format_table
@@ -55,14 +58,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training(args: argparse.Namespace) -> list[dict]:
+def _check_models(names: list[str] | None) -> None:
     from rgbd_vae_ros.models import model_names
 
-    from .training import bench_training, format_rows
-
-    unknown = sorted(set(args.models or []) - set(model_names()))
+    unknown = sorted(set(names or []) - set(model_names()))
     if unknown:
         raise ValueError(f"unknown model {unknown[0]!r}; expected some of {', '.join(model_names())}")
+
+
+def _backends(args: argparse.Namespace) -> list[dict]:
+    from .backends import bench_backends, format_rows
+
+    _check_models(args.models)
+    runs = args.runs or 50
+    rows = bench_backends(args.models, runs=runs, device=args.device)
+    print(f"backend latency, batch 1, {runs} runs after 5 warm-up runs ({platform.machine()}):")
+    print(format_rows(rows))
+    return rows
+
+
+def _training(args: argparse.Namespace) -> list[dict]:
+    from .training import bench_training, format_rows
+
+    _check_models(args.models)
     rows = bench_training(args.models, batch=args.batch, steps=args.runs or 5, device=args.device)
     print(f"training throughput, default configs, batch {args.batch}, median of {args.runs or 5} steps:")
     print(format_rows(rows))

@@ -10,18 +10,6 @@ from rgbd_vae_ros.models import MODES, ModelError, build_model, config_from_dict
 
 VAES = ["conv_vae", "resnet_vae", "fc_vae", "cvae", "vgg_vae", "rgb2rgbd"]
 
-# Small settings for the learning tests; the shape tests use the defaults.
-SMALL = {
-    "conv_vae": {"image_size": 32, "latent_dim": 16, "widths": (16, 32, 32)},
-    "rgb2rgbd": {"image_size": 32, "latent_dim": 16, "widths": (16, 32, 32)},
-    "vgg_vae": {"image_size": 32, "latent_dim": 16, "widths": (16, 32, 32)},
-    "resnet_vae": {"image_size": 32, "latent_dim": 16, "decoder_widths": (64, 32, 32, 16, 16, 16)},
-    "fc_vae": {"image_size": 16, "latent_dim": 8, "hidden": (128, 64)},
-    "cvae": {"image_size": 16, "latent_dim": 8, "hidden": (128, 64)},
-    "unet_depth": {"input_height": 32, "input_width": 48, "widths": (8, 16, 32), "attention_heads": 2},
-}
-
-
 def _smooth(batch, channels, height, width, generator=None):
     """Images in [-1, 1] with structure a network can learn: random 4x4 patterns, upsampled."""
     coarse = torch.rand(batch, channels, 4, 4, generator=generator) * 2 - 1
@@ -74,8 +62,8 @@ def test_default_model_output_shapes_and_ranges(name):
 
 @pytest.mark.parametrize("name", [n for n in VAES if n not in ("fc_vae", "cvae")])
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_every_conv_vae_runs_in_every_mode(name, mode):
-    model = build_model(name, {**SMALL[name], "mode": mode}).eval()
+def test_every_conv_vae_runs_in_every_mode(name, mode, small_configs):
+    model = build_model(name, {**small_configs[name], "mode": mode}).eval()
     x = torch.zeros(1, MODES[mode][0], 32, 32)
     with torch.no_grad():
         assert model(x)["recon"].shape == (1, MODES[mode][1], 32, 32)
@@ -95,9 +83,9 @@ def test_unet_depth_takes_any_size_divisible_by_16_and_keeps_it(size):
         assert model(torch.zeros(1, 3, *size))["depth"].shape == (1, 1, *size)
 
 
-def test_unet_depth_attention_is_optional_and_changes_the_network():
-    with_attention = build_model("unet_depth", SMALL["unet_depth"])
-    without = build_model("unet_depth", {**SMALL["unet_depth"], "attention": False})
+def test_unet_depth_attention_is_optional_and_changes_the_network(small_configs):
+    with_attention = build_model("unet_depth", small_configs["unet_depth"])
+    without = build_model("unet_depth", {**small_configs["unet_depth"], "attention": False})
     assert isinstance(without.attention, nn.Identity)
     assert sum(p.numel() for p in with_attention.parameters()) > sum(p.numel() for p in without.parameters())
 
@@ -134,8 +122,8 @@ def test_conv_vae_layers_are_exactly_the_seed_description():
     assert isinstance(layers[-1], nn.Tanh) and isinstance(layers[-2], nn.Conv2d)  # the last conv has no BN/act
 
 
-def test_eval_mode_is_deterministic_and_training_mode_samples():
-    model = build_model("conv_vae", SMALL["conv_vae"])
+def test_eval_mode_is_deterministic_and_training_mode_samples(small_configs):
+    model = build_model("conv_vae", small_configs["conv_vae"])
     x = torch.rand(2, 4, 32, 32) * 2 - 1
     model.eval()
     with torch.no_grad():
@@ -145,8 +133,8 @@ def test_eval_mode_is_deterministic_and_training_mode_samples():
         assert not torch.equal(model(x)["recon"], model(x)["recon"])
 
 
-def test_cvae_needs_its_label_and_the_label_changes_the_output():
-    model = build_model("cvae", SMALL["cvae"]).eval()
+def test_cvae_needs_its_label_and_the_label_changes_the_output(small_configs):
+    model = build_model("cvae", small_configs["cvae"]).eval()
     x = torch.zeros(1, 3, 16, 16)
     with pytest.raises(ValueError, match="conditional"):
         model(x)
@@ -169,19 +157,19 @@ def test_bad_names_settings_and_values_are_clear_errors():
         config_from_dict("unet_depth", {"input_height": 250})
 
 
-def test_configs_are_plain_dataclasses_that_round_trip():
+def test_configs_are_plain_dataclasses_that_round_trip(small_configs):
     for name in model_names():
-        config = build_model(name, SMALL[name]).config
+        config = build_model(name, small_configs[name]).config
         assert config_from_dict(name, dataclasses.asdict(config)) == config
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_each_model_overfits_one_tiny_batch(name):
+def test_each_model_overfits_one_tiny_batch(name, small_configs):
     """Loss falls by at least half in a few dozen steps on 4 fixed samples."""
     from rgbd_vae_training.losses import DepthLoss, ELBOLoss
 
     torch.manual_seed(0)
-    model = build_model(name, SMALL[name])
+    model = build_model(name, small_configs[name])
     generator = torch.Generator().manual_seed(1)
     args, kwargs = _inputs(model, batch=4, generator=generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)

@@ -1,0 +1,59 @@
+"""Runs an exported ``.onnx`` part with ONNX Runtime (CUDA provider when present)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BackendError
+from .metadata import METADATA_KEY, ModelInfo
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError("the onnxruntime backend needs the package onnxruntime "
+                           "(pip install onnxruntime, or onnxruntime-gpu for CUDA)") from None
+    return onnxruntime
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, device: str = "auto", fp16: bool = False, threads: int = 0):
+        ort = import_onnxruntime()
+        cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+        if device == "cuda" and not cuda:
+            raise BackendError("device 'cuda' was asked for but ONNX Runtime has no CUDA provider "
+                               "(pip install onnxruntime-gpu)")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda and device != "cpu" else ["CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only; ours are raised as BackendError
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
+            raise BackendError(f"{str(path)!r} is not a readable ONNX model: truncated or another kind of file "
+                               f"({type(exc).__name__})") from None
+        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if text is None:
+            raise BackendError(f"{str(path)!r} is an ONNX model without rgbd_vae_ros metadata; "
+                               "export it with rgbd-vae export")
+        self.info: ModelInfo = ModelInfo.from_json(text, repr(str(path)))
+        names = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+        if names != (self.info.inputs, self.info.outputs):
+            raise BackendError(f"{str(path)!r} has inputs/outputs {names}, not those its metadata names")
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.precision = "fp32"
+        self.path = Path(path)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in self.info.inputs}
+        return dict(zip(self.info.outputs, self.session.run(None, feeds)))
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,134 @@
+"""Pipeline stages over numpy (no ROS): depth, encode, decode. Each wraps a backend and the one
+shared pre/post-processing (:mod:`rgbd_vae_ros.processing`), so training, export and the nodes
+see the same numbers.
+
+    depth = DepthStage.open("models/depth.onnx")
+    depth_m = depth(rgb_u8)                        # (H, W) metres at the input's size
+    mu, logvar = EncodeStage.open("models")(rgb_u8, depth_m)
+    rgb_u8, depth_m = DecodeStage.open("models")(mu, output_size=(480, 640))
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .inference import Backend, BackendError, open_backend
+from .processing import (depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb, rgb_from_unit_range,
+                         rgb_to_unit_range)
+
+__all__ = ["DecodeStage", "DepthStage", "EncodeStage", "StageError"]
+
+
+class StageError(ValueError):
+    """An input a stage cannot use; one sentence naming what was wrong and what was expected."""
+
+
+def check_rgb(rgb_u8: np.ndarray) -> None:
+    if not isinstance(rgb_u8, np.ndarray) or rgb_u8.dtype != np.uint8 or rgb_u8.ndim != 3 or rgb_u8.shape[2] != 3:
+        shape = getattr(rgb_u8, "shape", None)
+        raise StageError(f"image has shape {shape} and type {getattr(rgb_u8, 'dtype', type(rgb_u8).__name__)}; "
+                         "expected (H, W, 3) uint8 RGB")
+    if rgb_u8.shape[0] == 0 or rgb_u8.shape[1] == 0:
+        raise StageError(f"image is {rgb_u8.shape[1]}x{rgb_u8.shape[0]}; expected at least 1x1 pixels")
+
+
+def check_depth(depth_m: np.ndarray) -> None:
+    if not isinstance(depth_m, np.ndarray) or depth_m.ndim != 2 or depth_m.dtype.kind != "f" or 0 in depth_m.shape:
+        raise StageError(f"depth has shape {getattr(depth_m, 'shape', None)}; expected a non-empty (H, W) float "
+                         "image in metres")
+    with np.errstate(invalid="ignore"):
+        negative = np.count_nonzero(depth_m < 0)
+    if negative:
+        raise StageError(f"depth holds {negative} negative values; expected metres >= 0 with NaN for no reading")
+
+
+class _Stage:
+    part = ""
+
+    def __init__(self, backend: Backend):
+        if backend.info.part != self.part:
+            raise BackendError(f"{backend.info.model_name} {backend.info.part} model given where a {self.part} "
+                               "model is needed")
+        self.backend, self.info = backend, backend.info
+        self.height, self.width = backend.info.image_size
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, backend: str = "auto", device: str = "auto", fp16: bool = False):
+        """The stage over ``path``: a model file, or a folder holding ``<part>.engine|.onnx|.pt``."""
+        return cls(open_backend(path, cls.part, backend, device, fp16))
+
+    def describe(self) -> dict[str, str]:
+        b = self.backend
+        return {"backend": b.name, "device": b.device, "precision": b.precision, "model": str(getattr(b, "path", "")),
+                "model_name": self.info.model_name, "checkpoint_sha256": self.info.checkpoint_sha256}
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class DepthStage(_Stage):
+    """RGB uint8 (H, W, 3) -> depth in metres (H, W), float32, at the input's size."""
+
+    part = "depth"
+
+    def __call__(self, rgb_u8: np.ndarray) -> np.ndarray:
+        check_rgb(rgb_u8)
+        x = rgb_to_unit_range(resize_rgb(rgb_u8, self.height, self.width)).transpose(2, 0, 1)[None]  # (1, 3, h, w)
+        unit = self.backend.run({self.info.inputs[0]: x})[self.info.outputs[0]][0, 0]  # (h, w)
+        depth_m = depth_from_unit_range(unit, self.info.max_depth_m)
+        return resize_depth(depth_m, rgb_u8.shape[0], rgb_u8.shape[1])
+
+
+class EncodeStage(_Stage):
+    """RGB (+ depth for an 'rgbd' model) -> (mu, logvar), each (latent_dim,) float32."""
+
+    part = "encoder"
+
+    @property
+    def uses_depth(self) -> bool:
+        return self.info.mode == "rgbd"
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.info.latent_dim)
+
+    def __call__(self, rgb_u8: np.ndarray, depth_m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        check_rgb(rgb_u8)
+        planes = [rgb_to_unit_range(resize_rgb(rgb_u8, self.height, self.width))]  # (h, w, 3)
+        if self.uses_depth:
+            if depth_m is None:
+                raise StageError("this encoder takes RGB-D; a depth image is needed with each RGB image")
+            check_depth(depth_m)
+            unit, _ = depth_to_unit_range(resize_depth(depth_m, self.height, self.width), self.info.max_depth_m)
+            planes.append(unit[..., None])
+        x = np.concatenate(planes, axis=-1).transpose(2, 0, 1)[None]  # (1, C, h, w)
+        out = self.backend.run({self.info.inputs[0]: np.ascontiguousarray(x)})
+        return out["mu"][0].astype(np.float32), out["logvar"][0].astype(np.float32)
+
+
+class DecodeStage(_Stage):
+    """Latent mu (latent_dim,) -> RGB uint8 (h, w, 3) and, for an RGB-D model, depth in metres (h, w):
+    at the model's resolution, or at ``output_size`` (height, width)."""
+
+    part = "decoder"
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.info.latent_dim)
+
+    def __call__(self, mu: np.ndarray, output_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        mu = np.asarray(mu)
+        if mu.ndim != 1 or mu.shape[0] != self.latent_dim or mu.dtype.kind != "f":
+            raise StageError(f"latent has shape {mu.shape}; this decoder takes {self.latent_dim} floats")
+        if not np.isfinite(mu).all():
+            raise StageError("latent holds NaN or infinite values")
+        recon = self.backend.run({self.info.inputs[0]: mu.astype(np.float32)[None]})["recon"][0]  # (C, h, w)
+        rgb_u8 = rgb_from_unit_range(recon[:3].transpose(1, 2, 0))
+        depth_m = depth_from_unit_range(recon[3], self.info.max_depth_m) if recon.shape[0] == 4 else None
+        if output_size is not None and tuple(output_size) != rgb_u8.shape[:2]:
+            height, width = output_size
+            rgb_u8 = resize_rgb(rgb_u8, height, width)
+            depth_m = None if depth_m is None else resize_depth(depth_m, height, width)
+        return rgb_u8, depth_m

@@ -1,0 +1,76 @@
+"""TensorRT: the build-and-run path where TensorRT and a GPU exist; the clear errors everywhere."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rgbd_vae_ros.inference import BackendError, open_backend
+from rgbd_vae_ros.inference.tensorrt_backend import check_engine_matches, engine_key, read_sidecar
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+HAS_GPU = torch.cuda.is_available()
+needs_tensorrt = pytest.mark.skipif(not (HAS_TENSORRT and HAS_GPU),
+                                    reason="needs the tensorrt package and a CUDA GPU, which this machine lacks")
+
+
+@needs_tensorrt
+def test_an_engine_is_built_run_and_then_reused(exported, tmp_path):
+    from rgbd_vae_ros.inference.tensorrt_backend import build_engine
+
+    folder, _ = exported["conv_vae"]
+    engine = tmp_path / "encoder.engine"
+    path, built = build_engine(folder / "encoder.onnx", engine, fp16=True, timing_cache=tmp_path / "timing.cache")
+    assert built and path.is_file() and (tmp_path / "timing.cache").is_file()
+    assert build_engine(folder / "encoder.onnx", engine, fp16=True)[1] is False  # never rebuilt when it matches
+    trt, ort = open_backend(engine, "encoder"), open_backend(folder / "encoder.onnx", "encoder", "onnxruntime")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 4, 32, 32)).astype(np.float32)
+    got, expected = trt.run({"input": x}), ort.run({"input": x})
+    np.testing.assert_allclose(got["mu"], expected["mu"], atol=5e-2)  # FP16 kernels
+    assert (trt.name, trt.device, trt.precision) == ("tensorrt", "cuda", "fp16")
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here")
+def test_without_tensorrt_an_engine_is_a_clear_error(tmp_path, exported):
+    engine = tmp_path / "encoder.engine"
+    engine.write_bytes(b"\x00" * 64)
+    with pytest.raises(BackendError, match="needs NVIDIA TensorRT .* it is not installed here"):
+        open_backend(engine, "encoder")
+    folder, _ = exported["conv_vae"]
+    done = subprocess.run([str(Path(sys.executable).with_name("rgbd-vae")), "engine", "--onnx",
+                           str(folder / "encoder.onnx"), "--out", str(tmp_path / "e.engine"), "--fp16"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("rgbd-vae engine: error: the tensorrt backend needs NVIDIA TensorRT")
+    assert not (tmp_path / "e.engine").exists()
+
+
+def test_on_cpu_the_tensorrt_backend_is_refused_before_anything_loads(tmp_path):
+    engine = tmp_path / "x.plan"
+    engine.write_bytes(b"\x00")
+    with pytest.raises(BackendError, match="runs on a CUDA GPU, not on device 'cpu'"):
+        open_backend(engine, "encoder", "tensorrt", device="cpu")
+
+
+def test_the_engine_key_changes_with_everything_an_engine_depends_on():
+    base = ("abc", "10.9.0", "NVIDIA H100 (sm_90)", "fp16", [4, 128, 128])
+    key = engine_key(*base)
+    assert engine_key(*base) == key
+    for i, other in enumerate(("abd", "10.9.1", "NVIDIA L4 (sm_89)", "fp32", [4, 64, 64])):
+        changed = list(base)
+        changed[i] = other
+        assert engine_key(*changed) != key
+
+
+def test_an_engine_from_another_gpu_or_tensorrt_is_refused_with_the_way_out(tmp_path):
+    built = {"tensorrt_version": "10.9.0", "gpu": "NVIDIA H100 (sm_90)"}
+    check_engine_matches(built, "10.9.0", "NVIDIA H100 (sm_90)", "'a.engine'")
+    with pytest.raises(BackendError, match="built with TensorRT 10.9.0 for NVIDIA H100 .* this is TensorRT 10.9.0 on "
+                                           "NVIDIA L4 .* rebuild it with rgbd-vae engine"):
+        check_engine_matches(built, "10.9.0", "NVIDIA L4 (sm_89)", "'a.engine'")
+    with pytest.raises(BackendError, match="has no metadata file 'b.engine.json' beside it"):
+        read_sidecar(tmp_path / "b.engine")
