@@ -86,6 +86,8 @@ def test_demo_reuses_its_models_runs_what_exists_and_names_what_is_missing(tmp_p
     metrics = json.loads((tmp_path / "demo_out" / "eval" / "depth" / "metrics.json").read_text())
     assert metrics["depth"]["abs_rel"] < metrics["mean_depth_baseline"]["abs_rel"]
     assert (tmp_path / "demo_out" / "eval" / "vae" / "figure.png").is_file()
+    onnx_files = sorted(p.name for p in (tmp_path / "demo_out" / "models" / "onnx").glob("*.onnx"))
+    assert onnx_files == ["decoder.onnx", "depth.onnx", "encoder.onnx"]
     assert (tmp_path / "demo_out" / "bench_conversion.json").is_file()
     assert len(list((tmp_path / "demo_out" / "data" / "nyu_raw").glob("*/d-*.pgm"))) == 30
     assert "not built yet" in result.stdout
