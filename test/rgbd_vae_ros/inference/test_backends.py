@@ -118,3 +118,12 @@ def test_cuda_asked_for_where_there_is_none_is_a_clear_error(exported, small_che
         open_backend(folder / "encoder.onnx", "encoder", "onnxruntime", device="cuda")
     with pytest.raises(BackendError, match="torch sees no CUDA device"):
         open_backend(small_checkpoints["conv_vae"], "encoder", "torch", device="cuda")
+
+
+def test_a_missing_optional_package_is_named_in_the_error(exported, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an environment without it looks like
+    folder, _ = exported["conv_vae"]
+    with pytest.raises(BackendError, match="needs the package onnxruntime \\(pip install onnxruntime"):
+        open_backend(folder / "encoder.onnx", "encoder", backend="onnxruntime")
