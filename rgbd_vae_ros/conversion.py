@@ -26,6 +26,7 @@ __all__ = [
     "depth_msg_to_m",
     "image_format",
     "image_to_numpy",
+    "image_msg_to_rgb",
     "latent_from_msg",
     "latent_to_msg",
     "numpy_to_image",
@@ -227,6 +228,18 @@ def depth_msg_to_m(msg: Any) -> np.ndarray:
     raise ImageConversionError(
         f"depth image has encoding {msg.encoding!r}; expected 32FC1 (metres) or 16UC1 (millimetres)"
     )
+
+
+_TO_RGB = {"rgb8": lambda p: p, "bgr8": lambda p: p[..., ::-1], "rgba8": lambda p: p[..., :3],
+           "bgra8": lambda p: p[..., 2::-1], "mono8": lambda p: np.repeat(p[..., None], 3, axis=-1)}
+
+
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """A colour image (rgb8, bgr8, rgba8, bgra8 or mono8) as (H, W, 3) uint8 RGB."""
+    convert = _TO_RGB.get(msg.encoding)
+    if convert is None:
+        raise ImageConversionError(f"image has encoding {msg.encoding!r}; expected one of {', '.join(_TO_RGB)}")
+    return np.ascontiguousarray(convert(image_to_numpy(msg)))
 
 
 def latent_to_msg(mu: np.ndarray, logvar: np.ndarray, header: Any = None) -> Any:

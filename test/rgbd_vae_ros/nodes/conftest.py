@@ -1,0 +1,73 @@
+"""An in-process harness: the node under test and a probe node spun by one executor thread."""
+
+import shutil
+import threading
+import time
+
+import pytest
+
+
+class Harness:
+    def __init__(self, context):
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.node import Node
+
+        self.context = context
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.probe = Node("probe", context=context)
+        self.executor.add_node(self.probe)
+        self.received: dict[str, list] = {}
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def add(self, node):
+        self.executor.add_node(node)
+        return node
+
+    def publisher(self, msg_type, topic, reliable=True):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        return self.probe.create_publisher(msg_type, topic, qos)
+
+    def listen(self, msg_type, topic):
+        self.received[topic] = []
+        self.probe.create_subscription(msg_type, topic, self.received[topic].append, 10)
+        return self.received[topic]
+
+    def wait_for(self, condition, timeout_s=10.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def send(self, publisher, msg, condition, timeout_s=10.0):
+        """Publish ``msg`` every 0.2 s until ``condition()`` (discovery can lag the first message)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            publisher.publish(msg)
+            if self.wait_for(condition, 0.2):
+                return True
+        return False
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=2.0)
+
+
+@pytest.fixture
+def harness(rclpy_context):
+    h = Harness(rclpy_context)
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="session")
+def pipeline_models(tmp_path_factory, exported):
+    """One folder with depth.onnx (unet_depth) and encoder.onnx / decoder.onnx (conv_vae)."""
+    folder = tmp_path_factory.mktemp("pipeline_models")
+    shutil.copy(exported["unet_depth"][0] / "depth.onnx", folder)
+    for part in ("encoder", "decoder"):
+        shutil.copy(exported["conv_vae"][0] / f"{part}.onnx", folder)
+    return folder

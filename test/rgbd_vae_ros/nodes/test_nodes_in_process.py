@@ -1,0 +1,147 @@
+"""The nodes in one process with real rclpy: outputs, headers, encodings, bad input, lifecycle."""
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from rgbd_vae_ros.conversion import image_to_numpy, latent_from_msg, latent_to_msg, numpy_to_image
+
+RNG = np.random.default_rng(0)
+
+
+def _header(i, frame="camera_rgb"):
+    h = Header(frame_id=frame)
+    h.stamp.sec, h.stamp.nanosec = 1000 + i, 5000
+    return h
+
+
+def _rgb(i, encoding="rgb8", h=120, w=160):
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
+    pixels = RNG.integers(0, 256, (h, w, channels) if channels > 1 else (h, w), dtype=np.uint8)
+    return numpy_to_image(pixels, encoding, _header(i))
+
+
+def _node(cls, context, **params):
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    return cls(context=context, parameter_overrides=overrides)
+
+
+def test_depth_estimator_publishes_metres_at_the_input_size_with_the_input_header(harness, exported):
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+
+    node = harness.add(_node(DepthEstimatorNode, harness.context, model=str(exported["unet_depth"][0])))
+    depth = harness.listen(Image, "depth/image")
+    info = harness.listen(CameraInfo, "depth/camera_info")
+    pub, info_pub = harness.publisher(Image, "image"), harness.publisher(CameraInfo, "camera_info")
+    camera = CameraInfo(width=320, height=240, k=[500.0, 0, 160, 0, 500, 120, 0, 0, 1])
+    assert harness.send(info_pub, camera, lambda: node.camera_info is not None)
+    for i, encoding in enumerate(("rgb8", "bgr8", "rgba8", "bgra8", "mono8")):
+        assert harness.send(pub, _rgb(i, encoding), lambda: any(m.header.stamp.sec == 1000 + i for m in depth)), encoding
+    msg = depth[-1]
+    assert (msg.encoding, msg.height, msg.width) == ("32FC1", 120, 160)
+    assert msg.header.frame_id == "camera_rgb" and msg.header.stamp.sec == 1004
+    values = image_to_numpy(msg)
+    assert np.all((values >= 0) & (values <= 8.0))
+    assert harness.wait_for(lambda: info) and info[-1].width == 160 and info[-1].k[0] == pytest.approx(250.0)
+
+
+def test_depth_in_millimetres_when_asked(harness, exported):
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+
+    harness.add(_node(DepthEstimatorNode, harness.context, model=str(exported["unet_depth"][0]),
+                      depth_encoding="16UC1"))
+    depth = harness.listen(Image, "depth/image")
+    pub = harness.publisher(Image, "image")
+    assert harness.send(pub, _rgb(0), lambda: depth)
+    assert depth[0].encoding == "16UC1" and image_to_numpy(depth[0]).max() <= 8000
+
+
+def test_encoder_and_decoder_round_trip_through_the_latent_topic(harness, exported):
+    from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
+    from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
+
+    folder = str(exported["conv_vae"][0])
+    harness.add(_node(RgbdEncoderNode, harness.context, model=folder))
+    harness.add(_node(RgbdDecoderNode, harness.context, model=folder, output_width=80, output_height=60))
+    latent, image, depth = (harness.listen(Image, "latent"), harness.listen(Image, "decoded/image"),
+                            harness.listen(Image, "decoded/depth"))
+    rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+    d = RNG.uniform(0.5, 5, (120, 160)).astype(np.float32)
+    rgb = _rgb(0)
+
+    def both():
+        depth_pub.publish(numpy_to_image(d, "32FC1", _header(0, "camera_depth")))
+        return image and depth
+
+    assert harness.send(rgb_pub, rgb, both)
+    assert (latent[0].encoding, latent[0].height, latent[0].width) == ("32FC1", 2, 16)
+    assert latent[0].header.stamp.sec == 1000 and latent[0].header.frame_id == "camera_rgb"
+    assert (image[0].encoding, image[0].height, image[0].width) == ("rgb8", 60, 80)
+    assert depth[0].encoding == "32FC1" and depth[0].header.stamp.sec == 1000
+
+
+def test_bad_input_is_counted_and_the_next_good_frame_is_processed(harness, exported):
+    from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
+
+    node = harness.add(_node(RgbdDecoderNode, harness.context, model=str(exported["conv_vae"][0])))
+    image = harness.listen(Image, "decoded/image")
+    pub = harness.publisher(Image, "latent")
+    assert harness.send(pub, latent_to_msg(np.zeros(16), np.zeros(16), _header(8)), lambda: image)
+    bad = [latent_to_msg(np.zeros(12), np.zeros(12), _header(0)),  # wrong width
+           latent_to_msg(np.full(16, np.nan), np.zeros(16), _header(1)),
+           numpy_to_image(np.zeros((3, 16), np.float32), "32FC1", _header(2)),
+           Image(header=_header(3), height=2, width=16, encoding="32FC1", step=64, data=bytes(10))]  # short data
+    for count, msg in enumerate(bad, start=1):
+        assert harness.send(pub, msg, lambda: node.counters.rejected >= count)
+    assert harness.send(pub, latent_to_msg(np.zeros(16), np.zeros(16), _header(9)),
+                        lambda: any(m.header.stamp.sec == 1009 for m in image))
+    assert node.counters.rejected >= len(bad)
+
+
+def test_configure_fails_clearly_on_a_missing_model_and_succeeds_once_it_is_fixed(harness, exported, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+
+    node = harness.add(_node(DepthEstimatorNode, harness.context, model=str(tmp_path / "missing.onnx"),
+                             autostart=False))
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    (tmp_path / "foreign.onnx").write_bytes(b"\x89PNG\r\n\x1a\n")
+    node.set_parameters([Parameter("model", value=str(tmp_path / "foreign.onnx"))])
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    node.set_parameters([Parameter("model", value=str(exported["unet_depth"][0]))])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    depth = harness.listen(Image, "depth/image")
+    pub = harness.publisher(Image, "image")
+    assert harness.send(pub, _rgb(0), lambda: depth)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    seen = len(depth)
+    for i in range(5):
+        pub.publish(_rgb(10 + i))
+    assert not harness.wait_for(lambda: any(m.header.stamp.sec >= 1010 for m in depth), timeout_s=1.0)  # inactive
+    assert len(depth) >= seen
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.handlers == []
+
+
+def test_pipeline_publishes_what_the_three_nodes_publish(harness, pipeline_models, exported):
+    from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode
+    from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage
+
+    node = harness.add(_node(RgbdPipelineNode, harness.context, model=str(pipeline_models)))
+    topics = {t: harness.listen(Image, t) for t in ("depth/image", "latent", "decoded/image", "decoded/depth")}
+    pub = harness.publisher(Image, "image")
+    msg = _rgb(0)
+    assert harness.send(pub, msg, lambda: all(topics.values()))
+    assert node.counters.frames_out >= 1
+    rgb = image_to_numpy(msg)
+    depth_m = DepthStage.open(pipeline_models)(rgb)
+    mu, _ = EncodeStage.open(pipeline_models)(rgb, depth_m)
+    decoded, _ = DecodeStage.open(pipeline_models)(mu)
+    np.testing.assert_allclose(image_to_numpy(topics["depth/image"][0]), depth_m, atol=1e-5)
+    np.testing.assert_allclose(latent_from_msg(topics["latent"][0])[0], mu, atol=1e-5)
+    assert np.abs(image_to_numpy(topics["decoded/image"][0]).astype(int) - decoded).max() <= 1
+    assert all(m[0].header.stamp.sec == 1000 for m in topics.values())
