@@ -145,3 +145,47 @@ def test_pipeline_publishes_what_the_three_nodes_publish(harness, pipeline_model
     np.testing.assert_allclose(latent_from_msg(topics["latent"][0])[0], mu, atol=1e-5)
     assert np.abs(image_to_numpy(topics["decoded/image"][0]).astype(int) - decoded).max() <= 1
     assert all(m[0].header.stamp.sec == 1000 for m in topics.values())
+
+
+def test_a_publisher_faster_than_the_model_causes_drops_not_a_growing_queue(harness, tmp_path):
+    """A default-size unet_depth (about 0.2 s a frame here) fed at 50 Hz: stale frames are dropped,
+    counted, reported in /diagnostics, and the latency stays near one inference time."""
+    import torch
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from rgbd_vae_ros.models import build_model
+    from rgbd_vae_ros.models.checkpoint import checkpoint_payload
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+    from rgbd_vae_training.export import export_checkpoint
+
+    torch.save(checkpoint_payload(build_model("unet_depth").eval()), tmp_path / "slow.pt")
+    export_checkpoint(tmp_path / "slow.pt", tmp_path)
+    node = harness.add(_node(DepthEstimatorNode, harness.context, model=str(tmp_path / "depth.onnx")))
+    depth = harness.listen(Image, "depth/image")
+    diagnostics = harness.listen(DiagnosticArray, "/diagnostics")
+    pub = harness.publisher(Image, "image")
+    warm_up = _rgb(0)
+    warm_up.header.stamp = node.get_clock().now().to_msg()
+    assert harness.send(pub, warm_up, lambda: depth, timeout_s=20)
+    import time
+
+    start = time.monotonic()
+    for i in range(1, 76):  # 1.5 s at 50 Hz
+        msg = _rgb(i)
+        now = node.get_clock().now().to_msg()
+        msg.header.stamp = now  # stamped now, so latency is publish-to-output
+        pub.publish(msg)
+        time.sleep(0.02)
+    assert harness.wait_for(lambda: node.counters.frames_in >= 70)
+    time.sleep(1.0)
+    c = node.counters
+    assert node._slot.dropped > 10 and c.frames_out < c.frames_in
+    median_ms, p95_ms = c.latency_summary()
+    assert p95_ms < 2000, (median_ms, p95_ms)  # bounded: no queue of 75 frames x 0.2 s
+    assert harness.wait_for(lambda: any(
+        kv.key == "frames_dropped" and int(kv.value) > 10 for d in diagnostics for s in d.status for kv in s.values),
+        timeout_s=3)
+    keys = {kv.key for d in diagnostics for s in d.status for kv in s.values}
+    assert {"backend", "device", "model", "frames_in", "frames_out", "frames_rejected", "latency_median_ms",
+            "latency_p95_ms", "checkpoint_sha256"} <= keys
+    assert time.monotonic() - start < 30
