@@ -55,13 +55,17 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def resolve_model_file(path: str | os.PathLike, part: str | None = None) -> Path:
-    """``path`` itself, or in a folder the best file for ``part`` (engine, then ONNX, then checkpoint)."""
+def resolve_model_file(path: str | os.PathLike, part: str | None = None, backend: str = "auto") -> Path:
+    """``path`` itself, or in a folder the best file for ``part`` that ``backend`` runs (engine, then
+    ONNX, then checkpoint)."""
     path = Path(path)
     if path.is_dir():
         if part is None:
             raise BackendError(f"{str(path)!r} is a folder; name the part (encoder, decoder or depth) to look for")
+        kinds = _RUNS.get(backend, tuple(_SUFFIX_KIND.values()))
         for suffix in (".engine", ".plan", ".onnx", ".pt"):
+            if _SUFFIX_KIND[suffix] not in kinds:
+                continue
             candidate = path / f"{part}{suffix}"
             if candidate.is_file():
                 return candidate
@@ -104,7 +108,7 @@ def engine_cache_dir() -> Path:
 def open_backend(path: str | os.PathLike, part: str | None = None, backend: str = "auto", device: str = "auto",
                  fp16: bool = False) -> Backend:
     """Load ``path`` (a file, or a folder holding ``<part>.<ext>``) on the chosen backend."""
-    file = resolve_model_file(path, part)
+    file = resolve_model_file(path, part, backend)
     chosen = backend_for_file(file, backend, device)
     if chosen == "torch":
         from .torch_backend import TorchBackend

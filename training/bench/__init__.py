@@ -10,10 +10,9 @@ from pathlib import Path
 from rgbd_vae_training.io import atomic_write_text
 
 # Benchmarks that exist; the others say which part of the project brings them.
-_BENCHMARKS = ("conversion", "training", "backends")
+_BENCHMARKS = ("conversion", "training", "backends", "pipeline")
 _PENDING = {
-    "pipeline": "arrives with the ROS 2 nodes",
-    "codec": "arrives with the ONNX export and inference backends",
+    "codec": "will compare latent codes with JPEG/WebP + PNG depth at equal bytes, and is not built yet",
 }
 
 
@@ -23,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed runs per case after warm-up (default 200; backends 50; training 5 steps)")
     parser.add_argument("--models", nargs="+", default=None,
                         help="training / backends: the models to time (default all / conv_vae unet_depth)")
+    parser.add_argument("--backends", nargs="+", choices=("onnxruntime", "torch", "tensorrt"),
+                        help="pipeline: backends to run (default onnxruntime torch)")
+    parser.add_argument("--model-dir", type=Path, help="pipeline: folder of depth/encoder/decoder models "
+                        "(default: default-size models with fresh weights)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="pipeline: seconds of input per backend")
     parser.add_argument("--batch", type=int, default=8, help="training: batch size (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="training / backends: where to run")
@@ -43,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         results = _training(args)
     elif args.benchmark == "backends":
         results = _backends(args)
+    elif args.benchmark == "pipeline":
+        results = _pipeline(args)
     else:
         from .conversion import bench_conversion
         from .timing import format_table
@@ -73,6 +79,16 @@ def _backends(args: argparse.Namespace) -> list[dict]:
     runs = args.runs or 50
     rows = bench_backends(args.models, runs=runs, device=args.device)
     print(f"backend latency, batch 1, {runs} runs after 5 warm-up runs ({platform.machine()}):")
+    print(format_rows(rows))
+    return rows
+
+
+def _pipeline(args: argparse.Namespace) -> list[dict]:
+    from .pipeline import bench_pipeline, format_rows
+
+    backends = args.backends or ["onnxruntime", "torch"]
+    rows = bench_pipeline(backends, models=args.model_dir, seconds=args.seconds)
+    print(f"rgbd_pipeline, 640x480 rgb8 at 30 Hz for {args.seconds:g} s per backend ({platform.machine()}):")
     print(format_rows(rows))
     return rows
 

@@ -1,0 +1,112 @@
+"""``rgbd-vae bench pipeline``: rgbd_pipeline fed 640x480 frames at a camera rate, in one process
+with real rclpy: sustained output FPS, end-to-end latency (input stamp -> decoded image received)
+and frames dropped, per backend. (Replay from a recorded bag arrives with the rosbag tools.)"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def model_folder(folder: Path) -> Path:
+    """Default-size unet_depth and conv_vae with fresh weights, as ONNX and as checkpoints."""
+    import torch
+
+    from rgbd_vae_ros.models import build_model
+    from rgbd_vae_ros.models.checkpoint import checkpoint_payload
+
+    from ..export import export_checkpoint
+
+    torch.manual_seed(0)
+    for name, parts in (("unet_depth", ("depth",)), ("conv_vae", ("encoder", "decoder"))):
+        checkpoint = folder / f"{name}.pt"
+        torch.save(checkpoint_payload(build_model(name).eval()), checkpoint)
+        export_checkpoint(checkpoint, folder)
+        for part in parts:
+            shutil.copy(checkpoint, folder / f"{part}.pt")
+    return folder
+
+
+def bench_pipeline(backends: list[str], models: Path | None = None, rate_hz: float = 30.0, seconds: float = 10.0,
+                   width: int = 640, height: int = 480) -> list[dict]:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from rgbd_vae_ros.conversion import numpy_to_image
+    from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = models or model_folder(Path(tmp))
+        frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        for backend in backends:
+            context = Context()
+            rclpy.init(context=context)
+            try:
+                node = RgbdPipelineNode(context=context, parameter_overrides=[
+                    Parameter("model", value=str(folder)), Parameter("backend", value=backend)])
+                probe = Node("bench_probe", context=context)
+                latencies, arrivals = [], []
+
+                def received(msg, probe=probe):
+                    now = probe.get_clock().now().nanoseconds
+                    latencies.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
+                    arrivals.append(time.monotonic())
+
+                probe.create_subscription(Image, "decoded/image", received, 10)
+                pub = probe.create_publisher(Image, "image", 10)
+                executor = MultiThreadedExecutor(num_threads=3, context=context)
+                executor.add_node(node)
+                executor.add_node(probe)
+                spinner = threading.Thread(target=executor.spin, daemon=True)
+                spinner.start()
+                deadline = time.monotonic() + 60
+                while not latencies and time.monotonic() < deadline:  # warm up until the first output
+                    msg = numpy_to_image(frame, "rgb8")
+                    msg.header.stamp = probe.get_clock().now().to_msg()
+                    pub.publish(msg)
+                    time.sleep(0.2)
+                time.sleep(1.0)
+                latencies.clear(), arrivals.clear()
+                start_in, start_dropped = node.counters.frames_in, node._slot.dropped
+                period, start = 1.0 / rate_hz, time.monotonic()
+                sent = 0
+                while time.monotonic() - start < seconds:
+                    msg = numpy_to_image(frame, "rgb8")
+                    msg.header.stamp = probe.get_clock().now().to_msg()
+                    pub.publish(msg)
+                    sent += 1
+                    time.sleep(max(0.0, start + sent * period - time.monotonic()))
+                time.sleep(1.0)
+                described = node.handlers[0].stage.describe()
+                span = (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else seconds
+                rows.append({"backend": described["backend"], "device": described["device"], "input": f"{width}x{height}",
+                             "rate_hz": rate_hz, "sent": sent, "received": node.counters.frames_in - start_in,
+                             "outputs": len(latencies), "fps": (len(arrivals) - 1) / span if len(arrivals) > 1 else 0.0,
+                             "latency_median_ms": float(np.median(latencies)) if latencies else None,
+                             "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
+                             "dropped": node._slot.dropped - start_dropped})
+                executor.shutdown(timeout_sec=2.0)
+                node._stop_work()
+            finally:
+                rclpy.try_shutdown(context=context)
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [f"{'backend':<12} {'device':<6} {'input':<8} {'sent':>5} {'outputs':>7} {'FPS':>6} {'median ms':>10} "
+             f"{'p95 ms':>8} {'dropped':>8}"]
+    for r in rows:
+        lines.append(f"{r['backend']:<12} {r['device']:<6} {r['input']:<8} {r['sent']:>5} {r['outputs']:>7} "
+                     f"{r['fps']:>6.2f} {r['latency_median_ms'] or 0:>10.1f} {r['latency_p95_ms'] or 0:>8.1f} "
+                     f"{r['dropped']:>8}")
+    return "\n".join(lines)
