@@ -189,3 +189,44 @@ def test_a_publisher_faster_than_the_model_causes_drops_not_a_growing_queue(harn
     assert {"backend", "device", "model", "frames_in", "frames_out", "frames_rejected", "latency_median_ms",
             "latency_p95_ms", "checkpoint_sha256"} <= keys
     assert time.monotonic() - start < 30
+
+
+def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, exported):
+    from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
+
+    node = harness.add(_node(RgbdEncoderNode, harness.context, model=str(exported["conv_vae"][0]), sync_slop=0.01))
+    latent = harness.listen(Image, "latent")
+    rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+
+    def pair(rgb, depth):
+        rgb_pub.publish(rgb)
+        depth_pub.publish(depth)
+
+    good_depth = RNG.uniform(0.5, 5, (120, 160)).astype(np.float32)
+    negative = good_depth.copy()
+    negative[5, 5] = -2.0
+    bad_frames = [
+        (Image(header=_header(1), height=120, width=160, encoding="yuv422", step=320, data=bytes(38400)),
+         numpy_to_image(good_depth, "32FC1", _header(1))),  # unknown encoding
+        (Image(header=_header(2), height=120, width=160, encoding="rgb8", step=100, data=bytes(12000)),
+         numpy_to_image(good_depth, "32FC1", _header(2))),  # step < width x 3
+        (Image(header=_header(3), height=120, width=160, encoding="rgb8", step=480, data=bytes(100)),
+         numpy_to_image(good_depth, "32FC1", _header(3))),  # short data
+        (Image(header=_header(4), height=0, width=0, encoding="rgb8", step=0, data=b""),
+         Image(header=_header(4), height=0, width=0, encoding="32FC1", step=0, data=b"")),  # 0x0
+        (_rgb(5), numpy_to_image(negative, "32FC1", _header(5))),  # negative depth
+    ]
+    for count, (rgb, depth) in enumerate(bad_frames, start=1):
+        assert harness.wait_for(lambda: (pair(rgb, depth), node.counters.rejected >= count)[1], timeout_s=10), count
+    # never in sync: depth 0.5 s away from every image
+    for i in range(15):  # more than the matcher's queue of 10
+        rgb_pub.publish(_rgb(20 + i))
+        far = _header(20 + i)
+        far.stamp.nanosec = 500_005_000
+        depth_pub.publish(numpy_to_image(good_depth, "32FC1", far))
+        harness.wait_for(lambda: False, timeout_s=0.05)  # inputs keep only the last message
+    assert harness.wait_for(lambda: node.matcher.unmatched > 0), node.matcher.unmatched
+    assert not latent
+    good = (_rgb(40), numpy_to_image(good_depth, "32FC1", _header(40)))
+    assert harness.wait_for(lambda: (pair(*good), any(m.header.stamp.sec == 1040 for m in latent))[1], timeout_s=10)
+    assert node.counters.rejected >= len(bad_frames)
