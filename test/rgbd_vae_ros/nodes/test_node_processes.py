@@ -57,3 +57,27 @@ def test_a_node_without_a_model_stays_up_and_says_why(harness):
         code, output = _stop(process)
     assert "configure failed: model file '/nonexistent/depth.onnx' does not exist" in output
     assert code == 0 and "Traceback" not in output
+
+
+def test_encoder_and_decoder_processes_chain_through_the_latent_topic(harness, exported):
+    folder = exported["conv_vae"][0]
+    encoder = _start("rgbd_encoder", f"model:={folder}", "sync_slop:=0.05")
+    decoder = _start("rgbd_decoder", f"model:={folder}")
+    try:
+        latent, decoded = harness.listen(Image, "latent"), harness.listen(Image, "decoded/depth")
+        rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+        header = Header(frame_id="cam")
+        header.stamp.sec = 7
+        rgb = numpy_to_image(np.full((60, 80, 3), 120, np.uint8), "rgb8", header)
+        depth = numpy_to_image(np.full((60, 80), 2.0, np.float32), "32FC1", header)
+
+        def both_sent():
+            depth_pub.publish(depth)
+            return bool(latent and decoded)
+
+        assert harness.send(rgb_pub, rgb, both_sent, timeout_s=30)
+        assert (latent[0].height, latent[0].width) == (2, 16) and decoded[0].header.stamp.sec == 7
+    finally:
+        results = [_stop(p) for p in (encoder, decoder)]
+    for code, output in results:
+        assert code == 0 and "Traceback" not in output, output
