@@ -23,7 +23,8 @@ import numpy as np
 from .errors import BackendError
 from .metadata import ModelInfo
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "ModelInfo", "backend_for_file", "open_backend", "resolve_model_file"]
+__all__ = ["BACKENDS", "DEVICES", "Backend", "BackendError", "ModelInfo", "backend_for_file", "open_backend",
+           "resolve_model_file"]
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")

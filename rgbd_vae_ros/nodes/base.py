@@ -9,7 +9,6 @@ single-purpose executables hold one, ``rgbd_pipeline`` chains all three in one p
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Any
 
@@ -20,7 +19,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from rgbd_vae_ros.conversion import ImageConversionError
-from rgbd_vae_ros.inference import BACKENDS, BackendError
+from rgbd_vae_ros.inference import BACKENDS, DEVICES, BackendError
 from rgbd_vae_ros.stages import StageError
 from rgbd_vae_ros.sync import LatestSlot
 
@@ -48,7 +47,7 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
     "output_height": (0, "decoded image height (0: the model's)", False,
                       {"integer_range": [IntegerRange(from_value=0, to_value=8192, step=1)]}),
 }
-_CHOICES = {"backend": BACKENDS, "device": ("auto", "cpu", "cuda"), "depth_encoding": ("32FC1", "16UC1")}
+_CHOICES = {"backend": BACKENDS, "device": DEVICES, "depth_encoding": ("32FC1", "16UC1")}
 
 
 class Counters:
@@ -82,6 +81,7 @@ class PerceptionNode(LifecycleNode):
         self._subscriptions: list = []
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.camera_info = None  # the latest valid CameraInfo, for nodes that subscribe to one
         self._autostart_timer = None
         if self.param("autostart"):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -172,6 +172,18 @@ class PerceptionNode(LifecycleNode):
     def make_subscriptions(self) -> list:
         raise NotImplementedError
 
+    def camera_info_subscription(self):
+        from sensor_msgs.msg import CameraInfo
+
+        return self.create_subscription(CameraInfo, "camera_info", self._keep_camera_info, self.input_qos())
+
+    def _keep_camera_info(self, msg) -> None:
+        """Keep a calibrated CameraInfo; an uncalibrated one is rejected and the previous one stays."""
+        if msg.width <= 0 or msg.height <= 0:
+            self.reject(f"camera_info is {msg.width}x{msg.height}; expected a calibrated size")
+            return
+        self.camera_info = msg
+
     def submit(self, frame: Any) -> None:
         """Called from subscription callbacks: hand the newest frame to the worker."""
         with self.counters.lock:
@@ -230,6 +242,11 @@ class PerceptionNode(LifecycleNode):
 
 def _stamp_ns(stamp) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def stamp_s(msg) -> float:
+    """A message's header stamp in seconds."""
+    return _stamp_ns(msg.header.stamp) / 1e9
 
 
 def _header(node):

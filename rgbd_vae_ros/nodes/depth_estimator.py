@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 
 from rgbd_vae_ros.conversion import image_msg_to_rgb
 
@@ -13,17 +13,13 @@ from .handlers import DepthHandler
 class DepthEstimatorNode(PerceptionNode):
     def __init__(self, **kwargs):
         super().__init__("depth_estimator", **kwargs)
-        self.camera_info = None
 
     def make_handlers(self) -> list:
         return [DepthHandler(self)]
 
     def make_subscriptions(self) -> list:
         return [self.create_subscription(Image, "image", self.submit, self.input_qos()),
-                self.create_subscription(CameraInfo, "camera_info", self._keep_info, self.input_qos())]
-
-    def _keep_info(self, msg) -> None:
-        self.camera_info = msg
+                self.camera_info_subscription()]
 
     def process(self, msg):
         self.handlers[0].handle(self, image_msg_to_rgb(msg), msg.header, self.camera_info)

@@ -7,12 +7,8 @@ from sensor_msgs.msg import Image
 from rgbd_vae_ros.conversion import depth_msg_to_m, image_msg_to_rgb
 from rgbd_vae_ros.sync import StampMatcher
 
-from .base import PerceptionNode, run_node
+from .base import PerceptionNode, run_node, stamp_s
 from .handlers import EncodeHandler
-
-
-def stamp_s(msg) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
 class RgbdEncoderNode(PerceptionNode):

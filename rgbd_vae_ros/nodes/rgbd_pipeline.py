@@ -6,19 +6,17 @@ from __future__ import annotations
 
 from collections import deque
 
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 
 from rgbd_vae_ros.conversion import depth_msg_to_m, image_msg_to_rgb
 
-from .base import PerceptionNode, run_node
+from .base import PerceptionNode, run_node, stamp_s
 from .handlers import DecodeHandler, DepthHandler, EncodeHandler
-from .rgbd_encoder import stamp_s
 
 
 class RgbdPipelineNode(PerceptionNode):
     def __init__(self, **kwargs):
         super().__init__("rgbd_pipeline", **kwargs)
-        self.camera_info = None
         self.recent_depth: deque = deque(maxlen=10)
 
     def make_handlers(self) -> list:
@@ -26,14 +24,11 @@ class RgbdPipelineNode(PerceptionNode):
 
     def make_subscriptions(self) -> list:
         subscriptions = [self.create_subscription(Image, "image", self.submit, self.input_qos()),
-                         self.create_subscription(CameraInfo, "camera_info", self._keep_info, self.input_qos())]
+                         self.camera_info_subscription()]
         if self.param("use_depth"):
             subscriptions.append(self.create_subscription(Image, "depth", lambda m: self.recent_depth.append(m),
                                                           self.input_qos()))
         return subscriptions
-
-    def _keep_info(self, msg) -> None:
-        self.camera_info = msg
 
     def _measured_depth(self, image):
         stamp = stamp_s(image)
