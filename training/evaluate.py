@@ -40,6 +40,8 @@ def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -
     from .figures import write_png
     from .io import atomic_write_text
 
+    if limit < 0:
+        raise ValueError(f"--limit is {limit}; expected 0 (every test frame) or more")
     payload = load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload)
     max_depth_m = float(payload.get("config", {}).get("train", {}).get("max_depth_m", 10.0))
@@ -50,19 +52,25 @@ def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -
     result["checkpoint"] = str(checkpoint)
     result["model"] = payload["model_name"]
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2, allow_nan=False, default=_finite) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(_finite_or_null(result), indent=2, allow_nan=False) + "\n")
     write_png(out / "figure.png", figure)
     result["summary"] = {"model": payload["model_name"], "images": result["images"],
                          "metrics": str(out / "metrics.json"), "figure": str(out / "figure.png")}
     return result
 
 
-def _finite(value):
-    raise TypeError(f"{value!r} is not JSON")
+def _finite_or_null(value):
+    """JSON has no inf or NaN (a perfect reconstruction has infinite PSNR): they become null."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
-def _json_number(value: float) -> float | None:
-    return None if not math.isfinite(value) else value
+def _spread(count: int, most: int = 200) -> list[int]:
+    """Up to ``most`` indices spread evenly over ``count`` items."""
+    return np.linspace(0, count - 1, min(most, count)).round().astype(int).tolist()
 
 
 def depth_predictor(model, max_depth_m: float):
@@ -93,10 +101,10 @@ def _model_input_size(model) -> tuple[int, int]:
 
 
 def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
-    from rgbd_vae_ros.processing import resize_depth, resize_rgb, valid_depth_mask
+    from rgbd_vae_ros.processing import colorize_depth, resize_depth, resize_rgb, valid_depth_mask
 
     from .data import open_dataset
-    from .figures import depth_scale_m, depth_tile, tile_grid
+    from .figures import depth_scale_m, tile_grid
     from .metrics import average, depth_metrics
 
     predict = depth_predictor(model, max_depth_m)
@@ -106,7 +114,7 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     baseline_m = _mean_depth(train)
     height, width = _model_input_size(model)
     count = min(len(test), limit) if limit else len(test)
-    shown = set(np.linspace(0, count - 1, min(FIGURE_SAMPLES, count)).round().astype(int).tolist())
+    shown = set(_spread(count, FIGURE_SAMPLES))
     scores, baseline_scores, rows = [], [], []
     for start in range(0, count, BATCH):
         frames = [test[i] for i in range(start, min(start + BATCH, count))]
@@ -121,7 +129,7 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
             if index in shown:
                 rows.append((frame.rgb_u8, np.where(valid_depth_mask(gt), gt, np.nan), pred))
     scale_m = depth_scale_m([gt for _, gt, _ in rows], max_depth_m)
-    rows = [[rgb, depth_tile(gt, scale_m), depth_tile(pred, scale_m)] for rgb, gt, pred in rows]
+    rows = [[rgb, colorize_depth(gt, scale_m), colorize_depth(pred, scale_m)] for rgb, gt, pred in rows]
     result = {"task": "depth", "protocol": "NYU: gt in (1e-3, 10) m, pred clamped to [1e-3, 10], Eigen crop, "
                                            "per-image mean", "images": count,
               "depth": average(scores), "mean_depth_baseline": {"depth_m": baseline_m, **average(baseline_scores)}}
@@ -135,8 +143,10 @@ def _mean_depth(reader) -> float:
     if len(reader) == 0:
         raise ValueError("the data set has no training frames for the mean-depth baseline")
     total, pixels = 0.0, 0
-    for i in np.linspace(0, len(reader) - 1, min(200, len(reader))).round().astype(int):
-        depth = reader[int(i)].depth_m
+    for i in _spread(len(reader)):
+        depth = reader[i].depth_m
+        if depth is None:
+            raise ValueError("the data set has training frames without depth; the mean-depth baseline needs depth")
         valid = valid_depth_mask(depth)
         total, pixels = total + float(depth[valid].sum()), pixels + int(valid.sum())
     return total / max(pixels, 1)
@@ -153,8 +163,12 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
     from .train.config import config_from_values
     from .train.tasks import make_task, open_samples
 
-    config = config_from_values(payload["config"])
-    task = make_task(config)
+    if model.kind != "vae":
+        raise ValueError(f"{payload['model_name']} is a depth model; score it with 'eval depth'")
+    # checkpoints written outside `train` carry no training config: the model's alone will do
+    values = payload.get("config") or {"task": "vae", "model": {"name": payload["model_name"],
+                                                                  **payload["model_config"]}}
+    task = make_task(config_from_values(values))
     test = open_samples(task, data, "test", augment=False)
     train = open_samples(task, data, "train", augment=False)
     mean_rgb = rgb_from_unit_range(_mean_sample(train, "rgb").permute(1, 2, 0).numpy())
@@ -191,5 +205,4 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
 def _mean_sample(dataset, key: str):
     import torch
 
-    indices = np.linspace(0, len(dataset) - 1, min(200, len(dataset))).round().astype(int)
-    return torch.stack([dataset[int(i)][key] for i in indices]).mean(dim=0)
+    return torch.stack([dataset[i][key] for i in _spread(len(dataset))]).mean(dim=0)

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from rgbd_vae_ros.processing import colorize_depth, resize_rgb
+from rgbd_vae_ros.processing import resize_rgb
 
 from .io import atomic_write_bytes
 
@@ -38,10 +38,6 @@ def depth_scale_m(depths_m: list[np.ndarray], max_depth_m: float) -> float:
     if values.size == 0:
         return max_depth_m
     return float(min(max_depth_m, np.ceil(np.percentile(values, 99) * 2) / 2))
-
-
-def depth_tile(depth_m: np.ndarray, max_depth_m: float) -> np.ndarray:
-    return colorize_depth(depth_m, max_depth_m)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -4,7 +4,6 @@ trivial baselines on held-out scenes."""
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from rgbd_vae_training.cli import main as cli
@@ -40,9 +39,31 @@ def test_eval_writes_metrics_json_and_a_figure(tiny_depth_checkpoint, learning_d
     assert str(out / "metrics.json") in capsys.readouterr().out
 
 
-def test_eval_names_what_is_wrong(tiny_vae_checkpoint, learning_data, tmp_path, capsys):
+def test_eval_names_what_is_wrong(tiny_vae_checkpoint, tiny_depth_checkpoint, learning_data, tmp_path, capsys):
     assert cli(["eval", "depth", "--checkpoint", str(tiny_vae_checkpoint), "--data", str(learning_data),
                 "--out", str(tmp_path)]) == 1
     assert "does not estimate depth from RGB" in capsys.readouterr().err
     assert cli(["eval", "vae", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(learning_data)]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert cli(["eval", "vae", "--checkpoint", str(tiny_depth_checkpoint), "--data", str(learning_data),
+                "--out", str(tmp_path)]) == 1
+    assert "unet_depth is a depth model; score it with 'eval depth'" in capsys.readouterr().err
+    assert cli(["eval", "vae", "--checkpoint", str(tiny_vae_checkpoint), "--data", str(learning_data),
+                "--limit", "-1", "--out", str(tmp_path)]) == 1
+    assert "--limit is -1" in capsys.readouterr().err
+
+
+def test_a_checkpoint_saved_outside_train_evaluates_and_infinite_psnr_is_written_as_null(learning_data, tmp_path):
+    import torch
+
+    from rgbd_vae_ros.models import build_model
+    from rgbd_vae_ros.models.checkpoint import checkpoint_payload
+    from rgbd_vae_training.evaluate import _finite_or_null
+
+    path = tmp_path / "bare.pt"  # weights and model config only, no training config
+    torch.save(checkpoint_payload(build_model("conv_vae", {"image_size": 32, "latent_dim": 8,
+                                                           "widths": [8, 16, 16]}).eval()), path)
+    result = evaluate("vae", path, learning_data, tmp_path / "eval", limit=3)
+    assert result["images"] == 3 and result["rgb"]["psnr_db"] > 0
+    assert _finite_or_null({"psnr_db": float("inf"), "n": {"x": float("nan"), "y": 1.5}}) == \
+        {"psnr_db": None, "n": {"x": None, "y": 1.5}}

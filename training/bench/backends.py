@@ -7,8 +7,6 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from .timing import time_call
 
 DEFAULT_MODELS = ("conv_vae", "unet_depth")

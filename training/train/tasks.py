@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
+from rgbd_vae_ros.processing import colorize_depth, depth_from_unit_range, rgb_from_unit_range
 
-from ..figures import depth_scale_m, depth_tile
+from ..figures import depth_scale_m
 
 
 class TaskError(ValueError):
@@ -32,7 +32,7 @@ def _depth_m(depth_unit: torch.Tensor, max_depth_m: float, valid: torch.Tensor |
 def _depth_columns(true_m: list[np.ndarray], estimated_m: list[np.ndarray], max_depth_m: float) -> list[list[np.ndarray]]:
     """Two columns of coloured depth on one scale, set by the true depth."""
     scale = depth_scale_m(true_m, max_depth_m)
-    return [[depth_tile(d, scale) for d in true_m], [depth_tile(d, scale) for d in estimated_m]]
+    return [[colorize_depth(d, scale) for d in true_m], [colorize_depth(d, scale) for d in estimated_m]]
 
 
 class VAETask:
