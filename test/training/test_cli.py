@@ -71,6 +71,10 @@ def test_bench_training_reports_samples_per_second_per_model(tmp_path):
     assert "fc_vae" in result.stdout and "samples/s" in result.stdout
     bad = run_cli("bench", "training", "--models", "nope")
     assert bad.returncode == 1 and "unknown model 'nope'" in bad.stderr
+    for args, message in ((["--batch", "0"], "--batch is 0; expected at least 1"),
+                          (["--seconds", "-1"], "--seconds is -1; expected more than 0")):
+        bad = run_cli("bench", "training", *args)
+        assert bad.returncode == 1 and message in bad.stderr
 
 
 def test_demo_reuses_its_models_runs_what_exists_and_names_what_is_missing(tmp_path, tiny_depth_checkpoint,

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"benchmark {args.benchmark!r} is not available yet; it {_PENDING[args.benchmark]}")
     if args.runs is not None and args.runs < 1:
         raise ValueError(f"--runs is {args.runs}; expected at least 1")
+    if args.batch < 1:
+        raise ValueError(f"--batch is {args.batch}; expected at least 1")
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds is {args.seconds:g}; expected more than 0")
     if args.benchmark == "training":
         results = _training(args)
     elif args.benchmark == "backends":

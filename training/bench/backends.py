@@ -7,7 +7,7 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
-from .timing import time_call
+from .timing import rows_table, time_call
 
 DEFAULT_MODELS = ("conv_vae", "unet_depth")
 
@@ -75,12 +75,13 @@ def bench_backends(models: list[str] | None = None, runs: int = 50, device: str 
     return rows
 
 
+COLUMNS = [("model", "model", ""), ("part", "part", ""), ("backend", "backend", ""), ("device", "device", ""),
+           ("median ms", "median_ms", ".2f"), ("p95 ms", "p95_ms", ".2f"), ("GFLOPs", "gflops", ".3f"),
+           ("GFLOP/s", "gflop_per_s", ".1f")]
+
+
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'model':<11} {'part':<8} {'backend':<12} {'device':<6} {'median ms':>10} {'p95 ms':>9} "
-             f"{'GFLOPs':>8} {'GFLOP/s':>8}"]
-    for r in rows:
-        lines.append(f"{r['model']:<11} {r['part']:<8} {r['backend']:<12} {r['device']:<6} {r['median_ms']:>10.2f} "
-                     f"{r['p95_ms']:>9.2f} {r['gflops']:>8.3f} {r['gflop_per_s']:>8.1f}")
+    lines = [rows_table(rows, COLUMNS)]
     by_part = {}
     for r in rows:
         by_part.setdefault((r["model"], r["part"]), {})[r["backend"]] = r["median_ms"]

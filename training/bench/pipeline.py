@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .timing import rows_table
+
 
 def model_folder(folder: Path) -> Path:
     """Default-size unet_depth and conv_vae with fresh weights, as ONNX and as checkpoints."""
@@ -102,11 +104,10 @@ def bench_pipeline(backends: list[str], models: Path | None = None, rate_hz: flo
     return rows
 
 
+COLUMNS = [("backend", "backend", ""), ("device", "device", ""), ("input", "input", ""), ("sent", "sent", "d"),
+           ("outputs", "outputs", "d"), ("FPS", "fps", ".2f"), ("median ms", "latency_median_ms", ".1f"),
+           ("p95 ms", "latency_p95_ms", ".1f"), ("dropped", "dropped", "d")]
+
+
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'backend':<12} {'device':<6} {'input':<8} {'sent':>5} {'outputs':>7} {'FPS':>6} {'median ms':>10} "
-             f"{'p95 ms':>8} {'dropped':>8}"]
-    for r in rows:
-        lines.append(f"{r['backend']:<12} {r['device']:<6} {r['input']:<8} {r['sent']:>5} {r['outputs']:>7} "
-                     f"{r['fps']:>6.2f} {r['latency_median_ms'] or 0:>10.1f} {r['latency_p95_ms'] or 0:>8.1f} "
-                     f"{r['dropped']:>8}")
-    return "\n".join(lines)
+    return rows_table(rows, COLUMNS)

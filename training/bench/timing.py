@@ -43,7 +43,18 @@ def time_call(name: str, fn: Callable[[], object], runs: int = 200, warmup: int 
 
 
 def format_table(rows: list[Timing]) -> str:
-    width = max(len(r.name) for r in rows)
-    lines = [f"{'case':<{width}}  {'median ms':>10}  {'p95 ms':>10}  {'min ms':>10}"]
-    lines += [f"{r.name:<{width}}  {r.median_ms:>10.4f}  {r.p95_ms:>10.4f}  {r.min_ms:>10.4f}" for r in rows]
-    return "\n".join(lines)
+    columns = [("case", "name", ""), ("median ms", "median_ms", ".4f"), ("p95 ms", "p95_ms", ".4f"),
+               ("min ms", "min_ms", ".4f")]
+    return rows_table([r.as_dict() for r in rows], columns)
+
+
+def rows_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """An aligned text table: ``columns`` are (header, row key, format spec); text columns are
+    left-aligned, numbers right-aligned; a missing value prints as '-'."""
+    cells = [[header for header, _, _ in columns]]
+    for row in rows:
+        cells.append(["-" if row.get(key) is None else format(row[key], spec) for _, key, spec in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    numeric = [all(isinstance(r.get(key), (int, float)) for r in rows) for _, key, _ in columns]
+    return "\n".join("  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(line, widths, numeric)).rstrip()
+                     for line in cells)

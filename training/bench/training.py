@@ -10,6 +10,8 @@ import torch
 
 from rgbd_vae_ros.models import build_model, model_names
 
+from .timing import rows_table
+
 
 def _random_batch(model, batch: int) -> dict[str, torch.Tensor]:
     c = model.config
@@ -53,10 +55,9 @@ def bench_training(names: list[str] | None = None, batch: int = 8, steps: int = 
     return rows
 
 
+COLUMNS = [("model", "model", ""), ("device", "device", ""), ("input", "input", ""),
+           ("params M", "parameters_m", ".2f"), ("step ms", "step_ms", ".1f"), ("samples/s", "samples_per_s", ".1f")]
+
+
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'model':<12} {'device':<6} {'input':<14} {'params M':>8} {'step ms':>9} {'samples/s':>10}"]
-    for r in rows:
-        shape = "x".join(str(v) for v in r["input"])
-        lines.append(f"{r['model']:<12} {r['device']:<6} {shape:<14} {r['parameters_m']:>8} {r['step_ms']:>9} "
-                     f"{r['samples_per_s']:>10}")
-    return "\n".join(lines)
+    return rows_table([{**r, "input": "x".join(str(v) for v in r["input"])} for r in rows], COLUMNS)
