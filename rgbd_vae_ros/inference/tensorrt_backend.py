@@ -95,20 +95,23 @@ class TensorRTBackend:
         self._torch, self._trt = torch, trt
         self.device, self.precision, self.path = "cuda", self.info.extra.get("precision", "fp32"), path
 
+    def _dtype(self, name: str):
+        """The torch dtype of an engine tensor (inputs are cast to it, outputs allocated in it)."""
+        numpy_dtype = self._trt.nptype(self.engine.get_tensor_dtype(name))
+        return self._torch.from_numpy(np.zeros(0, dtype=numpy_dtype)).dtype
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        torch, trt = self._torch, self._trt
-        keep = []
+        torch = self._torch
+        keep = []  # the device copies of the inputs must live until the run has finished
         for name in self.info.inputs:
-            dtype = torch.from_numpy(np.zeros(0, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
-            tensor = torch.from_numpy(np.ascontiguousarray(inputs[name])).to("cuda", dtype)
+            tensor = torch.from_numpy(np.ascontiguousarray(inputs[name])).to("cuda", self._dtype(name))
             self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
             keep.append(tensor)
         outputs = {}
         for name in self.info.outputs:
-            np_dtype = trt.nptype(self.engine.get_tensor_dtype(name))
             shape = tuple(self.context.get_tensor_shape(name))
-            tensor = torch.empty(shape, dtype=torch.from_numpy(np.zeros(0, dtype=np_dtype)).dtype, device="cuda")
+            tensor = torch.empty(shape, dtype=self._dtype(name), device="cuda")
             self.context.set_tensor_address(name, tensor.data_ptr())
             outputs[name] = tensor
         stream = torch.cuda.current_stream()

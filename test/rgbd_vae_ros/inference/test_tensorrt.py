@@ -74,3 +74,29 @@ def test_an_engine_from_another_gpu_or_tensorrt_is_refused_with_the_way_out(tmp_
         check_engine_matches(built, "10.9.0", "NVIDIA L4 (sm_89)", "'a.engine'")
     with pytest.raises(BackendError, match="has no metadata file 'b.engine.json' beside it"):
         read_sidecar(tmp_path / "b.engine")
+
+
+def test_int8_calibration_samples_are_what_the_model_sees(exported, tmp_path):
+    from PIL import Image as PILImage
+
+    from rgbd_vae_training.engine import calibration_batch
+
+    for i in range(3):
+        PILImage.new("RGB", (90, 60), (i * 100, 50, 255)).save(tmp_path / f"{i}.png")
+    samples = calibration_batch(str(exported["unet_depth"][0] / "depth.onnx"), tmp_path)
+    assert samples.shape == (3, 3, 32, 48) and samples.dtype == np.float32
+    np.testing.assert_allclose(samples[1, :, 0, 0], [100 / 127.5 - 1, 50 / 127.5 - 1, 1.0], atol=1e-6)
+    latents = calibration_batch(str(exported["conv_vae"][0] / "decoder.onnx"), tmp_path, limit=16)
+    assert latents.shape == (16, 16)  # a decoder calibrates on the prior
+    with pytest.raises(ValueError, match="takes 4 channels; INT8 calibration from images supports RGB"):
+        calibration_batch(str(exported["conv_vae"][0] / "encoder.onnx"), tmp_path)
+
+
+def test_engine_command_checks_its_arguments_before_anything_else(exported, tmp_path, capsys):
+    from rgbd_vae_training.cli import main as cli
+
+    onnx_file = str(exported["unet_depth"][0] / "depth.onnx")
+    assert cli(["engine", "--onnx", onnx_file, "--out", str(tmp_path / "d.engine"), "--int8"]) == 1
+    assert "--int8 needs --calib DIR" in capsys.readouterr().err
+    assert cli(["engine", "--onnx", onnx_file, "--out", str(tmp_path / "d.bin")]) == 1
+    assert "should end in .engine or .plan" in capsys.readouterr().err
