@@ -124,6 +124,8 @@ class DecodeStage(_Stage):
             raise StageError(f"latent has shape {mu.shape}; this decoder takes {self.latent_dim} floats")
         if not np.isfinite(mu).all():
             raise StageError("latent holds NaN or infinite values")
+        if output_size is not None and min(output_size) < 1:
+            raise StageError(f"output size {tuple(output_size)} is not a positive (height, width)")
         recon = self.backend.run({self.info.inputs[0]: mu.astype(np.float32)[None]})["recon"][0]  # (C, h, w)
         rgb_u8 = rgb_from_unit_range(recon[:3].transpose(1, 2, 0))
         depth_m = depth_from_unit_range(recon[3], self.info.max_depth_m) if recon.shape[0] == 4 else None

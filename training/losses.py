@@ -49,6 +49,10 @@ class ELBOLoss:
     beta: float = 1.0
     warmup_steps: int = 0
 
+    def __post_init__(self) -> None:
+        if self.beta < 0 or self.warmup_steps < 0:
+            raise ValueError(f"beta and warmup_steps must be 0 or more, got {self.beta} and {self.warmup_steps}")
+
     def beta_at(self, step: int) -> float:
         if self.warmup_steps <= 0:
             return self.beta
@@ -72,6 +76,11 @@ class DepthLoss:
     w_l1: float = 0.1
     w_gradient: float = 1.0
     w_ssim: float = 1.0
+
+    def __post_init__(self) -> None:
+        weights = (self.w_l1, self.w_gradient, self.w_ssim)
+        if min(weights) < 0 or sum(weights) == 0:
+            raise ValueError(f"loss weights must be 0 or more and not all 0, got {weights}")
 
     def __call__(self, pred_unit: torch.Tensor, target_unit: torch.Tensor, valid: torch.Tensor) -> dict:
         pred, target = (pred_unit.float() + 1) / 2, (target_unit + 1) / 2  # (B, 1, H, W) in [0, 1]

@@ -38,6 +38,8 @@ def save_checkpoint(payload: dict[str, Any], f: BinaryIO) -> None:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint; any file that is not one of ours is a :class:`ModelError` naming why."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"checkpoint {str(path)!r} is a folder; expected a .pt file")
     if not path.is_file():
         raise ModelError(f"checkpoint {str(path)!r} does not exist")
     with open(path, "rb") as f:

@@ -89,6 +89,8 @@ def test_bad_depth_and_latents_are_refused_with_one_sentence(exported):
         decode(np.zeros(12, np.float32))
     with pytest.raises(StageError, match="NaN or infinite"):
         decode(np.full(16, np.nan, np.float32))
+    with pytest.raises(StageError, match="output size \\(0, 64\\) is not a positive"):
+        decode(np.zeros(16, np.float32), output_size=(0, 64))
 
 
 def test_a_stage_given_the_wrong_part_says_so(exported):

@@ -53,11 +53,14 @@ class TrainSettings:
     encoder_weights: str = ""  # resnet_vae: torchvision resnet34 weights, a local file
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs"):
+        for name in ("batch_size", "epochs", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_steps", "num_workers", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.lr <= 0 or self.max_depth_m <= 0:
-            raise ValueError("lr and max_depth_m must be positive")
+            raise ValueError(f"lr and max_depth_m must be positive, got {self.lr} and {self.max_depth_m}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device {self.device!r} is not one of auto, cpu, cuda")
 

@@ -45,6 +45,8 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path, capsys):
 def test_missing_truncated_foreign_and_other_torch_files_are_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         load_checkpoint(tmp_path / "none.pt")
+    with pytest.raises(ModelError, match="is a folder; expected a .pt file"):
+        load_checkpoint(tmp_path)
     model = build_model("fc_vae", {"image_size": 8, "hidden": (16,)})
     _save(tmp_path / "m.pt", checkpoint_payload(model))
     data = (tmp_path / "m.pt").read_bytes()

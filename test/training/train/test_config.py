@@ -36,6 +36,10 @@ def test_overrides_keep_their_types_and_reach_every_section():
     (["train.batch_size=0"], "batch_size must be at least 1"),
     (["model.name=nope"], "unknown model 'nope'"),
     (["loss.w_l1=1"], "loss has no setting 'w_l1'"),
+    (["train.max_steps=-1"], "max_steps must be 0 or more, got -1"),
+    (["train.num_workers=-2"], "num_workers must be 0 or more"),
+    (["train.log_every=0"], "log_every must be at least 1"),
+    (["loss.beta=-0.5"], "beta and warmup_steps must be 0 or more"),
 ])
 def test_bad_overrides_are_one_clear_sentence(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -50,6 +54,8 @@ def test_wrong_task_missing_file_and_bad_yaml_are_clear_errors(tmp_path):
     (tmp_path / "mixed.yaml").write_text("task: vae\nmodel: {name: unet_depth}\n")
     with pytest.raises(ConfigError, match="model 'unet_depth' cannot be trained as task 'vae'"):
         load_config(tmp_path / "mixed.yaml")
+    with pytest.raises(ConfigError, match="loss weights must be 0 or more and not all 0"):
+        load_config("tiny_depth", ["loss.w_l1=0", "loss.w_gradient=0", "loss.w_ssim=0"])
     (tmp_path / "bad.yaml").write_text("task: [vae\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(tmp_path / "bad.yaml")
