@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rgbd_vae_training.io import atomic_write_text
+from rgbd_vae_ros.files import atomic_write_text
 
 # Steps of SPEC §9 not built yet, with the part of the project that brings them.
 MISSING_STEPS = [

@@ -38,7 +38,7 @@ def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -
     from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
 
     from .figures import write_png
-    from .io import atomic_write_text
+    from rgbd_vae_ros.files import atomic_write_text
 
     if limit < 0:
         raise ValueError(f"--limit is {limit}; expected 0 (every test frame) or more")

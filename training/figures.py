@@ -7,9 +7,8 @@ import os
 
 import numpy as np
 
+from rgbd_vae_ros.files import atomic_write_bytes
 from rgbd_vae_ros.processing import resize_rgb
-
-from .io import atomic_write_bytes
 
 
 def tile_grid(rows: list[list[np.ndarray]], tile_height: int | None = None, pad: int = 2) -> np.ndarray:

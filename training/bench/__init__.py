@@ -7,7 +7,7 @@ import json
 import platform
 from pathlib import Path
 
-from rgbd_vae_training.io import atomic_write_text
+from rgbd_vae_ros.files import atomic_write_text
 
 # Benchmarks that exist; the others say which part of the project brings them.
 _BENCHMARKS = ("conversion", "training", "backends", "pipeline")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rgbd_vae_ros.files import atomic_write_bytes
+
 from ..data.netpbm import encode_nyu_pgm, encode_ppm
 from ..data.nyu_calibration import (
     R_DEPTH_TO_RGB,
@@ -24,7 +26,6 @@ from ..data.nyu_calibration import (
     register_depth_to_rgb,
 )
 from ..data.nyu_mat import LABELED_NAME, SPLITS_NAME, encode_splits, write_labeled
-from ..io import atomic_write_bytes
 from .render import camera_rays, cast, shade
 from .scene import FRAME_RATE_HZ, Scene, camera_pose, make_scene
 

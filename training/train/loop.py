@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from rgbd_vae_ros.files import atomic_output
 from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint, load_torchvision_resnet34
 from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
 from ..figures import tile_grid
-from ..io import atomic_output
 from .config import RunConfig
 from .tasks import make_task, open_samples
 

@@ -142,3 +142,11 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_di
         train(_config("train.epochs=2"), nyu_raw_dir, tmp_path, resume=True, progress=False)
     assert _digest(good.checkpoint) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]
+
+
+def test_a_progress_bar_counts_the_steps_when_asked(nyu_raw_dir, tmp_path, capsys):
+    train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "train conv_vae" in err and "3/3" in err
+    train(_config("train.epochs=1"), nyu_raw_dir, tmp_path / "quiet", progress=False)
+    assert "train conv_vae" not in capsys.readouterr().err

@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from rgbd_vae_training.io import atomic_output, atomic_write_text
+from rgbd_vae_ros.files import atomic_output, atomic_write_text
 
 
 def test_atomic_write_replaces_the_whole_file(tmp_path):
