@@ -26,6 +26,23 @@ def _node_calls(path):
             yield {k.arg: k.value for k in call.keywords}
 
 
+def _includes(path):
+    """(included launch file name, {argument: value}) for each IncludeLaunchDescription."""
+    tree = ast.parse(path.read_text())
+    names = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and str(n.value).endswith(".launch.py")]
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "IncludeLaunchDescription":
+            assert len(names) == 1, names  # the file names the one launch file it includes
+            arguments = next(k.value for k in call.keywords if k.arg == "launch_arguments").func.value
+            yield names[0], {ast.literal_eval(k): v for k, v in zip(arguments.keys, arguments.values)}
+
+
+def _arguments(path):
+    tree = ast.parse(path.read_text())
+    return {ast.literal_eval(c.args[0]) for c in ast.walk(tree)
+            if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
+
+
 def _declared(executable, rclpy_context):
     import importlib
 
@@ -47,8 +64,12 @@ def test_launch_files_start_real_executables_remap_real_topics_and_set_declared_
     import re
 
     scripts = re.findall(r'"(\w+) = rgbd_vae_ros\.nodes', (ROOT / "setup.py").read_text())
-    calls = list(_node_calls(path))
-    assert calls, f"{path.name} starts no node"
+    calls, includes = list(_node_calls(path)), list(_includes(path))
+    assert calls or includes, f"{path.name} starts no node"
+    for name, arguments in includes:  # an included file of ours, given only arguments it declares
+        assert (ROOT / "launch" / name).is_file(), name
+        undeclared = set(arguments) - _arguments(ROOT / "launch" / name)
+        assert not undeclared, f"{path.name} passes {sorted(undeclared)} that {name} does not declare"
     for call in calls:
         assert ast.literal_eval(call["package"]) == "rgbd_vae_ros"
         executable = ast.literal_eval(call["executable"])
