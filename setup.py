@@ -51,6 +51,7 @@ setup(
             "rgbd_decoder = rgbd_vae_ros.nodes.rgbd_decoder:main",
             "rgbd_pipeline = rgbd_vae_ros.nodes.rgbd_pipeline:main",
             "bag_player = rgbd_vae_ros.nodes.bag_player:main",
+            "bag_recorder = rgbd_vae_ros.nodes.bag_recorder:main",
             "rgbd-vae = rgbd_vae_training.cli:main",
         ],
     },

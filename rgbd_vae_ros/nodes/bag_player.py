@@ -1,7 +1,171 @@
-"""The `bag_player` executable (SPEC §4.1, §9)."""
+"""``bag_player``: publish a rosbag2's messages with their recorded timing (SPEC §4.1, §9).
 
-from rgbd_vae_ros.nodes import not_built_yet
+Works without the ``ros2`` command line: the bag is read with ``rosbags`` and each message is
+published as recorded (already serialised) on a publisher of its recorded type and QoS.
+
+    bag_player --ros-args -p bag:=demo_out/bag -p rate:=2.0 -p clock:=true
+    rgbd-vae bag play demo_out/bag --rate 2 --clock
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from rgbd_vae_ros.bags import BagError, BagReader, Qos
+
+
+def message_class(msgtype: str):
+    """``sensor_msgs/msg/Image`` -> the installed Python class, or None when its package is missing."""
+    package, _, name = msgtype.rpartition("/")
+    try:
+        return getattr(importlib.import_module(package.replace("/", ".")), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def qos_profile(qos: Qos) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos.depth,
+                      reliability=ReliabilityPolicy.RELIABLE if qos.reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.transient_local else DurabilityPolicy.VOLATILE)
+
+
+def _range(low: float, high: float) -> dict:
+    return {"floating_point_range": [FloatingPointRange(from_value=low, to_value=high, step=0.0)]}
+
+
+# name -> (default, description, descriptor fields)
+PARAMETERS = {
+    "bag": ("", "rosbag2 folder to play (MCAP or sqlite3)", {}),
+    "rate": (1.0, "playback speed factor", _range(0.01, 100.0)),
+    "loop": (False, "start again at the end instead of stopping", {}),
+    "start_offset": (0.0, "seconds of the bag to skip before playing", _range(0.0, 1e9)),
+    "clock": (False, "publish /clock with the bag's time (for nodes with use_sim_time)", {}),
+    "clock_frequency": (40.0, "Hz at which /clock is published between messages", _range(1.0, 1000.0)),
+    "delay": (0.0, "seconds to wait before the first message (lets subscribers connect)", _range(0.0, 3600.0)),
+    "topics": (Parameter.Type.STRING_ARRAY, "topics to play (default: all)", {}),
+}
+
+
+class BagPlayerNode(Node):
+    """Opens the bag and creates one publisher per playable topic; :meth:`play` publishes."""
+
+    def __init__(self, **kwargs):
+        super().__init__("bag_player", **kwargs)
+        for name, (default, description, extra) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **extra))
+        path = self.get_parameter("bag").value
+        if not path:
+            raise BagError("no bag given; set the parameter bag:=PATH")
+        self.reader = BagReader(path)
+        wanted = self.get_parameter_or("topics", Parameter("topics", value=[])).value or []
+        unknown = sorted(set(wanted) - set(self.reader.topics))
+        if unknown:
+            raise BagError(f"bag {path!r} has no topic {unknown[0]!r}; it has {', '.join(sorted(self.reader.topics))}")
+        self.publishers_by_topic = {}
+        for topic, info in self.reader.topics.items():
+            if wanted and topic not in wanted:
+                continue
+            cls = message_class(info.msgtype)
+            if cls is None:
+                package = info.msgtype.split("/")[0]
+                self.get_logger().warning(f"not playing {topic}: its type {info.msgtype} is not installed "
+                                          f"(install the ROS package {package})")
+                continue
+            self.publishers_by_topic[topic] = self.create_publisher(cls, topic, qos_profile(info.qos))
+        self.clock_publisher = None
+        if self.get_parameter("clock").value:
+            from rosgraph_msgs.msg import Clock
+
+            self.clock_publisher = self.create_publisher(Clock, "/clock", 10)
+            self._clock_msg = Clock
+        self.published = 0
+        self.stop_event = threading.Event()
+
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _publish_clock(self, bag_ns: int) -> None:
+        if self.clock_publisher is not None:
+            msg = self._clock_msg()
+            msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
+            self.clock_publisher.publish(msg)
+
+    def _wait_until(self, due: float, bag_origin_ns: int, wall_origin: float, rate: float) -> bool:
+        """Sleep until monotonic time ``due``, publishing /clock meanwhile; False when stopped."""
+        period = 1.0 / self.param("clock_frequency")
+        while True:
+            remaining = due - time.monotonic()
+            if remaining <= 0:
+                return not self.stop_event.is_set()
+            if self.stop_event.wait(min(remaining, period) if self.clock_publisher else remaining):
+                return False
+            if self.clock_publisher is not None:
+                self._publish_clock(bag_origin_ns + int((time.monotonic() - wall_origin) * rate * 1e9))
+
+    def play(self) -> int:
+        """Publish the bag (again and again with ``loop``) until its end or :attr:`stop_event`."""
+        rate = self.param("rate")
+        start_ns = self.reader.start_ns + int(round(self.param("start_offset") * 1e9))
+        topics = list(self.publishers_by_topic)
+        if self.param("delay") > 0 and self.stop_event.wait(self.param("delay")):
+            return self.published
+        self.get_logger().info(f"playing {self.reader.path} ({len(topics)} topics) at rate {rate:g}")
+        while True:
+            wall_origin = time.monotonic()
+            for topic, stamp_ns, data in self.reader.messages(topics, start_ns):
+                due = wall_origin + (stamp_ns - start_ns) / 1e9 / rate
+                if not self._wait_until(due, start_ns, wall_origin, rate):
+                    return self.published
+                self._publish_clock(stamp_ns)
+                self.publishers_by_topic[topic].publish(data)
+                self.published += 1
+            if not self.param("loop") or self.stop_event.is_set():
+                break
+        self.get_logger().info(f"played {self.published} messages")
+        return self.published
+
+
+def play(parameters: dict, args=None) -> int:
+    """Run a player with these parameters until the bag ends (or Ctrl-C); the exit status."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    node = player = None
+    try:
+        overrides = [Parameter(k, value=v) for k, v in parameters.items() if not (k == "topics" and not v)]
+        node = BagPlayerNode(parameter_overrides=overrides) if overrides else BagPlayerNode()
+        player = threading.Thread(target=node.play, name="bag_player", daemon=True)
+        player.start()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while player.is_alive() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if node is not None:
+            node.stop_event.set()
+            if player is not None:
+                player.join(timeout=5.0)
+            node.reader.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
 
 
 def main(args=None) -> int:
-    return not_built_yet("bag_player", "the rosbag replay issue")
+    import sys
+
+    try:
+        return play({}, args=args)
+    except BagError as exc:
+        print(f"bag_player: error: {exc}.", file=sys.stderr)
+        return 1

@@ -1,0 +1,153 @@
+"""``bag_recorder``: subscribe to topics and write them to a rosbag2, for users without
+``ros2 bag record`` and for the demo (SPEC §9).
+
+Messages are written as they arrive (serialised, never decoded), stamped with the receive time
+like ``ros2 bag record``. A topic's type and QoS come from its publishers, so topics that appear
+later are picked up too. The bag appears under its name only when recording ends (Ctrl-C or
+``duration``); a crash leaves no half bag.
+
+    bag_recorder --ros-args -p bag:=outputs -p "topics:=[/rgbd_vae/latent, /rgbd_vae/depth/image]"
+    rgbd-vae bag record outputs /rgbd_vae/latent /rgbd_vae/depth/image --duration 10
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+from rgbd_vae_ros.bags import BagError, BagWriter, Qos, write_bag
+
+from .bag_player import message_class, qos_profile
+
+PARAMETERS = {
+    "bag": ("", "rosbag2 folder to write (must not exist)", {}),
+    "topics": (Parameter.Type.STRING_ARRAY, "topics to record", {}),
+    "storage": ("mcap", "mcap | sqlite3", {}),
+    "duration": (0.0, "seconds to record (0: until Ctrl-C)",
+                 {"floating_point_range": [FloatingPointRange(from_value=0.0, to_value=1e9, step=0.0)]}),
+}
+
+
+class BagRecorderNode(Node):
+    """Records ``topics`` into ``writer`` (by default a new bag from the ``bag`` and ``storage``
+    parameters, committed by :meth:`finish`); ``types`` (topic -> msgtype) subscribes before discovery."""
+
+    def __init__(self, writer: BagWriter | None = None, topics: list[str] | None = None,
+                 types: dict[str, str] | None = None, **kwargs):
+        super().__init__("bag_recorder", **kwargs)
+        for name, (default, description, extra) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **extra))
+        if topics is None:
+            topics = self.get_parameter_or("topics", Parameter("topics", value=[])).value or []
+        if not topics:
+            raise BagError("no topics to record; set the parameter topics:=[/a, /b]")
+        self.topics = [self.resolve_topic_name(t) for t in topics]
+        self._bag = contextlib.ExitStack()
+        if writer is None:
+            bag, storage = self.get_parameter("bag").value, self.get_parameter("storage").value
+            if not bag:
+                raise BagError("no bag given; set the parameter bag:=PATH")
+            writer = self._bag.enter_context(write_bag(bag, storage))
+        self.writer = writer
+        self._lock = threading.Lock()
+        self._recording = {}
+        for topic, msgtype in (types or {}).items():
+            self._subscribe(self.resolve_topic_name(topic), msgtype, Qos(depth=100))
+        self._discover()
+        self._timer = self.create_timer(0.2, self._discover)
+
+    def finish(self, keep: bool = True) -> None:
+        """Stop recording; the bag this node opened appears under its name, or is dropped."""
+        for subscription in self._recording.values():
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        self._recording = {topic: None for topic in self._recording}
+        with self._lock:
+            if keep:
+                self._bag.close()
+            else:
+                self._bag.__exit__(BagError, BagError("recording abandoned"), None)
+
+    def _offered_qos(self, topic: str) -> Qos:
+        """Reliable / transient local only when every publisher offers it, as ``ros2 bag record`` does."""
+        publishers = self.get_publishers_info_by_topic(topic)
+        reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
+        latched = bool(publishers) and all(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                                           for p in publishers)
+        return Qos(reliable=reliable, transient_local=latched, depth=100)
+
+    def _discover(self) -> None:
+        missing = set(self.topics) - set(self._recording)
+        if not missing:
+            return
+        for name, types in self.get_topic_names_and_types():
+            if name in missing and types:
+                self._subscribe(name, types[0], self._offered_qos(name))
+
+    def _subscribe(self, topic: str, msgtype: str, qos: Qos) -> None:
+        cls = message_class(msgtype)
+        if cls is None:
+            self.get_logger().warning(f"cannot record {topic}: its type {msgtype} is not installed")
+            self._recording[topic] = None
+            return
+        self.writer.add_topic(topic, msgtype, qos)
+        self._recording[topic] = self.create_subscription(
+            cls, topic, lambda data: self._write(topic, msgtype, data), qos_profile(qos), raw=True)
+        self.get_logger().info(f"recording {topic} ({msgtype})")
+
+    def _write(self, topic: str, msgtype: str, data: bytes) -> None:
+        with self._lock:
+            self.writer.write_raw(topic, msgtype, self.get_clock().now().nanoseconds, data)
+
+    def publisher_count(self, topic: str) -> int:
+        """Publishers matched on ``topic`` (0 before it is subscribed)."""
+        subscription = self._recording.get(self.resolve_topic_name(topic))
+        return subscription.get_publisher_count() if subscription is not None else 0
+
+
+def record(parameters: dict, args=None) -> int:
+    """Record until ``duration`` or Ctrl-C, then close the bag; the exit status."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = BagRecorderNode(parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        duration = node.get_parameter("duration").value
+        end = time.monotonic() + duration if duration else float("inf")
+        try:
+            while rclpy.ok() and time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        node.finish()
+        counts = node.writer.counts
+        print(f"bag_recorder: wrote {sum(counts.values())} messages on {len(counts)} topics to "
+              f"{node.get_parameter('bag').value}", file=sys.stderr)
+        return 0
+    except BaseException:
+        if node is not None:
+            node.finish(keep=False)
+        raise
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(args=None) -> int:
+    try:
+        return record({}, args=args)
+    except BagError as exc:
+        print(f"bag_recorder: error: {exc}.", file=sys.stderr)
+        return 1
