@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXECUTABLES = ["depth_estimator", "rgbd_encoder", "rgbd_decoder", "rgbd_pipeline", "bag_player"]
+EXECUTABLES = ["depth_estimator", "rgbd_encoder", "rgbd_decoder", "rgbd_pipeline", "bag_player", "bag_recorder"]
 
 
 def _setup_call() -> ast.Call:
@@ -98,9 +98,9 @@ def test_runtime_package_imports_without_ros_on_the_path():
     assert result.stdout.strip() == "[[97, 98]]"
 
 
-def test_the_bag_player_not_built_yet_says_so_and_fails():
-    # Replaced by the real player in the rosbag issue; until then it must not pretend to work.
-    executable = "bag_player"
-    result = subprocess.run([Path(sys.executable).with_name(executable)], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1
-    assert f"the {executable} executable is not built yet" in result.stderr
+def test_the_bag_tools_without_a_bag_say_so_and_fail():
+    for executable in ("bag_player", "bag_recorder"):
+        result = subprocess.run([Path(sys.executable).with_name(executable)], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 1, result.stderr
+        assert f"{executable}: error: no " in result.stderr and "Traceback" not in result.stderr

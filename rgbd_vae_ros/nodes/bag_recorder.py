@@ -12,7 +12,8 @@ later are picked up too. The bag appears under its name only when recording ends
 
 from __future__ import annotations
 
-import contextlib
+import os
+import queue
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
-from rgbd_vae_ros.bags import BagError, BagWriter, Qos, write_bag
+from rgbd_vae_ros.bags import BagError, Qos, write_bag
 
 from .bag_player import message_class, qos_profile
 
@@ -35,12 +36,24 @@ PARAMETERS = {
 }
 
 
-class BagRecorderNode(Node):
-    """Records ``topics`` into ``writer`` (by default a new bag from the ``bag`` and ``storage``
-    parameters, committed by :meth:`finish`); ``types`` (topic -> msgtype) subscribes before discovery."""
+_CLOSE, _ABANDON = object(), object()
 
-    def __init__(self, writer: BagWriter | None = None, topics: list[str] | None = None,
-                 types: dict[str, str] | None = None, **kwargs):
+
+class _Abandoned(Exception):
+    pass
+
+
+class BagRecorderNode(Node):
+    """Records ``topics`` into the bag ``bag`` (default: the parameters), which appears under its
+    name when :meth:`finish` is called. ``types`` (topic -> msgtype) subscribes before discovery.
+
+    The bag is written by one thread of its own (sqlite3 storage is bound to the thread that
+    opened it); the subscription callbacks only queue what they receive.
+    """
+
+    def __init__(self, bag: str | os.PathLike | None = None, topics: list[str] | None = None,
+                 types: dict[str, str] | None = None, storage: str | None = None, overwrite: bool = False,
+                 **kwargs):
         super().__init__("bag_recorder", **kwargs)
         for name, (default, description, extra) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **extra))
@@ -48,32 +61,57 @@ class BagRecorderNode(Node):
             topics = self.get_parameter_or("topics", Parameter("topics", value=[])).value or []
         if not topics:
             raise BagError("no topics to record; set the parameter topics:=[/a, /b]")
+        self.bag = str(bag or self.get_parameter("bag").value)
+        if not self.bag:
+            raise BagError("no bag given; set the parameter bag:=PATH")
         self.topics = [self.resolve_topic_name(t) for t in topics]
-        self._bag = contextlib.ExitStack()
-        if writer is None:
-            bag, storage = self.get_parameter("bag").value, self.get_parameter("storage").value
-            if not bag:
-                raise BagError("no bag given; set the parameter bag:=PATH")
-            writer = self._bag.enter_context(write_bag(bag, storage))
-        self.writer = writer
-        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self._queue: queue.Queue = queue.Queue()
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+        self._writer_thread = threading.Thread(
+            target=self._write_loop, args=(self.bag, storage or self.get_parameter("storage").value, overwrite),
+            name="bag_recorder_writer", daemon=True)
+        self._writer_thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            raise self._error
         self._recording = {}
         for topic, msgtype in (types or {}).items():
             self._subscribe(self.resolve_topic_name(topic), msgtype, Qos(depth=100))
         self._discover()
         self._timer = self.create_timer(0.2, self._discover)
 
+    def _write_loop(self, bag: str, storage: str, overwrite: bool) -> None:
+        try:
+            with write_bag(bag, storage, overwrite) as writer:
+                self._opened.set()
+                while (item := self._queue.get()) is not _CLOSE:
+                    if item is _ABANDON:
+                        raise _Abandoned
+                    topic, msgtype, payload = item
+                    if isinstance(payload, Qos):
+                        writer.add_topic(topic, msgtype, payload)
+                    else:
+                        writer.write_raw(topic, msgtype, *payload)
+                        self.counts[topic] = self.counts.get(topic, 0) + 1
+        except _Abandoned:
+            pass
+        except BaseException as exc:  # reported by the constructor or by finish()
+            self._error = exc
+        finally:
+            self._opened.set()
+
     def finish(self, keep: bool = True) -> None:
-        """Stop recording; the bag this node opened appears under its name, or is dropped."""
-        for subscription in self._recording.values():
+        """Stop recording; the bag appears under its name (``keep``) or is dropped."""
+        for topic, subscription in self._recording.items():
             if subscription is not None:
                 self.destroy_subscription(subscription)
         self._recording = {topic: None for topic in self._recording}
-        with self._lock:
-            if keep:
-                self._bag.close()
-            else:
-                self._bag.__exit__(BagError, BagError("recording abandoned"), None)
+        self._queue.put(_CLOSE if keep else _ABANDON)
+        self._writer_thread.join()
+        if self._error is not None and keep:
+            raise BagError(f"writing {self.bag} failed: {self._error}")
 
     def _offered_qos(self, topic: str) -> Qos:
         """Reliable / transient local only when every publisher offers it, as ``ros2 bag record`` does."""
@@ -97,14 +135,13 @@ class BagRecorderNode(Node):
             self.get_logger().warning(f"cannot record {topic}: its type {msgtype} is not installed")
             self._recording[topic] = None
             return
-        self.writer.add_topic(topic, msgtype, qos)
+        self._queue.put((topic, msgtype, qos))
         self._recording[topic] = self.create_subscription(
             cls, topic, lambda data: self._write(topic, msgtype, data), qos_profile(qos), raw=True)
         self.get_logger().info(f"recording {topic} ({msgtype})")
 
     def _write(self, topic: str, msgtype: str, data: bytes) -> None:
-        with self._lock:
-            self.writer.write_raw(topic, msgtype, self.get_clock().now().nanoseconds, data)
+        self._queue.put((topic, msgtype, (self.get_clock().now().nanoseconds, data)))
 
     def publisher_count(self, topic: str) -> int:
         """Publishers matched on ``topic`` (0 before it is subscribed)."""
@@ -131,9 +168,8 @@ def record(parameters: dict, args=None) -> int:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         node.finish()
-        counts = node.writer.counts
-        print(f"bag_recorder: wrote {sum(counts.values())} messages on {len(counts)} topics to "
-              f"{node.get_parameter('bag').value}", file=sys.stderr)
+        print(f"bag_recorder: wrote {sum(node.counts.values())} messages on {len(node.counts)} topics to "
+              f"{node.bag}", file=sys.stderr)
         return 0
     except BaseException:
         if node is not None:

@@ -1,0 +1,222 @@
+"""``bag_player`` and ``bag_recorder`` over real DDS: every message in order, recorded timing at
+rate 1 and 2, /clock, loop, start offset, and recording back to a bag."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC, BagError, BagReader
+from rgbd_vae_ros.nodes.bag_player import BagPlayerNode
+from rgbd_vae_ros.nodes.bag_recorder import BagRecorderNode
+
+FRAMES = 20
+PLAYED = (RGB_TOPIC, DEPTH_TOPIC, RGB_INFO_TOPIC)
+# The stated tolerance. The player publishes each message a median of under 2 ms after its
+# recorded time / rate. At the subscriber (DDS delivery and executor threads on a loaded 2-core
+# machine included) each message arrives at its recorded time / rate after the first, with a
+# median deviation under 10 ms and at least 75 % of messages within 20 ms; the odd delivery that
+# the machine holds up (by up to ~60 ms here) is what the 75 % allows for.
+PUBLISH_LAG_MEDIAN_S = 0.002
+DEVIATION_MEDIAN_S = 0.010
+DEVIATION_CLOSE_S, DEVIATION_CLOSE_SHARE = 0.020, 0.75
+
+
+@pytest.fixture(scope="module")
+def sequence_bag(tmp_path_factory):
+    from rgbd_vae_training.bag.convert import nyu_raw_sequence, write_sequence
+    from rgbd_vae_training.synth.generate import write_nyu_raw
+
+    folder = tmp_path_factory.mktemp("player")
+    write_nyu_raw(folder / "raw", scenes=1, frames=FRAMES, seed=5, width=160, height=120)
+    write_sequence(nyu_raw_sequence(folder / "raw" / "synth_room_0000"), folder / "bag")
+    return folder / "bag"
+
+
+def _recorded(bag: Path, topics=PLAYED) -> list[tuple[str, int]]:
+    with BagReader(bag) as reader:
+        return [(topic, stamp) for topic, stamp, _ in reader.messages(list(topics))]
+
+
+class Arrivals:
+    """(topic, header stamp ns, monotonic arrival time) of everything the probe receives."""
+
+    def __init__(self, harness, topics=PLAYED):
+        self.items: list[tuple[str, int, float]] = []
+        qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+        for topic in topics:
+            msg_type = CameraInfo if topic.endswith("camera_info") else Image
+            harness.probe.create_subscription(msg_type, topic, lambda m, t=topic: self._add(t, m), qos)
+
+    def _add(self, topic, msg) -> None:
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.items.append((topic, stamp, time.monotonic()))
+
+
+def _player(harness, rclpy_context, bag, **params) -> BagPlayerNode:
+    overrides = [Parameter("bag", value=str(bag))] + [Parameter(k, value=v) for k, v in params.items()]
+    node = harness.add(BagPlayerNode(context=rclpy_context, parameter_overrides=overrides))
+    for publisher in node.publishers_by_topic.values():
+        assert harness.wait_for(lambda p=publisher: p.get_subscription_count() > 0), publisher.topic_name
+    time.sleep(0.3)  # let the reverse (subscriber -> publisher) match settle too
+    return node
+
+
+@pytest.mark.parametrize("rate", [1.0, 2.0])
+def test_every_message_arrives_in_order_with_the_recorded_timing(harness, sequence_bag, rate):
+    arrivals = Arrivals(harness)
+    # The executable in its own process, as a user runs it; `delay` lets DDS discovery finish.
+    player = subprocess.Popen([_script("bag_player"), "--ros-args", "-p", f"bag:={sequence_bag}", "-p", f"rate:={rate}",
+                               "-p", "delay:=2.0", "-p", f"topics:=[{', '.join(PLAYED)}]"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = player.communicate(timeout=60)
+    assert player.returncode == 0, output
+    assert harness.wait_for(lambda: len(arrivals.items) == 3 * FRAMES, timeout_s=5), output
+    recorded = _recorded(sequence_bag)
+    # Header stamps equal the recorded times in a converted bag, so arrival order is checkable.
+    rgb = [(stamp, at) for topic, stamp, at in arrivals.items if topic == RGB_TOPIC]
+    assert [s for s, _ in rgb] == [s for t, s in recorded if t == RGB_TOPIC]
+    for topic in PLAYED:
+        assert sorted(s for t, s, _ in arrivals.items if t == topic) == [s for t, s in recorded if t == topic]
+    lag = re.search(r"played 60 messages; publish lag behind the recorded timing median ([0-9.]+) ms", output)
+    assert lag, output
+    stamps_s = np.array([s for s, _ in rgb]) / 1e9
+    arrivals_s = np.array([at for _, at in rgb])
+    ideal = (stamps_s - stamps_s[0]) / rate
+    offset = np.median(arrivals_s - ideal)  # when the first message "should" have arrived
+    deviation = np.abs(arrivals_s - offset - ideal)
+    print(f"rate {rate:g}: publish lag median {lag.group(1)} ms; arrival deviation median {np.median(deviation) * 1e3:.2f} ms, max {deviation.max() * 1e3:.2f} ms, "
+          f"{np.mean(deviation < DEVIATION_CLOSE_S):.0%} within {DEVIATION_CLOSE_S * 1e3:g} ms")
+    assert float(lag.group(1)) < PUBLISH_LAG_MEDIAN_S * 1e3
+    assert np.median(deviation) < DEVIATION_MEDIAN_S
+    assert np.mean(deviation < DEVIATION_CLOSE_S) >= DEVIATION_CLOSE_SHARE
+
+
+def test_clock_follows_the_bag_time(harness, rclpy_context, sequence_bag):
+    from rosgraph_msgs.msg import Clock
+
+    clock = []
+    arrivals = Arrivals(harness, topics=(RGB_TOPIC,))
+    harness.probe.create_subscription(Clock, "/clock", lambda m: clock.append(
+        (m.clock.sec * 1_000_000_000 + m.clock.nanosec, time.monotonic())), QoSProfile(depth=500))
+    node = _player(harness, rclpy_context, sequence_bag, clock=True, clock_frequency=100.0, topics=[RGB_TOPIC])
+    assert harness.wait_for(lambda: node.clock_publisher.get_subscription_count() > 0)
+    node.play()
+    assert harness.wait_for(lambda: len(arrivals.items) == FRAMES, timeout_s=5)
+    times = [t for t, _ in clock]
+    assert times == sorted(times)
+    with BagReader(sequence_bag) as reader:
+        assert reader.start_ns <= times[0] and times[-1] == max(s for _, s in _recorded(sequence_bag, [RGB_TOPIC]))
+    assert len(clock) > FRAMES  # published between messages too, not only with them
+    assert {stamp for _, stamp, _ in arrivals.items} <= set(times)  # the clock reads each image's time as it goes out
+    # The clock advances with wall time (rate 1).
+    values = (np.array(times) - times[0]) / 1e9
+    walls = np.array([when for _, when in clock]) - clock[0][1]
+    assert np.median(np.abs(values - walls)) < 0.010
+
+
+def test_loop_plays_again_and_start_offset_skips_the_beginning(harness, rclpy_context, sequence_bag):
+    recorded = [s for _, s in _recorded(sequence_bag, [RGB_TOPIC])]
+    arrivals = Arrivals(harness, topics=(RGB_TOPIC,))
+    offset_s = (recorded[5] - recorded[0]) / 1e9 - 0.001
+    node = _player(harness, rclpy_context, sequence_bag, loop=True, rate=4.0, start_offset=offset_s,
+                   topics=[RGB_TOPIC])
+    thread = threading.Thread(target=node.play)
+    thread.start()
+    try:
+        assert harness.wait_for(lambda: len(arrivals.items) >= 2 * (FRAMES - 5) + 3, timeout_s=20)
+    finally:
+        node.stop_event.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    stamps = [s for _, s, _ in arrivals.items]
+    assert stamps[:2 * (FRAMES - 5)] == recorded[5:] * 2
+
+
+def test_a_missing_bag_or_topic_is_one_sentence(rclpy_context, sequence_bag, tmp_path):
+    with pytest.raises(BagError, match="does not exist"):
+        BagPlayerNode(context=rclpy_context, parameter_overrides=[Parameter("bag", value=str(tmp_path / "no"))])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BagError, match="not a rosbag2 folder"):
+        BagPlayerNode(context=rclpy_context, parameter_overrides=[Parameter("bag", value=str(tmp_path / "empty"))])
+    with pytest.raises(BagError, match="has no topic '/nope'"):
+        BagPlayerNode(context=rclpy_context, parameter_overrides=[Parameter("bag", value=str(sequence_bag)),
+                                                                  Parameter("topics", value=["/nope"])])
+
+
+def _script(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def test_the_bag_player_executable_plays_to_the_end_and_exits_0(sequence_bag, tmp_path):
+    done = subprocess.run([_script("bag_player"), "--ros-args", "-p", f"bag:={sequence_bag}", "-p", "rate:=4.0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"played {4 * FRAMES} messages" in done.stderr  # /tf_static too where tf2_msgs is installed
+    missing = subprocess.run([_script("bag_player"), "--ros-args", "-p", f"bag:={tmp_path / 'no'}"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1
+    assert f"bag_player: error: bag '{tmp_path / 'no'}' does not exist." in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_topics_whose_type_is_not_installed_are_named_and_skipped(rclpy_context, sequence_bag):
+    try:
+        import tf2_msgs  # noqa: F401
+        pytest.skip("tf2_msgs is installed here, so /tf_static plays")
+    except ImportError:
+        pass
+    node = BagPlayerNode(context=rclpy_context, parameter_overrides=[Parameter("bag", value=str(sequence_bag))])
+    assert "/tf_static" not in node.publishers_by_topic and RGB_TOPIC in node.publishers_by_topic
+    node.destroy_node()
+
+
+def test_the_recorder_discovers_topics_and_writes_what_it_receives(harness, rclpy_context, tmp_path):
+    from rgbd_vae_ros.conversion import numpy_to_image
+
+    publisher = harness.publisher(Image, "/rec/image")
+    recorder = harness.add(BagRecorderNode(tmp_path / "out", topics=["/rec/image", "/rec/never"], storage="sqlite3",
+                                           context=rclpy_context))
+    assert harness.wait_for(lambda: recorder.publisher_count("/rec/image") > 0)
+    for i in range(5):
+        msg = numpy_to_image(np.full((4, 6, 3), i, np.uint8), "rgb8")
+        msg.header.stamp.sec = 100 + i
+        publisher.publish(msg)
+        time.sleep(0.02)
+    assert harness.wait_for(lambda: recorder.counts.get("/rec/image") == 5)
+    assert not (tmp_path / "out").exists()  # appears only when recording ends
+    recorder.finish()
+    with BagReader(tmp_path / "out") as bag:
+        assert set(bag.topics) == {"/rec/image"}
+        messages = list(bag.decoded("/rec/image"))
+    assert [m.header.stamp.sec for _, m in messages] == [100, 101, 102, 103, 104]
+    assert [int(m.data[0]) for _, m in messages] == [0, 1, 2, 3, 4]
+
+
+def test_an_abandoned_recording_leaves_nothing_and_an_existing_bag_is_refused(rclpy_context, tmp_path):
+    recorder = BagRecorderNode(tmp_path / "out", topics=["/x"], context=rclpy_context)
+    recorder.finish(keep=False)
+    recorder.destroy_node()
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BagError, match="already exists"):
+        BagRecorderNode(tmp_path / "out", topics=["/x"], context=rclpy_context)
+
+
+def test_rgbd_vae_bag_record_stops_after_its_duration_with_a_whole_bag(tmp_path):
+    done = subprocess.run([_script("rgbd-vae"), "bag", "record", str(tmp_path / "out"), "/diagnostics",
+                           "--duration", "1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "bag_recorder: wrote" in done.stderr
+    assert (tmp_path / "out" / "metadata.yaml").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
