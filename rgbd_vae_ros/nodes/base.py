@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -78,9 +79,11 @@ class PerceptionNode(LifecycleNode):
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._subscriptions: list = []
+        self._inputs: list = []  # (not rclpy's own _subscriptions, which the executor serves)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        # Once a second of wall time: under use_sim_time a paused or finished bag must not stop it.
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
+                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.camera_info = None  # the latest valid CameraInfo, for nodes that subscribe to one
         self._autostart_timer = None
         if self.param("autostart"):
@@ -133,7 +136,7 @@ class PerceptionNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         try:
-            self._subscriptions = self.make_subscriptions()
+            self._inputs = self.make_subscriptions()
         except Exception as exc:  # rclpy would turn it into an error transition without a word
             self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -159,9 +162,9 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in self._inputs:
             self.destroy_subscription(subscription)
-        self._subscriptions = []
+        self._inputs = []
         self._stop.set()
         self._slot.close()
         if self._worker is not None and self._worker is not threading.current_thread():
