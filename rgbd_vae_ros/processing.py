@@ -81,8 +81,15 @@ def _resize_weights(size_in: int, size_out: int) -> np.ndarray:
 
 def _resize_plane_stack(planes: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize float32 (H, W, C) planes with separable weights: Wy @ planes @ Wx^T."""
-    wy = _resize_weights(planes.shape[0], height)
-    wx = _resize_weights(planes.shape[1], width)
+    rows_in, cols_in, channels = planes.shape
+    wy = _resize_weights(rows_in, height)
+    wx = _resize_weights(cols_in, width)
+    if height <= rows_in and width <= cols_in:
+        # Shrinking (a camera frame to a model's input): two plain matrix products, about 5x
+        # faster than einsum for 640x480 -> 80x64; einsum stays faster for enlarging.
+        rows = (wy @ planes.reshape(rows_in, cols_in * channels)).reshape(height, cols_in, channels)
+        cols = rows.transpose(0, 2, 1).reshape(height * channels, cols_in) @ wx.T
+        return np.ascontiguousarray(cols.reshape(height, channels, width).transpose(0, 2, 1))
     return np.einsum("oh,hwc,pw->opc", wy, planes, wx, optimize=True)
 
 
