@@ -111,7 +111,7 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     test, train = open_dataset(data, split="test"), open_dataset(data, split="train")
     if len(test) == 0:
         raise ValueError(f"{data!r} has no test frames to evaluate on")
-    baseline_m = _mean_depth(train)
+    baseline_m = mean_depth(train)
     height, width = _model_input_size(model)
     count = min(len(test), limit) if limit else len(test)
     shown = set(_spread(count, FIGURE_SAMPLES))
@@ -136,7 +136,7 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     return result, tile_grid(rows, tile_height=min(240, rows[0][0].shape[0]))
 
 
-def _mean_depth(reader) -> float:
+def mean_depth(reader) -> float:
     """Mean valid depth over (up to 200 evenly spread) training frames."""
     from rgbd_vae_ros.processing import valid_depth_mask
 

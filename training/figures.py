@@ -46,3 +46,21 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def label_columns(grid: np.ndarray, titles: list[str], widths: list[int], note: str = "", pad: int = 2) -> np.ndarray:
+    """``grid`` (from :func:`tile_grid`, whose columns are ``widths`` pixels wide) with a title
+    above each column and an optional note below, in PIL's built-in font."""
+    from PIL import Image, ImageDraw
+
+    line = 14
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + line + (line if note else 0)), "white")
+    canvas.paste(Image.fromarray(grid), (0, line))
+    draw = ImageDraw.Draw(canvas)
+    x = pad
+    for title, width in zip(titles, widths):
+        draw.text((x + 2, 1), title, fill="black")
+        x += width + pad
+    if note:
+        draw.text((pad + 2, grid.shape[0] + line + 1), note, fill="black")
+    return np.asarray(canvas)

@@ -89,6 +89,7 @@ class BagPlayerNode(Node):
         self.published = 0
         self._last_clock_ns = 0
         self.lag_s: list[float] = []  # how late each message went out against its recorded time / rate
+        self.on_publish = None  # optional callback(topic, recorded time ns) after each message goes out
         self.stop_event = threading.Event()
 
     def param(self, name: str):
@@ -135,6 +136,8 @@ class BagPlayerNode(Node):
                 self.publishers_by_topic[topic].publish(data)
                 self.lag_s.append(time.monotonic() - due)
                 self.published += 1
+                if self.on_publish is not None:
+                    self.on_publish(topic, stamp_ns)
             if not self.param("loop") or self.stop_event.is_set():
                 break
         lag_ms = np.array(self.lag_s or [0.0]) * 1e3

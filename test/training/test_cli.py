@@ -77,21 +77,34 @@ def test_bench_training_reports_samples_per_second_per_model(tmp_path):
         assert bad.returncode == 1 and message in bad.stderr
 
 
-def test_demo_reuses_its_models_runs_what_exists_and_names_what_is_missing(tmp_path, tiny_depth_checkpoint,
-                                                                            tiny_vae_checkpoint):
+def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_checkpoint, tiny_vae_checkpoint):
     import shutil
 
+    from rgbd_vae_ros.bags import BagReader
+
+    out = tmp_path / "demo_out"
     for task, checkpoint in (("depth", tiny_depth_checkpoint), ("vae", tiny_vae_checkpoint)):
-        (tmp_path / "demo_out" / "models" / task).mkdir(parents=True)
-        shutil.copy(checkpoint, tmp_path / "demo_out" / "models" / task / "checkpoint.pt")
-    result = run_cli("demo", "--out", str(tmp_path / "demo_out"))
+        (out / "models" / task).mkdir(parents=True)
+        shutil.copy(checkpoint, out / "models" / task / "checkpoint.pt")
+    result = run_cli("demo", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("demo: reusing") == 2 and "training tiny" not in result.stdout
-    metrics = json.loads((tmp_path / "demo_out" / "eval" / "depth" / "metrics.json").read_text())
-    assert metrics["depth"]["abs_rel"] < metrics["mean_depth_baseline"]["abs_rel"]
-    assert (tmp_path / "demo_out" / "eval" / "vae" / "figure.png").is_file()
-    onnx_files = sorted(p.name for p in (tmp_path / "demo_out" / "models" / "onnx").glob("*.onnx"))
+    evaluation = json.loads((out / "eval" / "depth" / "metrics.json").read_text())
+    assert evaluation["depth"]["abs_rel"] < evaluation["mean_depth_baseline"]["abs_rel"]
+    onnx_files = sorted(p.name for p in (out / "models" / "onnx").glob("*.onnx"))
     assert onnx_files == ["decoder.onnx", "depth.onnx", "encoder.onnx"]
-    assert (tmp_path / "demo_out" / "bench_conversion.json").is_file()
-    assert len(list((tmp_path / "demo_out" / "data" / "nyu_raw").glob("*/d-*.pgm"))) == 30
-    assert "not built yet" in result.stdout
+    with BagReader(out / "bag") as bag:
+        assert bag.topics["/camera/rgb/image_raw"].count == 48
+    with BagReader(out / "outputs") as outputs:
+        assert {"/rgbd_vae/depth/image", "/rgbd_vae/latent", "/rgbd_vae/decoded/image",
+                "/rgbd_vae/decoded/depth", "/diagnostics"} <= set(outputs.topics)
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(json.dumps(metrics["frames"]), json.dumps(metrics["latency_ms"]))
+    assert metrics["frames"]["images_played"] == 48 and metrics["frames"]["decoded"] >= 3
+    assert metrics["depth"]["estimated"]["abs_rel"] < metrics["depth"]["mean_depth_baseline"]["abs_rel"]
+    assert metrics["reconstruction"]["rgb_psnr_db"] > 10
+    assert metrics["latency_ms"]["end_to_end_median"] > 0 and metrics["backend"] == "onnxruntime"
+    from PIL import Image
+
+    with Image.open(out / "report.png") as report:
+        assert report.width > 5 * 100 and report.height > 4 * 100

@@ -191,9 +191,9 @@ def _check_frame(frame: BagFrame, index: int) -> None:
 
 
 def write_sequence(sequence: Sequence, out: str | os.PathLike, storage: str = "mcap",
-                   progress: Callable[[], None] | None = None) -> dict[str, int]:
+                   progress: Callable[[], None] | None = None, overwrite: bool = False) -> dict[str, int]:
     """Write ``sequence`` as a rosbag2 at ``out`` (atomically); returns messages per topic."""
-    with write_bag(out, storage) as bag:
+    with write_bag(out, storage, overwrite=overwrite) as bag:
         bag.add_topic(TF_STATIC_TOPIC, TF_MESSAGE, LATCHED)
         for topic, msgtype in ((RGB_TOPIC, IMAGE), (RGB_INFO_TOPIC, CAMERA_INFO),
                                (DEPTH_TOPIC, IMAGE), (DEPTH_INFO_TOPIC, CAMERA_INFO)):

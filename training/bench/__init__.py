@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, help="pipeline: folder of depth/encoder/decoder models "
                         "(default: default-size models with fresh weights)")
     parser.add_argument("--seconds", type=float, default=10.0, help="pipeline: seconds of input per backend")
+    parser.add_argument("--bag", type=Path, help="pipeline: replay this bag (looped) into the rgbd_pipeline "
+                        "executable instead of feeding synthetic frames in process")
     parser.add_argument("--batch", type=int, default=8, help="training: batch size (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="training / backends: where to run")
@@ -91,6 +93,14 @@ def _pipeline(args: argparse.Namespace) -> list[dict]:
     from .pipeline import bench_pipeline, format_rows
 
     backends = args.backends or ["onnxruntime", "torch"]
+    if args.bag:
+        from .pipeline import bench_pipeline_bag
+
+        rows = bench_pipeline_bag(backends, args.bag, models=args.model_dir, seconds=args.seconds)
+        print(f"rgbd_pipeline fed by bag_player replaying {args.bag} (looped) for {args.seconds:g} s per backend "
+              f"({platform.machine()}):")
+        print(format_rows(rows))
+        return rows
     rows = bench_pipeline(backends, models=args.model_dir, seconds=args.seconds)
     print(f"rgbd_pipeline, 640x480 rgb8 at 30 Hz for {args.seconds:g} s per backend ({platform.machine()}):")
     print(format_rows(rows))

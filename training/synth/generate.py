@@ -122,6 +122,24 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     return folders
 
 
+def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int, seed: int = 0, width: int = 640,
+                      height: int = 480, progress=None) -> Path:
+    """One NYU raw scene folder, ``synth_walk``, of a camera carried through ``rooms`` rooms:
+    ``frames_per_room`` frames of each (the rooms of :func:`write_nyu_raw` with the same seed),
+    stamped as one continuous 30 Hz recording."""
+    folder = Path(out) / "synth_walk"
+    folder.mkdir(parents=True, exist_ok=True)
+    for room in range(rooms):
+        shift = room * frames_per_room / FRAME_RATE_HZ - 1000.0 * room  # onto one continuous clock
+        for frame in generate_scene(seed, room, frames_per_room, width, height):
+            atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s + shift, "ppm"), encode_ppm(frame.rgb_u8))
+            atomic_write_bytes(folder / _stamp_name("d", frame.depth_stamp_s + shift, "pgm"),
+                               encode_nyu_pgm(m_to_disparity(frame.depth_ir_m)))
+            if progress:
+                progress()
+    return folder
+
+
 def test_scene_indices(scenes: int) -> list[int]:
     """Scenes held out for testing: about 45 % (NYU: 654 of 1449 frames), at least one when there are two."""
     count = max(1, round(0.45 * scenes)) if scenes > 1 else 0
