@@ -71,3 +71,18 @@ def pipeline_models(tmp_path_factory, exported):
     for part in ("encoder", "decoder"):
         shutil.copy(exported["conv_vae"][0] / f"{part}.onnx", folder)
     return folder
+
+
+SEQUENCE_FRAMES = 20
+
+
+@pytest.fixture(scope="session")
+def sequence_bag(tmp_path_factory):
+    """A converted synthetic NYU raw sequence: one room, 20 frames at 30 Hz, 160x120."""
+    from rgbd_vae_training.bag.convert import nyu_raw_sequence, write_sequence
+    from rgbd_vae_training.synth.generate import write_nyu_raw
+
+    folder = tmp_path_factory.mktemp("sequence")
+    write_nyu_raw(folder / "raw", scenes=1, frames=SEQUENCE_FRAMES, seed=5, width=160, height=120)
+    write_sequence(nyu_raw_sequence(folder / "raw" / "synth_room_0000"), folder / "bag")
+    return folder / "bag"

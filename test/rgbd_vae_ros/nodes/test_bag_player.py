@@ -20,27 +20,18 @@ from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC, BagError, 
 from rgbd_vae_ros.nodes.bag_player import BagPlayerNode
 from rgbd_vae_ros.nodes.bag_recorder import BagRecorderNode
 
-FRAMES = 20
+SEQUENCE_FRAMES = 20  # frames of the sequence_bag fixture (conftest.py)
+
+FRAMES = SEQUENCE_FRAMES
 PLAYED = (RGB_TOPIC, DEPTH_TOPIC, RGB_INFO_TOPIC)
-# The stated tolerance. The player publishes each message a median of under 2 ms after its
+# The stated tolerance. The player publishes each message a median of under 5 ms after its
 # recorded time / rate. At the subscriber (DDS delivery and executor threads on a loaded 2-core
 # machine included) each message arrives at its recorded time / rate after the first, with a
 # median deviation under 10 ms and at least 75 % of messages within 20 ms; the odd delivery that
 # the machine holds up (by up to ~60 ms here) is what the 75 % allows for.
-PUBLISH_LAG_MEDIAN_S = 0.002
+PUBLISH_LAG_MEDIAN_S = 0.005
 DEVIATION_MEDIAN_S = 0.010
 DEVIATION_CLOSE_S, DEVIATION_CLOSE_SHARE = 0.020, 0.75
-
-
-@pytest.fixture(scope="module")
-def sequence_bag(tmp_path_factory):
-    from rgbd_vae_training.bag.convert import nyu_raw_sequence, write_sequence
-    from rgbd_vae_training.synth.generate import write_nyu_raw
-
-    folder = tmp_path_factory.mktemp("player")
-    write_nyu_raw(folder / "raw", scenes=1, frames=FRAMES, seed=5, width=160, height=120)
-    write_sequence(nyu_raw_sequence(folder / "raw" / "synth_room_0000"), folder / "bag")
-    return folder / "bag"
 
 
 def _recorded(bag: Path, topics=PLAYED) -> list[tuple[str, int]]:

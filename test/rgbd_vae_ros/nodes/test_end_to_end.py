@@ -6,29 +6,18 @@ import numpy as np
 import pytest
 
 from rgbd_vae_ros.bags import RGB_TOPIC, BagReader
-from rgbd_vae_training.bag.convert import RGB_FRAME, nyu_raw_sequence, write_sequence
+from rgbd_vae_training.bag.convert import RGB_FRAME
 from rgbd_vae_training.replay import DECODED_TOPIC, NAMESPACE, OUTPUT_TYPES, analyse, replay_through_pipeline
 
-FRAMES = 16
+SEQUENCE_FRAMES = 20  # frames of the sequence_bag fixture (conftest.py)
 
-
-@pytest.fixture(scope="module")
-def tiny_sequence_bag(tmp_path_factory):
-    from rgbd_vae_training.synth.generate import write_nyu_raw
-
-    folder = tmp_path_factory.mktemp("replay")
-    write_nyu_raw(folder / "raw", scenes=1, frames=FRAMES, seed=9, width=160, height=120)
-    write_sequence(nyu_raw_sequence(folder / "raw" / "synth_room_0000"), folder / "bag")
-    return folder / "bag"
-
-
-def test_a_replayed_sequence_comes_out_of_the_pipeline_with_its_stamps_and_frames(tiny_sequence_bag, pipeline_models,
+def test_a_replayed_sequence_comes_out_of_the_pipeline_with_its_stamps_and_frames(sequence_bag, pipeline_models,
                                                                                   tmp_path):
     # A quarter of real time (7.5 images/s): this checks the plumbing, and a loaded 2-core CI machine
     # keeps up at that rate (at full rate the keep-latest worker drops frames; the demo reports those).
-    replay = replay_through_pipeline(tiny_sequence_bag, pipeline_models, tmp_path / "outputs", rate=0.25)
-    assert replay.played_images == FRAMES
-    with BagReader(tiny_sequence_bag) as bag:
+    replay = replay_through_pipeline(sequence_bag, pipeline_models, tmp_path / "outputs", rate=0.25)
+    assert replay.played_images == SEQUENCE_FRAMES
+    with BagReader(sequence_bag) as bag:
         inputs = {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in bag.decoded(RGB_TOPIC)}
     with BagReader(tmp_path / "outputs") as out:
         assert set(OUTPUT_TYPES) <= set(out.topics), sorted(out.topics)
@@ -45,7 +34,7 @@ def test_a_replayed_sequence_comes_out_of_the_pipeline_with_its_stamps_and_frame
     depth = outputs[f"{NAMESPACE}/depth/image"][0]
     assert (depth.encoding, depth.width, depth.height) == ("32FC1", 160, 120)
 
-    metrics, figure = analyse(tiny_sequence_bag, replay, baseline_depth_m=2.5)
+    metrics, figure = analyse(sequence_bag, replay, baseline_depth_m=2.5)
     assert metrics["frames"]["decoded"] == len(decoded)
     assert metrics["frames"]["node_frames_in"] >= len(decoded)
     assert metrics["depth"]["estimated"]["images"] == len(decoded)
@@ -56,9 +45,9 @@ def test_a_replayed_sequence_comes_out_of_the_pipeline_with_its_stamps_and_frame
     assert figure.ndim == 3 and figure.shape[2] == 3 and figure.shape[0] > 4 * 160
 
 
-def test_a_pipeline_that_cannot_start_is_one_sentence(tiny_sequence_bag, tmp_path):
+def test_a_pipeline_that_cannot_start_is_one_sentence(sequence_bag, tmp_path):
     from rgbd_vae_training.replay import ReplayError
 
     with pytest.raises(ReplayError, match="rgbd_pipeline did not get"):
-        replay_through_pipeline(tiny_sequence_bag, tmp_path / "no_models", tmp_path / "outputs", start_timeout_s=5)
+        replay_through_pipeline(sequence_bag, tmp_path / "no_models", tmp_path / "outputs", start_timeout_s=5)
     assert not (tmp_path / "outputs").exists()
