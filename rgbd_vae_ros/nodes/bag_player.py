@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from collections import deque
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
@@ -37,19 +38,26 @@ def qos_profile(qos: Qos) -> QoSProfile:
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.transient_local else DurabilityPolicy.VOLATILE)
 
 
-def _range(low: float, high: float) -> dict:
+def float_range(low: float, high: float) -> dict:
+    """ParameterDescriptor fields for a float in [low, high]."""
     return {"floating_point_range": [FloatingPointRange(from_value=low, to_value=high, step=0.0)]}
+
+
+def declare_read_only(node: Node, table: dict) -> None:
+    """Declare ``name -> (default or type, description, descriptor fields)`` as read-only parameters."""
+    for name, (default, description, extra) in table.items():
+        node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **extra))
 
 
 # name -> (default, description, descriptor fields)
 PARAMETERS = {
     "bag": ("", "rosbag2 folder to play (MCAP or sqlite3)", {}),
-    "rate": (1.0, "playback speed factor", _range(0.01, 100.0)),
+    "rate": (1.0, "playback speed factor", float_range(0.01, 100.0)),
     "loop": (False, "start again at the end instead of stopping", {}),
-    "start_offset": (0.0, "seconds of the bag to skip before playing", _range(0.0, 1e9)),
+    "start_offset": (0.0, "seconds of the bag to skip before playing", float_range(0.0, 1e9)),
     "clock": (False, "publish /clock with the bag's time (for nodes with use_sim_time)", {}),
-    "clock_frequency": (40.0, "Hz at which /clock is published between messages", _range(1.0, 1000.0)),
-    "delay": (0.0, "seconds to wait before the first message (lets subscribers connect)", _range(0.0, 3600.0)),
+    "clock_frequency": (40.0, "Hz at which /clock is published between messages", float_range(1.0, 1000.0)),
+    "delay": (0.0, "seconds to wait before the first message (lets subscribers connect)", float_range(0.0, 3600.0)),
     "topics": (Parameter.Type.STRING_ARRAY, "topics to play (default: all)", {}),
 }
 
@@ -59,8 +67,7 @@ class BagPlayerNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__("bag_player", **kwargs)
-        for name, (default, description, extra) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **extra))
+        declare_read_only(self, PARAMETERS)
         path = self.get_parameter("bag").value
         if not path:
             raise BagError("no bag given; set the parameter bag:=PATH")
@@ -80,6 +87,9 @@ class BagPlayerNode(Node):
                                           f"(install the ROS package {package})")
                 continue
             self.publishers_by_topic[topic] = self.create_publisher(cls, topic, qos_profile(info.qos))
+        if not self.publishers_by_topic:
+            raise BagError(f"bag {path!r} has nothing to play: its topics are {', '.join(sorted(self.reader.topics)) or 'none'}"
+                           " and none of their message types is installed")
         self.clock_publisher = None
         if self.get_parameter("clock").value:
             from rosgraph_msgs.msg import Clock
@@ -88,7 +98,9 @@ class BagPlayerNode(Node):
             self._clock_msg = Clock
         self.published = 0
         self._last_clock_ns = 0
-        self.lag_s: list[float] = []  # how late each message went out against its recorded time / rate
+        # How late each message went out against its recorded time / rate (the latest ones: a
+        # looping player must not grow without bound).
+        self.lag_s: deque[float] = deque(maxlen=10_000)
         self.on_publish = None  # optional callback(topic, recorded time ns) after each message goes out
         self.stop_event = threading.Event()
 
@@ -128,6 +140,7 @@ class BagPlayerNode(Node):
         while True:
             wall_origin = time.monotonic()
             self._last_clock_ns = 0
+            published_before = self.published
             for topic, stamp_ns, data in self.reader.messages(topics, start_ns):
                 due = wall_origin + (stamp_ns - start_ns) / 1e9 / rate
                 if not self._wait_until(due, stamp_ns, start_ns, wall_origin, rate):
@@ -138,6 +151,10 @@ class BagPlayerNode(Node):
                 self.published += 1
                 if self.on_publish is not None:
                     self.on_publish(topic, stamp_ns)
+            if self.published == published_before:
+                self.get_logger().warning(f"nothing to play after start_offset {self.param('start_offset'):g} s "
+                                          f"(the bag lasts {(self.reader.end_ns - self.reader.start_ns) / 1e9:.3f} s)")
+                break
             if not self.param("loop") or self.stop_event.is_set():
                 break
         lag_ms = np.array(self.lag_s or [0.0]) * 1e3
@@ -154,8 +171,8 @@ def play(parameters: dict, args=None) -> int:
     rclpy.init(args=args)
     node = player = None
     try:
-        overrides = [Parameter(k, value=v) for k, v in parameters.items() if not (k == "topics" and not v)]
-        node = BagPlayerNode(parameter_overrides=overrides) if overrides else BagPlayerNode()
+        node = BagPlayerNode(parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()
+                                                  if not (k == "topics" and not v)])
         player = threading.Thread(target=node.play, name="bag_player", daemon=True)
         player.start()
         executor = SingleThreadedExecutor()
@@ -176,10 +193,6 @@ def play(parameters: dict, args=None) -> int:
 
 
 def main(args=None) -> int:
-    import sys
+    from . import exit_status
 
-    try:
-        return play({}, args=args)
-    except BagError as exc:
-        print(f"bag_player: error: {exc}.", file=sys.stderr)
-        return 1
+    return exit_status(lambda: play({}, args=args))

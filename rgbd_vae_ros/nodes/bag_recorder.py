@@ -18,21 +18,19 @@ import sys
 import threading
 import time
 
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
 from rgbd_vae_ros.bags import BagError, Qos, write_bag
 
-from .bag_player import message_class, qos_profile
+from .bag_player import declare_read_only, float_range, message_class, qos_profile
 
 PARAMETERS = {
     "bag": ("", "rosbag2 folder to write (must not exist)", {}),
     "topics": (Parameter.Type.STRING_ARRAY, "topics to record", {}),
     "storage": ("mcap", "mcap | sqlite3", {}),
-    "duration": (0.0, "seconds to record (0: until Ctrl-C)",
-                 {"floating_point_range": [FloatingPointRange(from_value=0.0, to_value=1e9, step=0.0)]}),
+    "duration": (0.0, "seconds to record (0: until Ctrl-C)", float_range(0.0, 1e9)),
 }
 
 
@@ -55,8 +53,7 @@ class BagRecorderNode(Node):
                  types: dict[str, str] | None = None, storage: str | None = None, overwrite: bool = False,
                  **kwargs):
         super().__init__("bag_recorder", **kwargs)
-        for name, (default, description, extra) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **extra))
+        declare_read_only(self, PARAMETERS)
         if topics is None:
             topics = self.get_parameter_or("topics", Parameter("topics", value=[])).value or []
         if not topics:
@@ -182,8 +179,6 @@ def record(parameters: dict, args=None) -> int:
 
 
 def main(args=None) -> int:
-    try:
-        return record({}, args=args)
-    except BagError as exc:
-        print(f"bag_recorder: error: {exc}.", file=sys.stderr)
-        return 1
+    from . import exit_status
+
+    return exit_status(lambda: record({}, args=args))

@@ -260,6 +260,12 @@ def _header(node):
 
 def run_node(node_cls, args=None) -> int:
     """Spin a node until Ctrl-C or shutdown, then leave without a traceback."""
+    from . import exit_status
+
+    return exit_status(lambda: _spin(node_cls, args))
+
+
+def _spin(node_cls, args) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 

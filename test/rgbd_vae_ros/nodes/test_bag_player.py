@@ -173,6 +173,37 @@ def test_the_bag_player_executable_plays_to_the_end_and_exits_0(sequence_bag, tm
     assert "Traceback" not in missing.stderr
 
 
+@pytest.mark.parametrize("executable, params, message", [
+    ("bag_player", ["rate:=0.0"], "rate out of range"),
+    ("bag_player", ["rate:=fast"], "expecting type 'DOUBLE'"),
+    ("bag_recorder", ["duration:=-1.0", "topics:=[/a]"], "duration out of range"),
+    ("depth_estimator", ["queue_size:=0"], "queue_size out of range"),
+])
+def test_a_bad_parameter_at_start_is_one_sentence_and_status_1(sequence_bag, tmp_path, executable, params, message):
+    args = [_script(executable), "--ros-args", "-p", f"bag:={sequence_bag if executable == 'bag_player' else tmp_path / 'b'}"]
+    if executable == "depth_estimator":
+        args = args[:2]
+    for param in params:
+        args += ["-p", param]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"{executable}: error: " in done.stderr and message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_loop_with_nothing_to_play_ends_instead_of_spinning(rclpy_context, sequence_bag):
+    node = BagPlayerNode(context=rclpy_context, parameter_overrides=[
+        Parameter("bag", value=str(sequence_bag)), Parameter("loop", value=True), Parameter("start_offset", value=60.0)])
+    thread = threading.Thread(target=node.play)
+    thread.start()
+    thread.join(timeout=10)
+    stopped = not thread.is_alive()
+    node.stop_event.set()
+    node.destroy_node()
+    assert stopped and node.published == 0
+
+
 def test_topics_whose_type_is_not_installed_are_named_and_skipped(rclpy_context, sequence_bag):
     try:
         import tf2_msgs  # noqa: F401
@@ -182,12 +213,17 @@ def test_topics_whose_type_is_not_installed_are_named_and_skipped(rclpy_context,
     node = BagPlayerNode(context=rclpy_context, parameter_overrides=[Parameter("bag", value=str(sequence_bag))])
     assert "/tf_static" not in node.publishers_by_topic and RGB_TOPIC in node.publishers_by_topic
     node.destroy_node()
+    with pytest.raises(BagError, match="nothing to play"):  # and a loop over nothing is refused, not spun
+        BagPlayerNode(context=rclpy_context, parameter_overrides=[
+            Parameter("bag", value=str(sequence_bag)), Parameter("topics", value=["/tf_static"]),
+            Parameter("loop", value=True)])
 
 
 def test_the_recorder_discovers_topics_and_writes_what_it_receives(harness, rclpy_context, tmp_path):
     from rgbd_vae_ros.conversion import numpy_to_image
 
-    publisher = harness.publisher(Image, "/rec/image")
+    publisher = harness.publisher(Image, "/rec/image", reliable=False)  # a camera driver's sensor-data QoS
+    assert harness.wait_for(lambda: harness.probe.count_publishers("/rec/image") > 0)
     recorder = harness.add(BagRecorderNode(tmp_path / "out", topics=["/rec/image", "/rec/never"], storage="sqlite3",
                                            context=rclpy_context))
     assert harness.wait_for(lambda: recorder.publisher_count("/rec/image") > 0)
@@ -201,6 +237,7 @@ def test_the_recorder_discovers_topics_and_writes_what_it_receives(harness, rclp
     recorder.finish()
     with BagReader(tmp_path / "out") as bag:
         assert set(bag.topics) == {"/rec/image"}
+        assert not bag.topics["/rec/image"].qos.reliable  # the recorder matched the publisher's QoS
         messages = list(bag.decoded("/rec/image"))
     assert [m.header.stamp.sec for _, m in messages] == [100, 101, 102, 103, 104]
     assert [int(m.data[0]) for _, m in messages] == [0, 1, 2, 3, 4]
