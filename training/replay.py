@@ -39,7 +39,6 @@ class Replay:
     played_images: int
     image_sent_ns: dict[int, list[int]] = field(default_factory=dict)  # image stamp -> wall times it was published
     seconds: float = 0.0
-    pipeline_log: str = ""
 
 
 def _pipeline_command(models: Path, backend: str, parameters: dict) -> list[str]:
@@ -146,7 +145,6 @@ def replay_through_pipeline(bag: Path, models: Path, outputs: Path, backend: str
         rclpy.try_shutdown(context=context)
         if result is None and log:
             print("rgbd_pipeline said:\n" + "".join(log[-20:]), file=sys.stderr)
-    result.pipeline_log = "".join(log)
     return result
 
 
@@ -169,6 +167,14 @@ def _by_stamp(reader, topic: str) -> dict[int, tuple[int, object]]:
     if topic not in reader.topics:
         return {}
     return {_stamp_ns(msg): (recorded, msg) for recorded, msg in reader.decoded(topic)}
+
+
+def pipeline_diagnostics(replay: Replay) -> dict[str, str]:
+    """The last values rgbd_pipeline reported on /diagnostics during the replay."""
+    from rgbd_vae_ros.bags import BagReader
+
+    with BagReader(replay.outputs) as out:
+        return _last_diagnostics(out)
 
 
 def _last_diagnostics(reader) -> dict[str, str]:

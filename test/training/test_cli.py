@@ -108,3 +108,15 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
 
     with Image.open(out / "report.png") as report:
         assert report.width > 5 * 100 and report.height > 4 * 100
+
+
+def test_bench_pipeline_refuses_a_bag_without_an_image_sequence(tmp_path):
+    from rgbd_vae_ros.bags import write_bag
+
+    with write_bag(tmp_path / "empty"):
+        pass
+    result = run_cli("bench", "pipeline", "--bag", str(tmp_path / "empty"), "--seconds", "1")
+    assert result.returncode == 1
+    assert "has no /camera/rgb/image_raw messages; expected a sequence written by rgbd-vae bag" in result.stderr
+    missing = run_cli("bench", "pipeline", "--bag", str(tmp_path / "nope"), "--seconds", "1")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr

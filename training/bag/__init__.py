@@ -65,8 +65,6 @@ def _convert(args: argparse.Namespace) -> int:
 
     from .convert import detected_sequence, nyu_mat_sequence, nyu_raw_sequence, write_sequence
 
-    if args.out.exists():
-        raise FileExistsError(f"{args.out} already exists; remove it or choose another output name")
     if args.action == "from-nyu-raw":
         sequence = nyu_raw_sequence(args.source, args.scene)
     elif args.action == "from-nyu-mat":

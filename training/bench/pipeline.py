@@ -109,12 +109,13 @@ def bench_pipeline_bag(backends: list[str], bag: Path, models: Path | None = Non
     """The bag looped into the rgbd_pipeline executable for ``seconds`` per backend."""
     from rgbd_vae_ros.bags import RGB_TOPIC, BagReader
 
-    from ..replay import end_to_end_latencies_ms, replay_through_pipeline
+    from ..replay import end_to_end_latencies_ms, pipeline_diagnostics, replay_through_pipeline
 
     with BagReader(bag) as reader:
         info = reader.topics.get(RGB_TOPIC)
-        if info is None:
-            raise ValueError(f"bag {str(bag)!r} has no {RGB_TOPIC}; expected a bag written by rgbd-vae bag")
+        if info is None or info.count < 2:
+            raise ValueError(f"bag {str(bag)!r} has {'no' if info is None else info.count} {RGB_TOPIC} messages; "
+                             "expected a sequence written by rgbd-vae bag")
         first = next(m for _, m in reader.decoded(RGB_TOPIC))
         rate_hz = (info.count - 1) / max(1e-9, (reader.end_ns - reader.start_ns) / 1e9)
     rows = []
@@ -124,7 +125,8 @@ def bench_pipeline_bag(backends: list[str], bag: Path, models: Path | None = Non
             replay = replay_through_pipeline(bag, folder, Path(tmp) / f"outputs_{backend}", backend=backend,
                                              loop_seconds=seconds)
             latencies = end_to_end_latencies_ms(replay)
-            rows.append({"backend": backend, "device": "cpu" if backend != "tensorrt" else "cuda",
+            reported = pipeline_diagnostics(replay)
+            rows.append({"backend": reported.get("backend") or backend, "device": reported.get("device") or "?",
                          "input": f"{first.width}x{first.height} bag", "rate_hz": round(rate_hz, 1),
                          "sent": replay.played_images, "outputs": len(latencies),
                          "fps": len(latencies) / replay.seconds if replay.seconds else 0.0,

@@ -33,6 +33,7 @@ from .scene import FRAME_RATE_HZ, Scene, camera_pose, make_scene
 _RGB_FROM_IR_R = -R_DEPTH_TO_RGB
 _RGB_FROM_IR_T = -T_DEPTH_TO_RGB
 FIRST_STAMP_S = 1_300_000_000.0
+SCENE_SPACING_S = 1000.0  # scene k starts at FIRST_STAMP_S + k * SCENE_SPACING_S
 
 
 @dataclass
@@ -88,7 +89,7 @@ def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, h
     scene = make_scene(rng)
     renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)))
     rgb_offset_s = float(rng.uniform(0.003, 0.012))  # the RGB clock runs a few ms behind the depth clock
-    start_s = FIRST_STAMP_S + 1000.0 * scene_index
+    start_s = FIRST_STAMP_S + SCENE_SPACING_S * scene_index
     for k in range(frames):
         t_depth = k / FRAME_RATE_HZ
         t_rgb = t_depth + rgb_offset_s + float(rng.uniform(-0.001, 0.001))
@@ -113,13 +114,18 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
         folder = out / scene_name(s)
         folder.mkdir(parents=True, exist_ok=True)
         for frame in generate_scene(seed, s, frames, width, height):
-            atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s, "ppm"), encode_ppm(frame.rgb_u8))
-            atomic_write_bytes(folder / _stamp_name("d", frame.depth_stamp_s, "pgm"),
-                               encode_nyu_pgm(m_to_disparity(frame.depth_ir_m)))
-            if progress:
-                progress()
+            _write_raw_frame(folder, frame, progress=progress)
         folders.append(folder)
     return folders
+
+
+def _write_raw_frame(folder: Path, frame: SynthFrame, shift_s: float = 0.0, progress=None) -> None:
+    """``r-*.ppm`` and ``d-*.pgm`` of one frame, its stamps moved by ``shift_s``."""
+    atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s + shift_s, "ppm"), encode_ppm(frame.rgb_u8))
+    atomic_write_bytes(folder / _stamp_name("d", frame.depth_stamp_s + shift_s, "pgm"),
+                       encode_nyu_pgm(m_to_disparity(frame.depth_ir_m)))
+    if progress:
+        progress()
 
 
 def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int, seed: int = 0, width: int = 640,
@@ -130,13 +136,9 @@ def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int,
     folder = Path(out) / "synth_walk"
     folder.mkdir(parents=True, exist_ok=True)
     for room in range(rooms):
-        shift = room * frames_per_room / FRAME_RATE_HZ - 1000.0 * room  # onto one continuous clock
+        shift_s = room * frames_per_room / FRAME_RATE_HZ - SCENE_SPACING_S * room  # onto one continuous clock
         for frame in generate_scene(seed, room, frames_per_room, width, height):
-            atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s + shift, "ppm"), encode_ppm(frame.rgb_u8))
-            atomic_write_bytes(folder / _stamp_name("d", frame.depth_stamp_s + shift, "pgm"),
-                               encode_nyu_pgm(m_to_disparity(frame.depth_ir_m)))
-            if progress:
-                progress()
+            _write_raw_frame(folder, frame, shift_s, progress)
     return folder
 
 

@@ -66,3 +66,17 @@ def test_synth_command_writes_the_layout_and_rejects_bad_arguments(tmp_path):
     wrong = subprocess.run([str(RGBD_VAE), "synth", "--layout", "png", "--scenes", "1", "--frames", "1",
                             "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert wrong.returncode == 2
+
+
+def test_a_walk_is_one_scene_folder_of_the_rooms_frames_on_one_30_hz_clock(tmp_path):
+    from rgbd_vae_training.data.nyu_raw import NYURawScenes
+    from rgbd_vae_training.synth.generate import write_nyu_raw_walk
+
+    folder = write_nyu_raw_walk(tmp_path / "walk", rooms=3, frames_per_room=2, seed=4, width=64, height=48)
+    write_nyu_raw(tmp_path / "rooms", scenes=3, frames=2, seed=4, width=64, height=48)
+    walk, rooms = NYURawScenes(folder), NYURawScenes(tmp_path / "rooms")
+    assert walk.scenes == ["synth_walk"] and len(walk) == 6
+    depth_stamps = np.array([p.depth_stamp_s for _, p in walk.pairs])
+    np.testing.assert_allclose(np.diff(depth_stamps), 1 / 30, atol=2e-6)  # no jump between rooms
+    for i in range(6):  # the same frames as the rooms written one by one
+        np.testing.assert_array_equal(walk[i].rgb_u8, rooms[i].rgb_u8)
