@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from .files import staging_dir
 
 # The topics of a converted NYU sequence (SPEC §9).
 RGB_TOPIC = "/camera/rgb/image_raw"
@@ -128,7 +129,7 @@ def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = 
     if path.exists() and not overwrite:
         raise BagError(f"{path} already exists; remove it or choose another output name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    staging = staging_dir(path)  # named for this process: a later run removes it if this one is killed
     try:
         plugin = rosbag2.StoragePlugin.MCAP if storage == "mcap" else rosbag2.StoragePlugin.SQLITE3
         writer = rosbag2.Writer(staging / path.name, version=9, storage_plugin=plugin)

@@ -41,3 +41,85 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# Folders are staged as hidden siblings named for their owner process, ``.NAME.PID.XXXX.partial``,
+# so a later run can tell a killed writer's leftovers (owner gone) from a live writer's folder.
+_STAGING_SUFFIX = ".partial"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _staging_owner(folder: Path, target_name: str) -> int | None:
+    prefix = f".{target_name}."
+    name = folder.name
+    if not (name.startswith(prefix) and name.endswith(_STAGING_SUFFIX)):
+        return None
+    pid, _, _ = name[len(prefix):-len(_STAGING_SUFFIX)].partition(".")
+    return int(pid) if pid.isdigit() else None
+
+
+def remove_stale_staging(target: str | os.PathLike) -> list[Path]:
+    """Remove the staging folders of ``target`` left by processes that no longer run (killed
+    by SIGKILL or SIGTERM before they could clean up); returns what was removed."""
+    import shutil
+
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    for folder in target.parent.iterdir():
+        pid = _staging_owner(folder, target.name)
+        if pid is not None and folder.is_dir() and not _process_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def staging_dir(target: str | os.PathLike) -> Path:
+    """A new empty hidden folder beside ``target``, owned by this process, after removing the
+    leftovers of dead ones."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=_STAGING_SUFFIX,
+                                    dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the renamed result should look like any new folder
+    return staging
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """A folder that appears at ``target`` whole, or not at all: fill the yielded staging folder;
+    when the block completes it replaces ``target`` (an old ``target`` goes only then)."""
+    import shutil
+
+    target = Path(target)
+    staging = staging_dir(target)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not target.exists():
+        staging.rename(target)
+        return
+    replaced = staging.with_name(staging.name[:-len(_STAGING_SUFFIX)] + ".old" + _STAGING_SUFFIX)
+    target.rename(replaced)  # an owned staging name: if this process dies now, the next run removes it
+    try:
+        staging.rename(target)
+    except BaseException:
+        replaced.rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(replaced, ignore_errors=True)

@@ -33,3 +33,46 @@ def test_interrupted_first_write_leaves_nothing_under_the_target_name(tmp_path):
             f.write(b"partial")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)  # that process has exited: nothing runs under its id now
+
+
+def test_a_folder_appears_whole_or_not_at_all(tmp_path):
+    from rgbd_vae_ros.files import atomic_dir
+
+    target = tmp_path / "scene"
+    with atomic_dir(target) as staging:
+        (staging / "a").write_text("1")
+        assert not target.exists()
+    with pytest.raises(OSError, match="No space left"):
+        with atomic_dir(target) as staging:
+            (staging / "b").write_text("2")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert [p.name for p in tmp_path.iterdir()] == ["scene"] and [p.name for p in target.iterdir()] == ["a"]
+    with atomic_dir(target) as staging:
+        (staging / "c").write_text("3")
+    assert [p.name for p in tmp_path.iterdir()] == ["scene"] and [p.name for p in target.iterdir()] == ["c"]
+    assert target.stat().st_mode & 0o777 != 0o700  # not mkdtemp's private mode
+
+
+def test_only_the_leftovers_of_dead_processes_are_removed(tmp_path):
+    import os
+
+    from rgbd_vae_ros.files import remove_stale_staging, staging_dir
+
+    dead = tmp_path / f".out.{_dead_pid()}.abc.partial"
+    live = tmp_path / f".out.{os.getpid()}.def.partial"
+    other = tmp_path / f".other.{_dead_pid()}.abc.partial"
+    unowned = tmp_path / ".out.abc.partial"  # no owner recorded: not ours to judge
+    for folder in (dead, live, other, unowned):
+        folder.mkdir()
+    assert remove_stale_staging(tmp_path / "out") == [dead]
+    mine = staging_dir(tmp_path / "out")
+    assert mine.name.startswith(f".out.{os.getpid()}.") and mine.name.endswith(".partial")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (live, other, unowned, mine))

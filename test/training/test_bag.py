@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -149,20 +149,30 @@ def test_a_conversion_failing_midway_leaves_no_bag_and_no_scratch(nyu_raw_dir, t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_interrupted_conversion_leaves_no_bag_under_the_target_name(tmp_path):
-    from rgbd_vae_training.synth.generate import write_nyu_raw
+def _convert_killed_at_frame(scene, out, signal_name: str) -> subprocess.CompletedProcess:
+    """``bag from-nyu-raw`` in its own process, sent ``signal_name`` after its second frame."""
+    env = {**os.environ, "RGBD_VAE_KILL_AT": f"bag-frame:2:{signal_name}"}
+    return subprocess.run([sys.executable, "-m", "rgbd_vae_training.cli", "bag", "from-nyu-raw", str(scene), str(out)],
+                          env=env, capture_output=True, text=True, timeout=120)
 
-    write_nyu_raw(tmp_path / "raw", scenes=1, frames=40, seed=3, width=320, height=240)
-    out = tmp_path / "bag"
-    process = subprocess.Popen([sys.executable, "-m", "rgbd_vae_training.cli", "bag", "from-nyu-raw",
-                                str(tmp_path / "raw" / "synth_room_0000"), str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.name.startswith(".bag.") for p in tmp_path.iterdir()):
-        time.sleep(0.05)
-    time.sleep(0.5)  # part way through the frames
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert "interrupted" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+def test_an_interrupted_conversion_leaves_no_bag_under_the_target_name(nyu_raw_dir, tmp_path):
+    done = _convert_killed_at_frame(nyu_raw_dir / "synth_room_0000", tmp_path / "bag", "INT")
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
+def test_the_next_conversion_removes_what_a_killed_one_left(nyu_raw_dir, tmp_path, signal_name):
+    scene = nyu_raw_dir / "synth_room_0000"
+    done = _convert_killed_at_frame(scene, tmp_path / "bag", signal_name)
+    assert done.returncode == -getattr(signal, f"SIG{signal_name}")
+    [leftover] = tmp_path.iterdir()  # a killed process cleans nothing up
+    assert leftover.name.startswith(".bag.") and leftover.name.endswith(".partial")
+    live = tmp_path / f".bag.{os.getpid()}.x.partial"  # a running writer's folder stays
+    live.mkdir()
+    assert main(["bag", "from-nyu-raw", str(scene), str(tmp_path / "other")]) == 0  # another target: not its leftover
+    assert leftover.exists()
+    assert main(["bag", "from-nyu-raw", str(scene), str(tmp_path / "bag")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "bag", "other"])

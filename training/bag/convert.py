@@ -28,6 +28,7 @@ from rgbd_vae_ros.bags import (
 
 from ..data.errors import DataError
 from ..data.nyu_calibration import R_DEPTH_TO_RGB, T_DEPTH_TO_RGB, camera_matrix_ros
+from ..faults import kill_point
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -220,6 +221,7 @@ def write_sequence(sequence: Sequence, out: str | os.PathLike, storage: str = "m
             for stamp_ns, topic, msgtype, message in messages:
                 bag.write(topic, msgtype, stamp_ns, message)
             last_ns = messages[-1][0]
+            kill_point("bag-frame")
             if progress:
                 progress()
         counts = dict(bag.counts)
