@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -32,10 +32,21 @@ class _Source:
         return next((n for n in self.names if n.rsplit("/", 1)[-1] == basename), None)
 
     def read(self, name: str) -> bytes:
+        if not self.zip and not (self.path / name).resolve().is_relative_to(self.path.resolve()):
+            raise DataError(f"{name!r}, named in the DenseDepth CSV, leads outside {str(self.path)!r} through a "
+                            "link; expected files inside the data folder")
         try:
             return self.zip.read(name) if self.zip else (self.path / name).read_bytes()
         except (KeyError, OSError):
             raise DataError(f"{name!r}, named in the DenseDepth CSV, is missing from {str(self.path)!r}") from None
+
+
+def _check_inside(name: str, csv_name: str, row: int) -> None:
+    """A CSV path must stay inside the data folder: relative, with no ``..`` step."""
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts or (len(name) > 1 and name[1] == ":"):
+        raise DataError(f"{csv_name} row {row} names {name!r}, a path outside the data folder; "
+                        "expected paths relative to it, without '..'")
 
 
 def is_densedepth(path: Path) -> bool:
@@ -60,6 +71,9 @@ class DenseDepthNYU(FrameReader):
         bad = next((r for r in rows if len(r) != 2), None)
         if bad is not None:
             raise DataError(f"{CSV_NAMES[split]} has a row {','.join(bad)!r}; expected 'rgb_path,depth_path'")
+        for number, row in enumerate(rows, 1):
+            for name in row:
+                _check_inside(name, CSV_NAMES[split], number)
         self.rows = rows
 
     def __len__(self) -> int:

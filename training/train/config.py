@@ -110,7 +110,24 @@ def apply_override(values: dict[str, Any], override: str) -> None:
     values.setdefault(section, {})[name] = value
 
 
+SECTIONS = ("task", "model", "train", "loss")
+
+
+def _check_sections(values: dict[str, Any]) -> None:
+    """A misspelt section (``trian:``) would otherwise train with defaults without a word."""
+    for key, value in values.items():
+        if key not in SECTIONS:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), SECTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"config section {key!r} is unknown{hint}; the sections are {', '.join(SECTIONS)}")
+        if key != "task" and value is not None and not isinstance(value, dict):
+            raise ConfigError(f"config section {key!r} is {value!r}; expected a mapping of settings")
+
+
 def config_from_values(values: dict[str, Any]) -> RunConfig:
+    _check_sections(values)
     task = values.get("task")
     if task not in TASKS:
         raise ConfigError(f"config task {task!r} is not one of {', '.join(TASKS)}")

@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import re
 import zipfile
 
 import numpy as np
@@ -63,6 +64,38 @@ def test_densedepth_csv_naming_a_missing_file_is_refused(densedepth_dir):
     root, _ = densedepth_dir
     (root / "data/nyu2_test/00001_depth.png").unlink()
     with pytest.raises(DataError, match="'data/nyu2_test/00001_depth.png', named in the DenseDepth CSV, is missing"):
+        DenseDepthNYU(root, "test")[1]
+
+
+@pytest.mark.parametrize("name", ["../secret.png", "data/../../secret.png", "/etc/passwd", "C:\\secret.png",
+                                  "..\\secret.png"])
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_densedepth_csv_paths_that_leave_the_data_folder_are_refused(densedepth_dir, name, as_zip):
+    root, _ = densedepth_dir
+    (root.parent / "secret.png").write_bytes((root / "data/nyu2_test/00000_depth.png").read_bytes())
+    rows = (root / "data/nyu2_test.csv").read_text().splitlines()
+    rows[1] = f"data/nyu2_test/00001_colors.png,{name}"
+    (root / "data/nyu2_test.csv").write_text("\n".join(rows) + "\n")
+    path = root
+    if as_zip:
+        path = root.with_suffix(".zip")
+        with zipfile.ZipFile(path, "w") as archive:
+            for file in root.rglob("*"):
+                if file.is_file():
+                    archive.write(file, file.relative_to(root).as_posix())
+    with pytest.raises(DataError, match=f"nyu2_test.csv row 2 names {re.escape(repr(name))}, a path outside the data"):
+        DenseDepthNYU(path, "test")
+
+
+def test_densedepth_csv_path_through_a_link_out_of_the_folder_is_refused(densedepth_dir):
+    root, _ = densedepth_dir
+    (root.parent / "outside").mkdir()
+    (root.parent / "outside" / "00001_depth.png").write_bytes((root / "data/nyu2_test/00001_depth.png").read_bytes())
+    (root / "data/nyu2_test/00001_depth.png").unlink()
+    (root / "data/link").symlink_to(root.parent / "outside")
+    rows = (root / "data/nyu2_test.csv").read_text().replace("data/nyu2_test/00001_depth.png", "data/link/00001_depth.png")
+    (root / "data/nyu2_test.csv").write_text(rows)
+    with pytest.raises(DataError, match="leads outside .* through a link"):
         DenseDepthNYU(root, "test")[1]
 
 

@@ -59,3 +59,15 @@ def test_wrong_task_missing_file_and_bad_yaml_are_clear_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("task: [vae\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("trian: {lr: 1.0e-3}", "config section 'trian' is unknown \\(did you mean 'train'\\?\\); the sections are "
+                            "task, model, train, loss"),
+    ("optimizer: {lr: 1.0e-3}", "config section 'optimizer' is unknown; the sections are task, model, train, loss"),
+    ("train: 5", "config section 'train' is 5; expected a mapping of settings"),
+])
+def test_an_unknown_or_malformed_section_is_refused_naming_the_known_ones(tmp_path, text, message):
+    (tmp_path / "typo.yaml").write_text(f"task: vae\nmodel: {{name: conv_vae}}\n{text}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "typo.yaml")
