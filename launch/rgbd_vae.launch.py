@@ -1,18 +1,24 @@
 """rgbd_pipeline on a live camera: depth estimate, latent code and decoded RGB-D in one process.
 
     ros2 launch rgbd_vae_ros rgbd_vae.launch.py camera:=/camera model:=/path/to/models
+
+Two cameras: give each its own namespace (`namespace:=front_vae camera:=/front`), so node names
+and output topics never collide. Without `ros2 launch`, the README gives the same command line.
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description():
     camera = LaunchConfiguration("camera")
     return LaunchDescription([
+        DeclareLaunchArgument("namespace", default_value="rgbd_vae",
+                              description="namespace of the node and its outputs (one per camera)"),
         DeclareLaunchArgument("camera", default_value="/camera", description="camera namespace"),
         DeclareLaunchArgument("image", default_value="rgb/image_raw", description="colour topic under the camera"),
         DeclareLaunchArgument("depth", default_value="depth_registered/image_raw",
@@ -22,15 +28,17 @@ def generate_launch_description():
             [FindPackageShare("rgbd_vae_ros"), "config", "rgbd_pipeline.yaml"])),
         DeclareLaunchArgument("model", description="folder holding depth, encoder and decoder models"),
         DeclareLaunchArgument("backend", default_value="auto", description="auto | tensorrt | onnxruntime | torch"),
-        DeclareLaunchArgument("use_sim_time", default_value="false"),
-        Node(
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
+        # A lifecycle node: its own `autostart` parameter walks it to active.
+        LifecycleNode(
             package="rgbd_vae_ros",
             executable="rgbd_pipeline",
             name="rgbd_pipeline",
-            namespace="rgbd_vae",
+            namespace=LaunchConfiguration("namespace"),
             parameters=[LaunchConfiguration("params_file"),
-                        {"model": LaunchConfiguration("model"), "backend": LaunchConfiguration("backend"),
-                         "use_sim_time": LaunchConfiguration("use_sim_time")}],
+                        {"model": ParameterValue(LaunchConfiguration("model"), value_type=str),
+                         "backend": LaunchConfiguration("backend"),
+                         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
             remappings=[
                 ("image", PathJoinSubstitution([camera, LaunchConfiguration("image")])),
                 ("depth", PathJoinSubstitution([camera, LaunchConfiguration("depth")])),
