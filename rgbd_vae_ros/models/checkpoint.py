@@ -31,8 +31,34 @@ def checkpoint_payload(model: nn.Module, **extra: Any) -> dict[str, Any]:
             "model_config": dataclasses.asdict(model.config), "model": model.state_dict(), **extra}
 
 
+class _RememberingWriter:
+    """A file whose failed write is remembered: torch.save reports it only as a C++ "enforce
+    fail at inline_container.cc", losing the reason (a full disk, a file size limit)."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def save_checkpoint(payload: dict[str, Any], f: BinaryIO) -> None:
-    torch.save(payload, f)
+    """``torch.save`` into ``f``; a failed write raises the OSError that caused it (ENOSPC, EFBIG)."""
+    writer = _RememberingWriter(f)
+    try:
+        torch.save(payload, writer)
+    except RuntimeError:
+        if writer.error is not None:
+            raise writer.error from None
+        raise
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -70,6 +96,7 @@ def model_from_checkpoint(payload: dict[str, Any] | str | os.PathLike) -> nn.Mod
     """The model a checkpoint describes, with its weights, in eval mode."""
     if not isinstance(payload, dict):
         payload = load_checkpoint(payload)
+    _check_weight_shapes(payload)
     model = build_model(payload["model_name"], payload["model_config"])
     try:
         model.load_state_dict(payload["model"])
@@ -77,6 +104,24 @@ def model_from_checkpoint(payload: dict[str, Any] | str | os.PathLike) -> nn.Mod
         raise ModelError(f"the checkpoint's weights do not fit model {payload['model_name']!r}: "
                          f"{str(exc).splitlines()[0]}") from None
     return model.eval()
+
+
+def _check_weight_shapes(payload: dict[str, Any]) -> None:
+    """The config's tensors against the file's, on the meta device (no memory): a config that asks
+    for huge tensors is refused before anything is allocated."""
+    name, weights = payload["model_name"], payload["model"]
+    with torch.device("meta"):
+        skeleton = build_model(name, payload["model_config"])
+    if not isinstance(weights, dict):
+        raise ModelError(f"the checkpoint's weights are a {type(weights).__name__}; expected a dict of tensors")
+    for key, expected in skeleton.state_dict().items():
+        found = weights.get(key)
+        if not isinstance(found, torch.Tensor):
+            raise ModelError(f"the checkpoint's weights do not fit model {name!r}: its config asks for {key!r} "
+                             f"{tuple(expected.shape)}, which the file lacks")
+        if found.shape != expected.shape:
+            raise ModelError(f"the checkpoint's weights do not fit model {name!r}: its config asks for {key!r} "
+                             f"{tuple(expected.shape)}, the file holds {tuple(found.shape)}")
 
 
 def file_sha256(path: str | os.PathLike) -> str:

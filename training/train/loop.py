@@ -4,6 +4,7 @@ AMP on CUDA, DistributedDataParallel under ``torchrun``."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import time
@@ -19,6 +20,7 @@ from rgbd_vae_ros.files import atomic_output
 from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint, load_torchvision_resnet34
 from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
+from ..faults import kill_point
 from ..figures import tile_grid
 from .config import RunConfig
 from .tasks import make_task, open_samples
@@ -184,7 +186,8 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                 raise TrainingError(f"the weights stopped being finite by step {step}; the last good checkpoint "
                                     "is kept; lower train.lr")
             if dist.main:
-                _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend)
+                _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend,
+                      finished=step >= total_steps)
                 if writer is not None:
                     grid = tile_grid(task.panels(out_tensors, prepared))
                     writer.add_image(f"{task.name}/samples", grid, step, dataformats="HWC")
@@ -223,13 +226,36 @@ def _log_scalars(writer, prefix: str, terms: dict, samples_per_s: float, step: i
     writer.add_scalar("train/samples_per_s", samples_per_s, step)
 
 
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file size limit was reached",
+                errno.EDQUOT: "the disk quota is used up"}
+
+
 def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, steps_per_epoch: int,
-          distributed: str | None) -> None:
+          distributed: str | None, finished: bool) -> None:
     payload = checkpoint_payload(model, config=config.to_dict(), optimizer=optimizer.state_dict(),
                                  scaler=None if scaler is None else scaler.state_dict(),
-                                 step=step, steps_per_epoch=steps_per_epoch, distributed=distributed)
-    with atomic_output(path) as f:
-        save_checkpoint(payload, f)
+                                 step=step, steps_per_epoch=steps_per_epoch, distributed=distributed,
+                                 finished=finished)
+    existed = path.exists()
+    try:
+        with atomic_output(path) as f:
+            save_checkpoint(payload, f)
+    except OSError as exc:
+        reason = _DISK_ERRORS.get(exc.errno, exc.strerror or str(exc))
+        kept = "the previous checkpoint is kept" if existed else "no checkpoint was written"
+        raise TrainingError(f"cannot write the checkpoint {str(path)!r} at step {step}: {reason} "
+                            f"({exc.strerror}); {kept}") from None
+    kill_point("checkpoint")
+
+
+def is_finished(path: str | os.PathLike, config: RunConfig | None = None) -> bool:
+    """Whether ``path`` is the checkpoint of a run that trained to its end (of ``config`` when
+    given), as opposed to one stopped or killed part way."""
+    try:
+        payload = load_checkpoint(path)
+    except ModelError:
+        return False
+    return payload.get("finished") is True and (config is None or payload.get("config") == config.to_dict())
 
 
 def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_epoch: int) -> int:

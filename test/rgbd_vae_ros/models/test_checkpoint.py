@@ -68,3 +68,39 @@ def test_weights_that_do_not_fit_the_stored_config_are_a_clear_error(tmp_path):
     _save(tmp_path / "m.pt", payload)
     with pytest.raises(ModelError, match="do not fit model 'fc_vae'"):
         model_from_checkpoint(tmp_path / "m.pt")
+
+
+def test_a_config_asking_for_huge_tensors_is_refused_before_anything_is_allocated(tmp_path):
+    model = build_model("fc_vae", {"image_size": 8, "hidden": (16,)})
+    payload = checkpoint_payload(model)
+    payload["model_config"]["hidden"] = [10**12]  # 10^12 x 192 floats: no machine could allocate them
+    _save(tmp_path / "m.pt", payload)
+    assert (tmp_path / "m.pt").stat().st_size < 100_000
+    with pytest.raises(ModelError, match=r"config asks for 'encoder\.0\.weight' \(1000000000000, 192\), "
+                                         r"the file holds \(16, 192\)"):
+        model_from_checkpoint(tmp_path / "m.pt")
+
+
+def test_a_full_disk_while_saving_names_the_full_disk_not_torch_internals(tmp_path):
+    import subprocess
+    import sys
+
+    # A real file under a 100 kB file size limit (RLIMIT_FSIZE): the write fails part way, as on a full disk.
+    script = """
+import resource, sys, torch
+from rgbd_vae_ros.files import atomic_output
+from rgbd_vae_ros.models import build_model
+from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
+payload = checkpoint_payload(build_model("fc_vae", {"image_size": 32, "hidden": (64,)}))
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+try:
+    with atomic_output(sys.argv[1]) as f:
+        save_checkpoint(payload, f)
+except OSError as exc:
+    print(exc.errno, exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.pt")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "27 [Errno 27] File too large"  # EFBIG, not "enforce fail at inline_container.cc"
+    assert list(tmp_path.iterdir()) == []

@@ -138,7 +138,8 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_di
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(loop, "save_checkpoint", save_until_the_disk_fills)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(TrainingError, match="cannot write the checkpoint .* at step 6: the disk is full "
+                                            r"\(No space left on device\); the previous checkpoint is kept"):
         train(_config("train.epochs=2"), nyu_raw_dir, tmp_path, resume=True, progress=False)
     assert _digest(good.checkpoint) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]
@@ -150,3 +151,43 @@ def test_a_progress_bar_counts_the_steps_when_asked(nyu_raw_dir, tmp_path, capsy
     assert "train conv_vae" in err and "3/3" in err
     train(_config("train.epochs=1"), nyu_raw_dir, tmp_path / "quiet", progress=False)
     assert "train conv_vae" not in capsys.readouterr().err
+
+
+def _train_cli(out, data, *extra, env=None, limit_file_bytes=None):
+    """``rgbd-vae train`` as its own process, optionally under a file size limit (a full disk)."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, resource.RLIM_INFINITY))
+
+    command = [sys.executable, "-m", "rgbd_vae_training.cli", "train", "vae", "--config", "tiny_vae", "--data",
+               str(data), "--out", str(out), "--no-progress", *FAST, *extra]
+    return subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True,
+                          text=True, timeout=240, preexec_fn=limit if limit_file_bytes else None)
+
+
+def test_a_checkpoint_onto_a_full_disk_names_the_full_disk_and_keeps_the_previous_one(nyu_raw_dir, tmp_path):
+    good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+    before = _digest(good.checkpoint)
+    size = good.checkpoint.stat().st_size
+    done = _train_cli(tmp_path, nyu_raw_dir, "--resume", limit_file_bytes=size // 2)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"rgbd-vae train: error: cannot write the checkpoint {str(good.checkpoint)!r} at step 6: the file size limit "
+        "was reached (File too large); the previous checkpoint is kept.")
+    assert _digest(good.checkpoint) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]
+
+
+def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(nyu_raw_dir, tmp_path):
+    from rgbd_vae_training.train.loop import is_finished
+
+    config = _config()
+    done = _train_cli(tmp_path, nyu_raw_dir, env={"RGBD_VAE_KILL_AT": "checkpoint:1"})
+    assert done.returncode == -9, done.stderr  # SIGKILL right after the first epoch's checkpoint
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["step"] == 3 and payload["finished"] is False
+    assert not is_finished(tmp_path / "checkpoint.pt", config)
+    result = train(config, nyu_raw_dir, tmp_path, resume=True, progress=False)
+    assert result.steps == 6 and is_finished(result.checkpoint, config)
+    assert not is_finished(result.checkpoint, _config("train.epochs=3"))  # finished, but another run
