@@ -3,6 +3,7 @@
 import json
 
 import onnx
+import pytest
 import torch
 
 from rgbd_vae_ros.inference.metadata import METADATA_KEY
@@ -40,6 +41,57 @@ def test_export_refuses_what_cannot_deploy(tmp_path, capsys):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert cli(["export", "--checkpoint", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "x")]) == 1
     assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_an_export_failing_half_way_writes_no_part_and_keeps_the_old_ones(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from rgbd_vae_ros import files
+
+    config = {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]}
+    out = tmp_path / "onnx"
+    assert cli(["export", "--checkpoint", str(_checkpoint(tmp_path, "conv_vae", config)), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["decoder.onnx", "encoder.onnx"]
+    real_write, writes = files.atomic_write_bytes, []
+
+    def disk_full_at_the_second_part(path, data):
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(files, "atomic_write_bytes", disk_full_at_the_second_part)
+    other = _checkpoint(tmp_path, "conv_vae", {**config, "latent_dim": 9})
+    assert cli(["export", "--checkpoint", str(other), "--out", str(out)]) == 1
+    assert "No space left on device; nothing was exported and the folder is as it was" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # not a new encoder beside an old decoder
+    writes.clear()
+    assert cli(["export", "--checkpoint", str(other), "--out", str(tmp_path / "new")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt", "onnx"]  # no folder, no staging left
+
+
+def _broken(tmp_path, weights_nan=False, max_depth_m=10.0):
+    model = build_model("unet_depth", {"input_height": 32, "input_width": 32, "widths": [4, 8, 8], "attention_heads": 2})
+    if weights_nan:
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+    path = tmp_path / "depth.pt"
+    torch.save(checkpoint_payload(model.eval(), config={"train": {"max_depth_m": max_depth_m}}), path)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ({"weights_nan": True}, "the depth's output 'depth' from torch is not finite"),
+    ({"max_depth_m": 0.0}, "has train.max_depth_m 0.0; expected a positive number of metres"),
+    ({"max_depth_m": float("nan")}, "has train.max_depth_m nan; expected a positive number of metres"),
+])
+def test_an_export_whose_outputs_would_not_be_finite_fails_and_writes_nothing(tmp_path, capsys, case, message):
+    checkpoint = _broken(tmp_path, **case)
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "onnx")]) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err and "max abs error nan" not in captured.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["depth.pt"]
 
 
 def test_bench_backends_times_each_part_on_each_backend(tmp_path, capsys):
