@@ -1,10 +1,47 @@
 """ament_python package: the runtime `rgbd_vae_ros` plus the training tools as `rgbd_vae_training`."""
 
+import shutil
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.develop import develop
+from setuptools.command.install_scripts import install_scripts
 
 PACKAGE = "rgbd_vae_ros"
+CLI = "rgbd-vae"
+
+
+def _cli_also_on_path(script_dir, outputs):
+    """When setup.cfg sends the executables to <prefix>/lib/rgbd_vae_ros (colcon, for `ros2 run`),
+    copy the `rgbd-vae` command to <prefix>/bin, which colcon's setup.bash puts on PATH.
+
+    pip builds a wheel instead and installs every console script into its own bin folder, so
+    nothing is copied there."""
+    script_dir = Path(script_dir)
+    if script_dir.parts[-2:] != ("lib", PACKAGE) or not (script_dir / CLI).is_file():
+        return
+    bin_dir = script_dir.parent.parent / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(script_dir / CLI, bin_dir / CLI)
+    outputs.append(str(bin_dir / CLI))
+
+
+class InstallScripts(install_scripts):
+    """`colcon build`: setup.py install (setup.cfg [install] install_scripts)."""
+
+    def run(self):
+        super().run()
+        _cli_also_on_path(self.install_dir, self.outfiles)
+
+
+class Develop(develop):
+    """`colcon build --symlink-install`: setup.py develop (setup.cfg [develop] script_dir), with the
+    setuptools of a ROS distribution (before 80, where develop still writes the scripts itself)."""
+
+    def install_wrapper_scripts(self, dist):
+        super().install_wrapper_scripts(dist)
+        _cli_also_on_path(self.script_dir, self.outputs)
 
 # The training tools live in training/ but install as rgbd_vae_training, never as a
 # top-level package called `training` (SPEC §2).
@@ -55,4 +92,5 @@ setup(
             "rgbd-vae = rgbd_vae_training.cli:main",
         ],
     },
+    cmdclass={"install_scripts": InstallScripts, "develop": Develop},
 )
