@@ -248,21 +248,32 @@ def _launched(path, arguments=None):
     return started
 
 
+def _text(value):
+    """A parameter value as a command line writes it."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _same_command(readme_line, launched):
+    """Whether a README command line starts what a launch file starts (a launch argument without a
+    default, such as `model`, may have any value)."""
+    executable, remaps, parameters, files = launched
+    readme_executable, readme_remaps, readme_parameters, readme_files = readme_line
+    return (readme_executable == executable and readme_remaps == remaps and readme_files == files
+            and set(readme_parameters) == set(parameters)
+            and all(yaml.safe_load(readme_parameters[name]) == yaml.safe_load(_text(value))
+                    for name, value in parameters.items() if value is not None))
+
+
 def test_the_readme_gives_the_ros_args_line_of_every_node_each_launch_file_starts():
     lines = [_parse_ros_args(words) for words in _readme_ros_args_lines()]
     for path in LAUNCH_FILES:
-        for executable, remaps, parameters, files in _launched(path):
-            def same(line):
-                exe, readme_remaps, readme_parameters, readme_files = line
-                known = {k: v for k, v in parameters.items() if v is not None}  # required arguments: any value
-                return (exe == executable and readme_remaps == remaps and readme_files == files
-                        and set(readme_parameters) == set(parameters)
-                        and all(yaml.safe_load(readme_parameters[k]) == yaml.safe_load(str(v).lower()
-                                if isinstance(v, bool) else str(v)) for k, v in known.items()))
+        for launched in _launched(path):
+            executable, remaps, parameters, files = launched
             expected = " ".join([executable, "--ros-args", *(f"-r {k}:={v}" for k, v in remaps.items()),
                                  *(f"--params-file {f}" for f in files),
-                                 *(f"-p {k}:={'<value>' if v is None else v}" for k, v in parameters.items())])
-            assert any(same(line) for line in lines), f"the README lacks the equivalent of {path.name}: {expected}"
+                                 *(f"-p {k}:={'<value>' if v is None else _text(v)}" for k, v in parameters.items())])
+            assert any(_same_command(line, launched) for line in lines), (
+                f"the README lacks the equivalent of {path.name}: {expected}")
 
 
 def test_readme_ros_args_lines_name_real_executables_declared_parameters_and_existing_files(rclpy_context):
