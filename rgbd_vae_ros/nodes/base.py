@@ -2,13 +2,15 @@
 (load in configure, subscribe in activate, free in cleanup, ``autostart``), a keep-latest worker
 so a slow model drops stale frames, counters, throttled warnings and ``/diagnostics``.
 
-A node is a list of *handlers* (depth, encode, decode; see :mod:`.handlers`) over one worker: the
-single-purpose executables hold one, ``rgbd_pipeline`` chains all three in one process.
+A node is a *processor* (:mod:`.processors`: what the executable computes from one frame, the same
+code ``rgbd-vae bag process`` runs offline) fed by a :class:`~rgbd_vae_ros.frames.FrameAssembler`
+that pairs its input streams by stamp, with one worker thread publishing the outputs.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -20,11 +22,15 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from rgbd_vae_ros.conversion import ImageConversionError
+from rgbd_vae_ros.frames import FrameAssembler, stamp_ns
 from rgbd_vae_ros.inference import BACKENDS, DEVICES, BackendError
 from rgbd_vae_ros.stages import StageError
 from rgbd_vae_ros.sync import LatestSlot
 
+from .processors import INPUT_TYPES, ON_DEMAND, Processor
+
 BAD_INPUT = (ImageConversionError, StageError)
+PAIRED = ("depth", "camera_info")  # streams an image is paired with by stamp
 WARN_EVERY_S = 2.0
 
 # name -> (default, description, read_only, extra descriptor fields)
@@ -56,17 +62,23 @@ class Counters:
 
     def __init__(self, window: int = 200):
         self.frames_in = self.frames_out = self.rejected = 0
-        self.latency_ms: deque[float] = deque(maxlen=window)
+        self.latency_ms: deque[float] = deque(maxlen=window)  # receipt -> published, wall time
+        self.stamp_age_ms: deque[float] = deque(maxlen=window)  # input stamp -> published, node clock
         self.lock = threading.Lock()
 
-    def latency_summary(self) -> tuple[float, float]:
+    def summary(self, window: deque) -> tuple[float, float]:
+        """Median and 95th percentile of a window (0 while empty)."""
         with self.lock:
-            values = np.array(self.latency_ms) if self.latency_ms else np.zeros(1)
+            values = np.array(window) if window else np.zeros(1)
         return float(np.median(values)), float(np.percentile(values, 95))
 
 
 class PerceptionNode(LifecycleNode):
-    """Base of the executables; subclasses list their handlers in ``make_handlers``."""
+    """Base of the executables: a subclass names itself and its processor (:mod:`.processors`)."""
+
+    processor_cls: type[Processor] = Processor
+    # An image waits at most this long (wall time) for a depth or camera_info that has stopped.
+    MAX_WAIT_S = 0.1
 
     def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
@@ -75,16 +87,18 @@ class PerceptionNode(LifecycleNode):
                                                                      **extra))
         self.add_on_set_parameters_callback(self._validate)
         self.counters = Counters()
-        self.handlers: list = []
+        self.processor: Processor | None = None
+        self.output_publishers: dict = {}
+        self.assembler: FrameAssembler | None = None
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._inputs: list = []  # (not rclpy's own _subscriptions, which the executor serves)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Once a second of wall time: under use_sim_time a paused or finished bag must not stop it.
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
-                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.camera_info = None  # the latest valid CameraInfo, for nodes that subscribe to one
+        wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics, clock=wall)
+        self._expire_timer = self.create_timer(self.MAX_WAIT_S / 2, self._expire, clock=wall)
         self._autostart_timer = None
         if self.param("autostart"):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -99,11 +113,9 @@ class PerceptionNode(LifecycleNode):
             if choices and p.value not in choices:
                 return SetParametersResult(successful=False,
                                            reason=f"{p.name} {p.value!r} is not one of {', '.join(choices)}")
+            if p.name == "sync_slop" and self.assembler is not None:
+                self.assembler.set_slop(p.value)
         return SetParametersResult(successful=True)
-
-    def output_size(self) -> tuple[int, int] | None:
-        width, height = self.param("output_width"), self.param("output_height")
-        return (height, width) if width and height else None
 
     def input_qos(self) -> QoSProfile:
         reliable = self.param("reliable_input")
@@ -115,9 +127,6 @@ class PerceptionNode(LifecycleNode):
                           reliability=ReliabilityPolicy.RELIABLE)
 
     # lifecycle ----------------------------------------------------------------------------------
-    def make_handlers(self) -> list:
-        raise NotImplementedError
-
     def _autostart(self) -> None:
         self._autostart_timer.cancel()
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -125,18 +134,22 @@ class PerceptionNode(LifecycleNode):
 
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
-            self.handlers = self.make_handlers()
+            self.processor = self.processor_cls(self.param)
         except (BackendError, StageError, ValueError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
-            self.handlers = []
+            self.processor = None
             return TransitionCallbackReturn.FAILURE
-        for handler in self.handlers:
-            handler.create_publishers(self)
+        self.output_publishers = {topic: self.create_lifecycle_publisher(msg_type, topic, self.output_qos())
+                                  for topic, msg_type in self.processor.outputs.items()}
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
+        inputs = self.processor.inputs
+        self.assembler = FrameAssembler(self.param("sync_slop"), tuple(s for s in inputs if s in PAIRED),
+                                        await_unseen=False)
         try:
-            self._inputs = self.make_subscriptions()
+            self._inputs = [self.create_subscription(INPUT_TYPES[stream], stream, self._receiver(stream),
+                                                     self.input_qos()) for stream in inputs]
         except Exception as exc:  # rclpy would turn it into an error transition without a word
             self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -152,9 +165,12 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._stop_work()
-        for handler in self.handlers:
-            handler.close(self)
-        self.handlers = []
+        for publisher in self.output_publishers.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self.output_publishers = {}
+        if self.processor is not None:
+            self.processor.close()
+        self.processor = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
@@ -165,6 +181,7 @@ class PerceptionNode(LifecycleNode):
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
+        self.assembler = None
         self._stop.set()
         self._slot.close()
         if self._worker is not None and self._worker is not threading.current_thread():
@@ -172,48 +189,63 @@ class PerceptionNode(LifecycleNode):
         self._worker = None
 
     # frames -------------------------------------------------------------------------------------
-    def make_subscriptions(self) -> list:
-        raise NotImplementedError
+    def _receiver(self, stream: str):
+        """The subscription callback of one input stream: pair it into frames for the worker."""
+        image_stream = stream in ("image", "latent")
 
-    def camera_info_subscription(self):
-        from sensor_msgs.msg import CameraInfo
+        def receive(msg) -> None:
+            assembler = self.assembler
+            if assembler is None:
+                return
+            if image_stream:
+                with self.counters.lock:
+                    self.counters.frames_in += 1
+            for frame in assembler.add("image" if image_stream else stream, msg):
+                self._slot.put(frame)
 
-        return self.create_subscription(CameraInfo, "camera_info", self._keep_camera_info, self.input_qos())
+        return receive
 
-    def _keep_camera_info(self, msg) -> None:
-        """Keep a calibrated CameraInfo; an uncalibrated one is rejected and the previous one stays."""
-        if msg.width <= 0 or msg.height <= 0:
-            self.reject(f"camera_info is {msg.width}x{msg.height}; expected a calibrated size")
-            return
-        self.camera_info = msg
+    def _expire(self) -> None:
+        assembler = self.assembler
+        if assembler is not None and assembler.pending:
+            for frame in assembler.expire(self.MAX_WAIT_S):
+                self._slot.put(frame)
 
-    def submit(self, frame: Any) -> None:
-        """Called from subscription callbacks: hand the newest frame to the worker."""
-        with self.counters.lock:
-            self.counters.frames_in += 1
-        self._slot.put(frame)
+    def _wanted(self, topic: str) -> bool:
+        if topic not in ON_DEMAND:
+            return True
+        publisher = self.output_publishers.get(topic)
+        return publisher is not None and publisher.get_subscription_count() > 0
 
     def _work(self) -> None:
         while not self._stop.is_set():
             frame = self._slot.take(timeout_s=0.1)
             if frame is None:
                 continue
+            processor = self.processor
             try:
-                stamp = self.process(frame)
+                outputs = processor(frame, self._wanted)
             except BAD_INPUT as exc:
                 self.reject(str(exc))
                 continue
             except Exception as exc:  # a fault of ours must not stop the node; say what happened
                 self.reject(f"{type(exc).__name__}: {exc}")
                 continue
-            latency_ms = (self.get_clock().now().nanoseconds - _stamp_ns(stamp)) / 1e6
+            try:
+                for topic, msg in outputs:
+                    self.output_publishers[topic].publish(msg)
+            except Exception as exc:  # the context went away under us (shutdown): nothing left to serve
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                self.get_logger().error(f"publishing failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=WARN_EVERY_S)
+                continue
+            latency_ms = (time.monotonic() - frame.received) * 1e3
+            age_ms = (self.get_clock().now().nanoseconds - stamp_ns(frame.image)) / 1e6
             with self.counters.lock:
                 self.counters.frames_out += 1
                 self.counters.latency_ms.append(latency_ms)
-
-    def process(self, frame: Any):
-        """Handle one frame; return the header stamp its outputs carry."""
-        raise NotImplementedError
+                self.counters.stamp_age_ms.append(age_ms)
 
     def reject(self, reason: str) -> None:
         with self.counters.lock:
@@ -221,35 +253,24 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().warning(f"rejected input: {reason}", throttle_duration_sec=WARN_EVERY_S)
 
     # diagnostics --------------------------------------------------------------------------------
-    def extra_diagnostics(self) -> dict:
-        """More diagnostic values from a subclass."""
-        return {}
-
     def _publish_diagnostics(self) -> None:
         c = self.counters
-        median, p95 = c.latency_summary()
+        median, p95 = c.summary(c.latency_ms)
+        age_median, _ = c.summary(c.stamp_age_ms)
         status = DiagnosticStatus(name=f"{self.get_name()}: rgbd_vae_ros", hardware_id=self.get_fully_qualified_name())
-        described = self.handlers[0].stage.describe() if self.handlers else {}
+        processor = self.processor
+        described = processor.describe() if processor is not None else {"model": self.param("model")}
         with c.lock:
-            values = {"backend": described.get("backend", ""), "device": described.get("device", ""),
-                      "model": described.get("model", self.param("model")),
-                      "checkpoint_sha256": described.get("checkpoint_sha256", ""),
+            values = {**described,
                       "frames_in": c.frames_in, "frames_out": c.frames_out, "frames_dropped": self._slot.dropped,
                       "frames_rejected": c.rejected, "latency_median_ms": f"{median:.2f}",
-                      "latency_p95_ms": f"{p95:.2f}", **self.extra_diagnostics()}
-        status.level = DiagnosticStatus.OK if self.handlers else DiagnosticStatus.WARN
-        status.message = "running" if self.handlers else "not configured"
+                      "latency_p95_ms": f"{p95:.2f}", "stamp_age_median_ms": f"{age_median:.2f}"}
+        if processor is not None:
+            values.update(processor.counts)
+        status.level = DiagnosticStatus.OK if processor is not None else DiagnosticStatus.WARN
+        status.message = "running" if processor is not None else "not configured"
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         self._diagnostics.publish(DiagnosticArray(header=_header(self), status=[status]))
-
-
-def _stamp_ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
-def stamp_s(msg) -> float:
-    """A message's header stamp in seconds."""
-    return _stamp_ns(msg.header.stamp) / 1e9
 
 
 def _header(node):

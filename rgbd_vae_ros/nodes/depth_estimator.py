@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from sensor_msgs.msg import Image
-
-from rgbd_vae_ros.conversion import image_msg_to_rgb
-
 from .base import PerceptionNode, run_node
-from .handlers import DepthHandler
+from .processors import DepthEstimator
 
 
 class DepthEstimatorNode(PerceptionNode):
+    processor_cls = DepthEstimator
+
     def __init__(self, **kwargs):
         super().__init__("depth_estimator", **kwargs)
-
-    def make_handlers(self) -> list:
-        return [DepthHandler(self)]
-
-    def make_subscriptions(self) -> list:
-        return [self.create_subscription(Image, "image", self.submit, self.input_qos()),
-                self.camera_info_subscription()]
-
-    def process(self, msg):
-        self.handlers[0].handle(self, image_msg_to_rgb(msg), msg.header, self.camera_info)
-        return msg.header.stamp
 
 
 def main(args=None) -> int:

@@ -1,4 +1,5 @@
-"""``rgbd-vae bag``: convert NYU sequences to rosbag2, play a bag, record topics (SPEC §9)."""
+"""``rgbd-vae bag``: convert NYU sequences to rosbag2, play a bag, record topics, and run a bag's
+frames through a node offline (SPEC §9)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from rgbd_vae_ros.bags import STORAGES
+from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC, STORAGES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     play.add_argument("--start-offset", type=float, default=0.0, help="seconds of the bag to skip")
     play.add_argument("--topics", nargs="+", default=[], help="only these topics (default all)")
 
+    process = sub.add_parser(
+        "process", help="every frame of a bag through a node's processing, offline, into a new bag",
+        description="run every frame of a bag through the same processing as a node (same pairing of image, "
+                    "depth and camera_info by stamp), offline: no DDS, no drops, deterministic; the outputs, with "
+                    "the input headers, go to a new bag")
+    process.add_argument("bag", type=Path, metavar="IN")
+    process.add_argument("out", type=Path, metavar="OUT", help="the bag folder to write (must not exist)")
+    process.add_argument("--model", type=Path, required=True, help="model file or folder of exported parts")
+    process.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto")
+    process.add_argument("--node", default="rgbd_pipeline",
+                         choices=("rgbd_pipeline", "depth_estimator", "rgbd_encoder", "rgbd_decoder"),
+                         help="whose processing to run (default rgbd_pipeline)")
+    process.add_argument("--namespace", default="/rgbd_vae", help="prefix of the output topics (default /rgbd_vae)")
+    for stream, default in (("image", RGB_TOPIC), ("depth", DEPTH_TOPIC), ("camera-info", RGB_INFO_TOPIC),
+                            ("latent", "/rgbd_vae/latent")):
+        process.add_argument(f"--{stream}-topic", default=default, help=f"input {stream} topic (default {default})")
+    process.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="a node parameter, e.g. -p sync_slop=0.03 (repeatable)")
+    process.add_argument("--storage", choices=STORAGES, default="mcap", help="storage format (default mcap)")
+
     record = sub.add_parser("record", help="subscribe to topics and write them to a rosbag2",
                             description="subscribe to topics and write them to a rosbag2 until Ctrl-C or --duration")
     record.add_argument("out", type=Path, metavar="OUT", help="the bag folder to write (must not exist)")
@@ -57,7 +78,38 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--duration is {args.duration:g}; expected 0 (until Ctrl-C) or more")
         return record({"bag": str(args.out), "topics": args.topics, "storage": args.storage,
                        "duration": args.duration})
+    if args.action == "process":
+        return _process(args)
     return _convert(args)
+
+
+def _process(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rgbd_vae_ros.bags import BagReader
+
+    from .process import process_bag, summary
+
+    parameters = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"-p {item!r} is not NAME=VALUE")
+        parameters[name] = value
+    topics = {"image": args.image_topic, "depth": args.depth_topic, "camera_info": args.camera_info_topic,
+              "latent": args.latent_topic}
+    with BagReader(args.bag) as reader:
+        main = topics["latent" if args.node == "rgbd_decoder" else "image"]
+        total = reader.topics[main].count if main in reader.topics else 0
+    start = time.perf_counter()
+    with tqdm(total=total, unit="frame", desc=f"bag process ({args.node})", disable=None) as bar:
+        result = process_bag(args.bag, args.out, args.model, backend=args.backend, executable=args.node,
+                             topics=topics, parameters=parameters, namespace=args.namespace, storage=args.storage,
+                             progress=lambda: bar.update(1))
+    print(f"{summary(result)}; wrote {sum(result.topics.values())} messages on {len(result.topics)} topics to "
+          f"{args.out} ({result.described.get('backend', '?')} on {result.described.get('device', '?')}) "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0
 
 
 def _convert(args: argparse.Namespace) -> int:

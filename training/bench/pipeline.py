@@ -90,7 +90,7 @@ def bench_pipeline(backends: list[str], models: Path | None = None, rate_hz: flo
                     sent += 1
                     time.sleep(max(0.0, start + sent * period - time.monotonic()))
                 time.sleep(1.0)
-                described = node.handlers[0].stage.describe()
+                described = node.processor.describe()
                 span = (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else seconds
                 rows.append({"backend": described["backend"], "device": described["device"], "input": f"{width}x{height}",
                              "rate_hz": rate_hz, "sent": sent, "received": node.counters.frames_in - start_in,

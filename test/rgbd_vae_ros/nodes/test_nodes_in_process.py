@@ -35,16 +35,21 @@ def test_depth_estimator_publishes_metres_at_the_input_size_with_the_input_heade
     depth = harness.listen(Image, "depth/image")
     info = harness.listen(CameraInfo, "depth/camera_info")
     pub, info_pub = harness.publisher(Image, "image"), harness.publisher(CameraInfo, "camera_info")
-    camera = CameraInfo(width=320, height=240, k=[500.0, 0, 160, 0, 500, 120, 0, 0, 1])
-    assert harness.send(info_pub, camera, lambda: node.camera_info is not None)
     for i, encoding in enumerate(("rgb8", "bgr8", "rgba8", "bgra8", "mono8")):
-        assert harness.send(pub, _rgb(i, encoding), lambda: any(m.header.stamp.sec == 1000 + i for m in depth)), encoding
+        camera = CameraInfo(header=_header(i), width=320, height=240, k=[500.0, 0, 160, 0, 500, 120, 0, 0, 1])
+
+        def sent_with_its_info(i=i, camera=camera):
+            info_pub.publish(camera)  # the camera_info of the image's stamp
+            return any(m.header.stamp.sec == 1000 + i for m in depth)
+
+        assert harness.send(pub, _rgb(i, encoding), sent_with_its_info), encoding
     msg = depth[-1]
     assert (msg.encoding, msg.height, msg.width) == ("32FC1", 120, 160)
     assert msg.header.frame_id == "camera_rgb" and msg.header.stamp.sec == 1004
     values = image_to_numpy(msg)
     assert np.all((values >= 0) & (values <= 8.0))
     assert harness.wait_for(lambda: info) and info[-1].width == 160 and info[-1].k[0] == pytest.approx(250.0)
+    assert {m.header.stamp.sec for m in info} <= {m.header.stamp.sec for m in depth}  # paired by stamp
 
 
 def test_colorized_depth_only_while_watched_and_bad_settings_and_camera_info_are_refused(harness, exported):
@@ -54,7 +59,7 @@ def test_colorized_depth_only_while_watched_and_bad_settings_and_camera_info_are
     depth = harness.listen(Image, "depth/image")
     pub, info_pub = harness.publisher(Image, "image"), harness.publisher(CameraInfo, "camera_info")
     assert harness.send(pub, _rgb(0), lambda: depth)
-    colorized_pub = node.handlers[0].colorized
+    colorized_pub = node.output_publishers["depth/colorized"]
     assert colorized_pub.get_subscription_count() == 0  # nobody watches: nothing is computed or sent
     colorized = harness.listen(Image, "depth/colorized")
     assert harness.send(pub, _rgb(1), lambda: colorized)
@@ -69,11 +74,17 @@ def test_colorized_depth_only_while_watched_and_bad_settings_and_camera_info_are
     result = node.set_parameters([Parameter("autostart", value=False)])[0]
     assert not result.successful  # read-only
 
-    good = CameraInfo(width=320, height=240, k=[500.0, 0, 160, 0, 500, 120, 0, 0, 1])
-    assert harness.send(info_pub, good, lambda: node.camera_info is not None)
-    rejected = node.counters.rejected
-    assert harness.send(info_pub, CameraInfo(width=0, height=0), lambda: node.counters.rejected > rejected)
-    assert node.camera_info.width == 320  # the uncalibrated one did not replace it
+    # A camera_info that cannot describe the image is counted and not republished; the depth still goes out.
+    info = harness.listen(CameraInfo, "depth/camera_info")
+    bad_infos = [CameraInfo(width=0, height=0), CameraInfo(width=320, height=240, k=[0.0] * 9),
+                 CameraInfo(width=320, height=240, k=[float("nan"), 0, 160, 0, 500, 120, 0, 0, 1]),
+                 CameraInfo(width=300, height=300, k=[500.0, 0, 150, 0, 500, 150, 0, 0, 1])]  # another aspect
+    for count, bad in enumerate(bad_infos, start=1):
+        bad.header = _header(10 + count)
+        assert harness.send(pub, _rgb(10 + count), lambda bad=bad, count=count: (info_pub.publish(bad), (
+            node.processor.counts["camera_info_rejected"] >= count))[1])
+    assert any(m.header.stamp.sec == 1000 + 10 + len(bad_infos) for m in depth)  # the depth itself went out
+    assert not info
 
 
 def test_depth_in_millimetres_when_asked(harness, exported):
@@ -151,7 +162,7 @@ def test_configure_fails_clearly_on_a_missing_model_and_succeeds_once_it_is_fixe
         pub.publish(_rgb(10 + i))
     assert not harness.wait_for(lambda: any(m.header.stamp.sec >= 1010 for m in depth), timeout_s=1.0)  # inactive
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert node.handlers == []
+    assert node.processor is None and node.output_publishers == {}
 
 
 def test_pipeline_publishes_what_the_three_nodes_publish(harness, pipeline_models, exported):
@@ -207,14 +218,14 @@ def test_a_publisher_faster_than_the_model_causes_drops_not_a_growing_queue(harn
     time.sleep(1.0)
     c = node.counters
     assert node._slot.dropped > 10 and c.frames_out < c.frames_in
-    median_ms, p95_ms = c.latency_summary()
+    median_ms, p95_ms = c.summary(c.latency_ms)
     assert p95_ms < 2000, (median_ms, p95_ms)  # bounded: no queue of 75 frames x 0.2 s
     assert harness.wait_for(lambda: any(
         kv.key == "frames_dropped" and int(kv.value) > 10 for d in diagnostics for s in d.status for kv in s.values),
         timeout_s=3)
     keys = {kv.key for d in diagnostics for s in d.status for kv in s.values}
-    assert {"backend", "device", "model", "frames_in", "frames_out", "frames_rejected", "latency_median_ms",
-            "latency_p95_ms", "checkpoint_sha256"} <= keys
+    assert {"backend", "device", "model_depth", "frames_in", "frames_out", "frames_rejected", "latency_median_ms",
+            "latency_p95_ms", "stamp_age_median_ms", "checkpoint_sha256_depth"} <= keys
     assert time.monotonic() - start < 30
 
 
@@ -245,14 +256,15 @@ def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, expo
     ]
     for count, (rgb, depth) in enumerate(bad_frames, start=1):
         assert harness.wait_for(lambda: (pair(rgb, depth), node.counters.rejected >= count)[1], timeout_s=10), count
-    # never in sync: depth 0.5 s away from every image
-    for i in range(15):  # more than the matcher's queue of 10
+    # never in sync: depth 0.5 s away from every image, so no image has a depth to encode with
+    rejected = node.counters.rejected
+    for i in range(15):
         rgb_pub.publish(_rgb(20 + i))
         far = _header(20 + i)
         far.stamp.nanosec = 500_005_000
         depth_pub.publish(numpy_to_image(good_depth, "32FC1", far))
         harness.wait_for(lambda: False, timeout_s=0.05)  # inputs keep only the last message
-    assert harness.wait_for(lambda: node.matcher.unmatched > 0), node.matcher.unmatched
+    assert harness.wait_for(lambda: node.counters.rejected > rejected)
     assert not latent
     good = (_rgb(40), numpy_to_image(good_depth, "32FC1", _header(40)))
     assert harness.wait_for(lambda: (pair(*good), any(m.header.stamp.sec == 1040 for m in latent))[1], timeout_s=10)
@@ -276,9 +288,9 @@ def test_with_use_sim_time_an_active_node_follows_clock_and_reports_latency_in_i
     image = _rgb(7)
     assert harness.send(harness.publisher(Image, "image"), image, lambda: depth)
 
-    def latency_ms():
+    def stamp_age_ms():
         values = [{kv.key: kv.value for kv in s.values} for d in diagnostics for s in d.status]
-        return [float(v["latency_median_ms"]) for v in values if v.get("frames_out") not in (None, "0")]
+        return [float(v["stamp_age_median_ms"]) for v in values if v.get("frames_out") not in (None, "0")]
 
-    assert harness.wait_for(lambda: latency_ms(), timeout_s=5)  # diagnostics flow while simulated time stands still
-    assert 0.0 <= latency_ms()[-1] < 1.0  # the clock stood at the image's stamp
+    assert harness.wait_for(lambda: stamp_age_ms(), timeout_s=5)  # diagnostics flow while simulated time stands still
+    assert 0.0 <= stamp_age_ms()[-1] < 1.0  # the clock stood at the image's stamp
