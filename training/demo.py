@@ -51,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def synthesise_sequence(out: Path) -> Path:
-    from rgbd_vae_training.synth.generate import write_nyu_raw_walk
+    from rgbd_vae_training.synth.generate import is_complete, write_nyu_raw_walk
 
     data = out / "data" / "sequence"
     frames = SEQUENCE["rooms"] * SEQUENCE["frames_per_room"]
     scene = data / "synth_walk"
-    if scene.is_dir() and len(list(scene.glob("d-*.pgm"))) == frames:
+    if is_complete(data, "nyu-raw-walk", **SEQUENCE):  # not a walk killed or out of disk part way
         print(f"demo: reusing the synthetic NYU raw sequence in {scene}")
     else:
         print(f"demo: synthesising {frames} frames through {SEQUENCE['rooms']} rooms (640x480, NYU raw layout) "
@@ -71,31 +71,51 @@ TRAINING_ROOMS = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height"
 
 def train_tiny_models(out: Path) -> dict[str, Path]:
     """Train ``tiny_depth`` and ``tiny_vae`` on synthetic rooms, or reuse the checkpoints already in ``out``."""
-    from rgbd_vae_ros.models import ModelError, load_checkpoint
-    from rgbd_vae_training.synth.generate import write_nyu_raw
     from rgbd_vae_training.train.config import load_config
-    from rgbd_vae_training.train.loop import CHECKPOINT_NAME, train
+
+    rooms = training_rooms(out)
+    return {task: train_or_reuse(load_config(config_name), rooms, out / "models" / task)
+            for task, config_name in (("depth", "tiny_depth"), ("vae", "tiny_vae"))}
+
+
+def training_rooms(out: Path) -> Path:
+    """The training rooms in ``out/data/rooms``, synthesised unless a finished synth of them is there."""
+    from rgbd_vae_training.synth.generate import is_complete, write_nyu_raw
 
     rooms = out / "data" / "rooms"
-    if not (rooms.is_dir() and any(rooms.iterdir())):
+    if is_complete(rooms, "nyu-raw", **TRAINING_ROOMS):
+        print(f"demo: reusing the training rooms in {rooms}")
+    else:
         print(f"demo: synthesising {TRAINING_ROOMS['scenes']} training rooms (128x96) into {rooms}")
         write_nyu_raw(rooms, **TRAINING_ROOMS)
-    checkpoints = {}
-    for task, config_name in (("depth", "tiny_depth"), ("vae", "tiny_vae")):
-        folder = out / "models" / task
-        checkpoint = folder / CHECKPOINT_NAME
-        try:
-            load_checkpoint(checkpoint)
-            print(f"demo: reusing {checkpoint}")
-        except ModelError:
-            if checkpoint.exists():
-                checkpoint.unlink()  # unreadable: train it again
-            print(f"demo: training {config_name} into {folder}")
-            result = train(load_config(config_name), rooms, folder)
-            print(f"demo: {config_name}: loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g} "
-                  f"in {result.steps} steps, {result.samples_per_s:.1f} samples/s")
-        checkpoints[task] = checkpoint
-    return checkpoints
+    return rooms
+
+
+def train_or_reuse(config, data: Path, folder: Path) -> Path:
+    """The checkpoint of ``config`` in ``folder``: reused only when its run trained to the end;
+    a run of the same config stopped part way (a killed demo) resumes; anything else trains afresh."""
+    from rgbd_vae_ros.models import ModelError, load_checkpoint
+    from rgbd_vae_training.train.loop import CHECKPOINT_NAME, is_finished, train
+
+    checkpoint = folder / CHECKPOINT_NAME
+    if is_finished(checkpoint, config):
+        print(f"demo: reusing {checkpoint} (trained to the end)")
+        return checkpoint
+    try:
+        stopped = load_checkpoint(checkpoint)
+        resume = stopped.get("config") == config.to_dict()
+    except ModelError:
+        resume = False
+    if resume:
+        print(f"demo: resuming {config.model_name} in {folder} from step {stopped['step']} (its run was stopped)")
+    else:
+        checkpoint.unlink(missing_ok=True)  # unreadable or of another config: train it again
+        print(f"demo: training {config.model_name} into {folder}")
+    result = train(config, data, folder, resume=resume)
+    if result.losses:
+        print(f"demo: {config.model_name}: loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g} "
+              f"in {len(result.losses)} steps, {result.samples_per_s:.1f} samples/s")
+    return checkpoint
 
 
 def evaluate_tiny_models(out: Path, checkpoints: dict[str, Path]) -> None:

@@ -14,7 +14,7 @@ def detect_layout(path: str | os.PathLike) -> str:
     from .image_folder import image_files
     from .mnist import is_mnist
     from .nyu_mat import LABELED_NAME
-    from .nyu_raw import is_raw_scene
+    from .nyu_raw import is_raw_scene, scene_folders
 
     path = Path(path)
     if not path.exists():
@@ -30,7 +30,7 @@ def detect_layout(path: str | os.PathLike) -> str:
         raise DataError(f"{str(path)!r} is neither a NYU labeled .mat nor a DenseDepth zip")
     if (path / LABELED_NAME).is_file():
         return "nyu-mat"
-    if is_raw_scene(path) or any(is_raw_scene(p) for p in path.iterdir() if p.is_dir()):
+    if is_raw_scene(path) or scene_folders(path):
         return "nyu-raw"
     if is_densedepth(path):
         return "densedepth"

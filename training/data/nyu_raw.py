@@ -66,6 +66,11 @@ def is_raw_scene(path: Path) -> bool:
     return path.is_dir() and any(_NAME.match(p.name) and p.name.startswith("d-") for p in path.iterdir())
 
 
+def scene_folders(root: Path) -> list[Path]:
+    """The scene folders in ``root``; hidden ones are a writer's unfinished staging, never data."""
+    return sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_raw_scene(p))
+
+
 class NYURawScenes(FrameReader):
     """Frames of one or more NYU raw scene folders (a scene folder, or a folder of them)."""
 
@@ -74,7 +79,7 @@ class NYURawScenes(FrameReader):
         if is_raw_scene(root):
             scene_dirs = [root]
         elif root.is_dir():
-            scene_dirs = sorted(p for p in root.iterdir() if is_raw_scene(p))
+            scene_dirs = scene_folders(root)
         else:
             raise DataError(f"NYU raw data folder {str(root)!r} does not exist")
         if scenes is not None:

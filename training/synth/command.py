@@ -7,6 +7,10 @@ import time
 from pathlib import Path
 
 
+class SynthError(RuntimeError):
+    """Synthetic data that could not be written."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=["nyu-raw", "nyu-mat"], required=True, help="which NYU layout to write")
     parser.add_argument("--scenes", type=int, required=True, help="number of rooms")
@@ -25,14 +29,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--width/--height {args.width}x{args.height} is too large; expected at most 4096")
     from tqdm import tqdm
 
-    from .generate import write_nyu_mat, write_nyu_raw
+    from .generate import MARKER_NAME, write_nyu_mat, write_nyu_raw
 
     write = write_nyu_raw if args.layout == "nyu-raw" else write_nyu_mat
     total = args.scenes * args.frames
     start = time.perf_counter()
     with tqdm(total=total, unit="frame", desc=f"synth {args.layout}", disable=None) as bar:
-        write(args.out, args.scenes, args.frames, seed=args.seed, width=args.width, height=args.height,
-              progress=lambda: bar.update(1))
+        try:
+            write(args.out, args.scenes, args.frames, seed=args.seed, width=args.width, height=args.height,
+                  progress=lambda: bar.update(1))
+        except OSError as exc:
+            raise SynthError(f"cannot write into {str(args.out)!r}: {exc.strerror or exc}; the scenes finished "
+                             f"before are whole and the data set is marked incomplete (no {MARKER_NAME})") from None
     seconds = time.perf_counter() - start
     print(f"wrote {total} frames of {args.scenes} scene(s) in the {args.layout} layout to {args.out} "
           f"({total / seconds:.2f} frames/s at {args.width}x{args.height})")

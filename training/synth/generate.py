@@ -7,6 +7,7 @@ and register it exactly as they do for NYU.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbd_vae_ros.files import atomic_write_bytes
+from rgbd_vae_ros.files import atomic_dir, atomic_write_bytes, atomic_write_text
 
 from ..data.netpbm import encode_nyu_pgm, encode_ppm
 from ..data.nyu_calibration import (
@@ -26,6 +27,7 @@ from ..data.nyu_calibration import (
     register_depth_to_rgb,
 )
 from ..data.nyu_mat import LABELED_NAME, SPLITS_NAME, encode_splits, write_labeled
+from ..faults import kill_point
 from .render import camera_rays, cast, shade
 from .scene import FRAME_RATE_HZ, Scene, camera_pose, make_scene
 
@@ -105,17 +107,45 @@ def _stamp_name(kind: str, stamp_s: float, ext: str) -> str:
     return f"{kind}-{stamp_s:.6f}-{device_counter}.{ext}"
 
 
+MARKER_NAME = "synth.json"  # written last: the data set is complete, and made with these settings
+
+
+def _begin(out: Path) -> None:
+    """The folder is about to change: until the new marker, it is not a complete data set."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER_NAME).unlink(missing_ok=True)
+
+
+def _mark_complete(out: Path, layout: str, **settings) -> None:
+    atomic_write_text(out / MARKER_NAME, json.dumps({"layout": layout, **settings}, sort_keys=True) + "\n")
+
+
+def is_complete(out: str | os.PathLike, layout: str, **settings) -> bool:
+    """Whether ``out`` holds what a write of ``layout`` with ``settings`` finished (not one that
+    was killed or ran out of disk part way, nor one made with other settings)."""
+    try:
+        found = json.loads((Path(out) / MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return found == {"layout": layout, **settings}
+
+
 def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,
                   height: int = 480, progress=None) -> list[Path]:
-    """Scene folders of ``r-*.ppm`` / ``d-*.pgm`` files, byte for byte in the NYU raw layout."""
+    """Scene folders of ``r-*.ppm`` / ``d-*.pgm`` files, byte for byte in the NYU raw layout.
+
+    Each scene is written in a staging folder and appears whole (never half a scene); the marker
+    ``synth.json`` is written last (see :func:`is_complete`)."""
     out = Path(out)
+    _begin(out)
     folders = []
     for s in range(scenes):
         folder = out / scene_name(s)
-        folder.mkdir(parents=True, exist_ok=True)
-        for frame in generate_scene(seed, s, frames, width, height):
-            _write_raw_frame(folder, frame, progress=progress)
+        with atomic_dir(folder) as staging:
+            for frame in generate_scene(seed, s, frames, width, height):
+                _write_raw_frame(staging, frame, progress=progress)
         folders.append(folder)
+    _mark_complete(out, "nyu-raw", scenes=scenes, frames=frames, seed=seed, width=width, height=height)
     return folders
 
 
@@ -124,6 +154,7 @@ def _write_raw_frame(folder: Path, frame: SynthFrame, shift_s: float = 0.0, prog
     atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s + shift_s, "ppm"), encode_ppm(frame.rgb_u8))
     atomic_write_bytes(folder / _stamp_name("d", frame.depth_stamp_s + shift_s, "pgm"),
                        encode_nyu_pgm(m_to_disparity(frame.depth_ir_m)))
+    kill_point("synth-frame")
     if progress:
         progress()
 
@@ -133,12 +164,16 @@ def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int,
     """One NYU raw scene folder, ``synth_walk``, of a camera carried through ``rooms`` rooms:
     ``frames_per_room`` frames of each (the rooms of :func:`write_nyu_raw` with the same seed),
     stamped as one continuous 30 Hz recording."""
-    folder = Path(out) / "synth_walk"
-    folder.mkdir(parents=True, exist_ok=True)
-    for room in range(rooms):
-        shift_s = room * frames_per_room / FRAME_RATE_HZ - SCENE_SPACING_S * room  # onto one continuous clock
-        for frame in generate_scene(seed, room, frames_per_room, width, height):
-            _write_raw_frame(folder, frame, shift_s, progress)
+    out = Path(out)
+    _begin(out)
+    folder = out / "synth_walk"
+    with atomic_dir(folder) as staging:
+        for room in range(rooms):
+            shift_s = room * frames_per_room / FRAME_RATE_HZ - SCENE_SPACING_S * room  # onto one continuous clock
+            for frame in generate_scene(seed, room, frames_per_room, width, height):
+                _write_raw_frame(staging, frame, shift_s, progress)
+    _mark_complete(out, "nyu-raw-walk", rooms=rooms, frames_per_room=frames_per_room, seed=seed, width=width,
+                   height=height)
     return folder
 
 
@@ -152,7 +187,7 @@ def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
                   height: int = 480, progress=None) -> Path:
     """``nyu_depth_v2_labeled.mat`` and ``splits.mat`` (split by scene) of synthetic frames."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _begin(out)
     images, depths, raw_depths, names = [], [], [], []
     for s in range(scenes):
         for frame in generate_scene(seed, s, frames, width, height, synchronised=True):
@@ -161,10 +196,12 @@ def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
             registered = register_depth_to_rgb(disparity_to_m(m_to_disparity(frame.depth_ir_m)))
             raw_depths.append(np.nan_to_num(registered, nan=0.0))
             names.append(scene_name(s))
+            kill_point("synth-frame")
             if progress:
                 progress()
     write_labeled(out / LABELED_NAME, np.stack(images), np.stack(depths), np.stack(raw_depths), names)
     test_scenes = {scene_name(s) for s in test_scene_indices(scenes)}
     is_test = np.array([n in test_scenes for n in names])
     atomic_write_bytes(out / SPLITS_NAME, encode_splits(np.flatnonzero(~is_test), np.flatnonzero(is_test)))
+    _mark_complete(out, "nyu-mat", scenes=scenes, frames=frames, seed=seed, width=width, height=height)
     return out / LABELED_NAME

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rgbd_vae_training.synth.generate import generate_scene, write_nyu_mat, write_nyu_raw
 from rgbd_vae_training.synth.scene import ROOM_SURFACES, make_scene
@@ -80,3 +81,68 @@ def test_a_walk_is_one_scene_folder_of_the_rooms_frames_on_one_30_hz_clock(tmp_p
     np.testing.assert_allclose(np.diff(depth_stamps), 1 / 30, atol=2e-6)  # no jump between rooms
     for i in range(6):  # the same frames as the rooms written one by one
         np.testing.assert_array_equal(walk[i].rgb_u8, rooms[i].rgb_u8)
+
+
+SMALL_SYNTH = ["--scenes", "3", "--frames", "2", "--width", "32", "--height", "24", "--seed", "5"]
+
+
+def _synth(out, layout="nyu-raw", env=None):
+    import os
+
+    return subprocess.run([str(RGBD_VAE), "synth", "--layout", layout, *SMALL_SYNTH, "--out", str(out)],
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120)
+
+
+def test_a_killed_synth_leaves_whole_scenes_only_is_not_complete_and_the_next_run_cleans_up(tmp_path):
+    from rgbd_vae_training.data.nyu_raw import NYURawScenes
+    from rgbd_vae_training.synth.generate import is_complete
+
+    out = tmp_path / "raw"
+    settings = {"scenes": 3, "frames": 2, "seed": 5, "width": 32, "height": 24}
+    killed = _synth(out, env={"RGBD_VAE_KILL_AT": "synth-frame:3"})  # in the second scene's first frame
+    assert killed.returncode == -9
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["synth_room_0000"]
+    assert NYURawScenes(out).scenes == ["synth_room_0000"] and len(NYURawScenes(out)) == 2  # no half scene
+    assert any(p.name.startswith(".synth_room_0001.") for p in out.iterdir())  # the killed writer's staging
+    assert not is_complete(out, "nyu-raw", **settings)
+    done = _synth(out)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["synth.json", "synth_room_0000", "synth_room_0001",
+                                                     "synth_room_0002"]
+    assert is_complete(out, "nyu-raw", **settings)
+    assert not is_complete(out, "nyu-raw", **{**settings, "scenes": 4})  # made with other settings
+    assert not is_complete(out, "nyu-mat", **settings)
+
+
+@pytest.mark.parametrize("layout", ["nyu-raw", "nyu-mat"])
+def test_a_synth_onto_a_full_disk_fails_in_a_sentence_and_is_not_complete(tmp_path, monkeypatch, capsys, layout):
+    import errno
+
+    from rgbd_vae_training.cli import main
+    from rgbd_vae_training.synth import generate
+
+    real_write, writes = generate.atomic_write_bytes, []
+
+    def disk_full_after_five_files(path, data):
+        writes.append(path)
+        if len(writes) > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(generate, "atomic_write_bytes", disk_full_after_five_files)
+    if layout == "nyu-mat":
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(generate, "write_labeled", full)  # the .mat goes through h5py: fill the disk there
+    out = tmp_path / "data"
+    assert main(["synth", "--layout", layout, *SMALL_SYNTH, "--out", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"rgbd-vae synth: error: cannot write into {str(out)!r}: No space left on device; the scenes finished "
+        "before are whole and the data set is marked incomplete (no synth.json).")
+    assert not generate.is_complete(out, layout, scenes=3, frames=2, seed=5, width=32, height=24)
+    if layout == "nyu-raw":
+        from rgbd_vae_training.data.nyu_raw import NYURawScenes
+
+        assert sorted(p.name for p in out.iterdir()) == ["synth_room_0000"]  # whole; the second never appeared
+        assert len(NYURawScenes(out)) == 2
