@@ -30,8 +30,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "eval"
     result = evaluate(args.task, args.checkpoint, args.data, out, limit=args.limit)
+    print(metrics_table(result))
     print(json.dumps(result["summary"]))
     return 0
+
+
+def metrics_table(result: dict) -> str:
+    """The scores of :func:`evaluate` as an aligned table, the model next to its baseline."""
+    from .bench.timing import rows_table
+
+    if result["task"] == "depth":
+        baseline, name = result["mean_depth_baseline"], "mean depth"
+        rows = [{"metric": key, "model": value, "baseline": baseline.get(key)}
+                for key, value in result["depth"].items() if key != "images"]
+    else:
+        baseline, name = result["mean_image_baseline"], "mean image"
+        rows = [{"metric": "RGB PSNR (dB)", "model": result["rgb"]["psnr_db"], "baseline": baseline["psnr_db"]},
+                {"metric": "RGB SSIM", "model": result["rgb"]["ssim"]}]
+        rows += [{"metric": f"depth {key} (m)" if key in ("rmse", "mae") else f"depth {key}", "model": value}
+                 for key, value in (result["depth_m"] or {}).items() if key != "images"]
+        rows += [{"metric": "KL (nats)", "model": result["kl"]},
+                 {"metric": "bytes per latent (mu, fp32)", "model": result["bytes_per_latent"]["mu_fp32"]}]
+    header = f"{result['model']} on {result['images']} test images"
+    return header + "\n" + rows_table(rows, [("metric", "metric", "s"), ("model", "model", ".4g"),
+                                             (f"{name} baseline", "baseline", ".4g")])
 
 
 def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -> dict:
@@ -104,7 +126,7 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     from rgbd_vae_ros.processing import colorize_depth, resize_depth, resize_rgb, valid_depth_mask
 
     from .data import open_dataset
-    from .figures import depth_scale_m, tile_grid
+    from .figures import depth_scale_m, labelled_grid
     from .metrics import average, depth_metrics
 
     predict = depth_predictor(model, max_depth_m)
@@ -133,7 +155,9 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     result = {"task": "depth", "protocol": "NYU: gt in (1e-3, 10) m, pred clamped to [1e-3, 10], Eigen crop, "
                                            "per-image mean", "images": count,
               "depth": average(scores), "mean_depth_baseline": {"depth_m": baseline_m, **average(baseline_scores)}}
-    return result, tile_grid(rows, tile_height=min(240, rows[0][0].shape[0]))
+    figure = labelled_grid(rows, ["input RGB", "true depth", "estimated depth"], scale_m,
+                           tile_height=min(240, rows[0][0].shape[0]))
+    return result, figure
 
 
 def mean_depth(reader) -> float:
@@ -157,7 +181,7 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
 
     from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
 
-    from .figures import tile_grid
+    from .figures import labelled_grid
     from .losses import kl_divergence
     from .metrics import average, depth_error, psnr, ssim
     from .train.config import config_from_values
@@ -190,8 +214,9 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
                 true_depth = depth_from_unit_range(target[i, ..., 3], max_depth_m)
                 true_depth[~prepared["valid"][i, 3].numpy()] = np.nan
                 depth_scores.append(depth_error(depth_from_unit_range(recon[i, ..., 3], max_depth_m), true_depth))
-        if len(rows) < FIGURE_SAMPLES:
-            rows += task.panels(out, prepared, FIGURE_SAMPLES - len(rows))
+        if not rows:  # the figure's samples, all from the first batch (BATCH >= FIGURE_SAMPLES)
+            rows = task.panels(out, prepared, FIGURE_SAMPLES)
+            titles, scale_m = task.panel_titles(prepared), task.panel_scale_m(prepared, FIGURE_SAMPLES)
     latent = model.config.latent_dim
     result = {"task": "vae", "images": count,
               "rgb": {"psnr_db": float(np.mean(rgb_psnr)), "ssim": float(np.mean(rgb_ssim))},
@@ -199,7 +224,7 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
               "kl": float(np.mean(kl)), "latent_dim": latent,
               "bytes_per_latent": {"mu_fp32": 4 * latent, "mu_fp16": 2 * latent, "message_fp32": 8 * latent},
               "mean_image_baseline": {"psnr_db": float(np.mean(baseline_psnr))}}
-    return result, tile_grid(rows)
+    return result, labelled_grid(rows, titles, scale_m, tile_height=max(96, rows[0][0].shape[0]))  # room for titles
 
 
 def _mean_sample(dataset, key: str):

@@ -64,3 +64,45 @@ def label_columns(grid: np.ndarray, titles: list[str], widths: list[int], note: 
     if note:
         draw.text((pad + 2, grid.shape[0] + line + 1), note, fill="black")
     return np.asarray(canvas)
+
+
+def colour_bar(scale_m: float, width: int, pad: int = 2) -> np.ndarray:
+    """The depth colours of a figure as a strip from 0 to ``scale_m``, its ticks labelled in metres."""
+    from PIL import Image, ImageDraw
+
+    from rgbd_vae_ros.processing import colorize_depth
+
+    strip, line = 10, 14
+    ramp = np.tile(np.linspace(0.0, scale_m, width, dtype=np.float32), (strip, 1))
+    ramp[:, 0] = scale_m * 0.5 / width  # 0 m itself would be drawn as "no reading"
+    caption = "depth colour scale (metres); black = no reading"
+    caption_width = round(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(caption))
+    canvas = Image.new("RGB", (max(width, caption_width) + 2 * pad, strip + 2 * line), "white")
+    canvas.paste(Image.fromarray(colorize_depth(ramp, scale_m)), (pad, 0))
+    draw = ImageDraw.Draw(canvas)
+    for fraction in (0.0, 0.5, 1.0):
+        label = f"{fraction * scale_m:g} m"
+        x = pad + round(fraction * (width - 1))
+        draw.line([(x, strip), (x, strip + 3)], fill="black")
+        left = min(max(0, x - draw.textlength(label) * fraction), width + pad - draw.textlength(label))
+        draw.text((left, strip + 3), label, fill="black")
+    draw.text((pad, strip + line + 1), caption, fill="black")
+    return np.asarray(canvas)
+
+
+def labelled_grid(rows: list[list[np.ndarray]], titles: list[str], scale_m: float | None = None,
+                  tile_height: int | None = None, pad: int = 2) -> np.ndarray:
+    """A figure: :func:`tile_grid` of ``rows`` with a title over each column and, when the figure
+    shows depth coloured on ``scale_m``, a colour bar in metres below."""
+    if len(titles) != len(rows[0]):
+        raise ValueError(f"{len(titles)} column titles for {len(rows[0])} columns")
+    tile_height = tile_height or max(t.shape[0] for row in rows for t in row)
+    widths = [max(1, round(t.shape[1] * tile_height / t.shape[0])) for t in rows[0]]
+    figure = label_columns(tile_grid(rows, tile_height, pad), titles, widths, pad=pad)
+    if scale_m is None:
+        return figure
+    bar = colour_bar(scale_m, max(120, min(figure.shape[1] - 2 * pad, 320)), pad)
+    canvas = np.full((figure.shape[0] + bar.shape[0], max(figure.shape[1], bar.shape[1]), 3), 255, dtype=np.uint8)
+    canvas[:figure.shape[0], :figure.shape[1]] = figure
+    canvas[figure.shape[0]:, :bar.shape[1]] = bar
+    return canvas

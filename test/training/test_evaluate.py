@@ -4,6 +4,7 @@ trivial baselines on held-out scenes."""
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rgbd_vae_training.cli import main as cli
@@ -67,3 +68,53 @@ def test_a_checkpoint_saved_outside_train_evaluates_and_infinite_psnr_is_written
     assert result["images"] == 3 and result["rgb"]["psnr_db"] > 0
     assert _finite_or_null({"psnr_db": float("inf"), "n": {"x": float("nan"), "y": 1.5}}) == \
         {"psnr_db": None, "n": {"x": None, "y": 1.5}}
+
+
+def _untrained(tmp_path, name, config):
+    import torch
+
+    from rgbd_vae_ros.models import build_model
+    from rgbd_vae_ros.models.checkpoint import checkpoint_payload
+
+    path = tmp_path / f"{name}.pt"
+    torch.save(checkpoint_payload(build_model(name, config).eval()), path)
+    return path
+
+
+def _title_band_and_colour_bar(figure, columns):
+    """Dark title pixels over each of ``columns`` (x ranges) and a blue-to-red strip at the bottom."""
+    titles = figure[:14]
+    assert all((titles[:, x0:x1] < 100).any() for x0, x1 in columns), "a column has no title"
+    strip = figure[-38:-28]  # the colour bar: 10 rows of colour over 28 of tick labels and its caption
+    coloured = np.flatnonzero((strip[5] != 255).any(axis=1))
+    near, far = strip[5, coloured[1]].astype(int), strip[5, coloured[-1]].astype(int)
+    assert near[2] > near[0] and far[0] > far[2]  # blue near, red far
+    assert (figure[-28:] < 100).any()  # tick labels in metres
+
+
+def test_eval_prints_its_table_and_labels_its_figure(nyu_raw_dir, tmp_path, capsys):
+    from PIL import Image
+
+    depth = _untrained(tmp_path, "unet_depth", {"input_height": 32, "input_width": 32, "widths": [4, 8, 8],
+                                                "attention_heads": 2})
+    assert cli(["eval", "depth", "--checkpoint", str(depth), "--data", str(nyu_raw_dir), "--out",
+                str(tmp_path / "d")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "unet_depth on 3 test images"
+    assert lines[1].split() == ["metric", "model", "mean", "depth", "baseline"]
+    table = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
+    metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert float(table["abs_rel"][0]) == pytest.approx(metrics["depth"]["abs_rel"], rel=1e-3)
+    assert float(table["abs_rel"][1]) == pytest.approx(metrics["mean_depth_baseline"]["abs_rel"], rel=1e-3)
+    assert json.loads(lines[-1])["figure"] == str(tmp_path / "d" / "figure.png")
+    figure = np.asarray(Image.open(tmp_path / "d" / "figure.png"))
+    third = (figure.shape[1] - 4) // 3  # three equal columns: input RGB, true depth, estimated depth
+    _title_band_and_colour_bar(figure, [(2 + k * third, 2 + (k + 1) * third) for k in range(3)])
+
+    vae = _untrained(tmp_path, "conv_vae", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]})
+    assert cli(["eval", "vae", "--checkpoint", str(vae), "--data", str(nyu_raw_dir), "--out", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    assert "RGB PSNR (dB)" in out and "depth rmse (m)" in out and "bytes per latent (mu, fp32)" in out
+    figure = np.asarray(Image.open(tmp_path / "v" / "figure.png"))
+    quarter = (figure.shape[1] - 2) // 4
+    _title_band_and_colour_bar(figure, [(2 + k * quarter, 2 + (k + 1) * quarter) for k in range(4)])

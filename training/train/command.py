@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="YAML file, or a bundled config name such as tiny_vae or conv_vae")
     parser.add_argument("--data", required=True, help="data set: file or folder in any layout of SPEC §6")
     parser.add_argument("--out", default=None, help="output folder (default runs/<model name>)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (the last epoch; OUT/best.pt is the best by validation)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="settings over the config file, e.g. train.lr=1e-4 model.latent_dim=64")
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": config.model_name, "steps": result.steps, "epochs": result.epochs,
                "first_loss": result.losses[0] if result.losses else None,
                "last_loss": result.losses[-1] if result.losses else None,
-               "samples_per_s": round(result.samples_per_s, 2), "checkpoint": str(result.checkpoint)}
+               "samples_per_s": round(result.samples_per_s, 2), "checkpoint": str(result.checkpoint),
+               "best": str(result.best) if result.best else None,
+               "validation": result.validation[-1] if result.validation else None}
     print(json.dumps(summary))
     return 0

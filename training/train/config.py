@@ -51,6 +51,12 @@ class TrainSettings:
     augment: bool = True
     cache_frames: bool = False  # keep frames in memory once read (small data sets)
     encoder_weights: str = ""  # resnet_vae: torchvision resnet34 weights, a local file
+    # cosine: linear warm-up over warmup_steps, then a cosine from lr down to min_lr at the end of
+    # train.epochs (max_steps stops a run early without changing its schedule); constant: lr throughout
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    validate: bool = True  # a pass over the held-out split after each epoch; best.pt keeps the best
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "log_every"):
@@ -63,6 +69,12 @@ class TrainSettings:
             raise ValueError(f"lr and max_depth_m must be positive, got {self.lr} and {self.max_depth_m}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device {self.device!r} is not one of auto, cpu, cuda")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of cosine, constant")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
 
 
 @dataclass
@@ -77,6 +89,16 @@ class RunConfig:
         """Plain values only (stored in checkpoints, loadable with weights_only)."""
         return {"task": self.task, "model": {"name": self.model_name, **dataclasses.asdict(self.model)},
                 "train": dataclasses.asdict(self.train), "loss": dataclasses.asdict(self.loss)}
+
+    def to_yaml(self) -> str:
+        """The whole configuration, defaults included, as a config file that :func:`load_config` reads."""
+
+        def plain(value):
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+        return yaml.safe_dump(plain(self.to_dict()), sort_keys=False)
 
 
 def resolve_config_path(name: str | os.PathLike) -> Path:

@@ -16,16 +16,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rgbd_vae_ros.files import atomic_output
+from rgbd_vae_ros.files import atomic_output, atomic_write_text
 from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint, load_torchvision_resnet34
 from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
 from ..faults import kill_point
-from ..figures import tile_grid
+from ..figures import labelled_grid
 from .config import RunConfig
 from .tasks import make_task, open_samples
+from .validation import VALIDATION_METRIC, lr_at, open_validation, validate
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = "checkpoint.pt"  # the last epoch's: what --resume continues
+BEST_NAME = "best.pt"  # the epoch with the best validation metric so far
+CONFIG_NAME = "config.yaml"  # the run's whole configuration, defaults included
 
 
 class TrainingError(RuntimeError):
@@ -39,6 +42,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # per step, this run only
     samples_per_s: float = 0.0
     checkpoint: Path | None = None
+    best: Path | None = None  # None without a held-out split
+    validation: list[dict] = field(default_factory=list)  # per epoch of this run: step and each loss term
 
 
 @dataclass
@@ -124,14 +129,16 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         raise TrainingError(f"{str(data)!r} has {len(dataset)} training samples, fewer than one batch of "
                             f"{settings.batch_size * dist.world_size}; lower train.batch_size")
 
+    held_out = open_validation(task, data, settings) if dist.main else None
     model, optimizer = _build(config, device)
     amp_context, scaler = autocast_for(device, settings.amp)
 
-    step = 0
-    checkpoint_path = out / CHECKPOINT_NAME
+    step, best_metric = 0, None
+    checkpoint_path, best_path = out / CHECKPOINT_NAME, out / BEST_NAME
     if resume:
-        step = _restore(checkpoint_path, config, model, optimizer, scaler, steps_per_epoch)
-    total_steps = settings.epochs * steps_per_epoch
+        step, best_metric = _restore(checkpoint_path, config, model, optimizer, scaler, steps_per_epoch)
+    schedule_steps = settings.epochs * steps_per_epoch
+    total_steps = schedule_steps
     if settings.max_steps:
         total_steps = min(total_steps, settings.max_steps)
 
@@ -146,6 +153,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out / "tensorboard"), purge_step=step if resume else None)
+        atomic_write_text(out / CONFIG_NAME, config.to_yaml())
     from tqdm import tqdm
 
     bar = tqdm(total=total_steps, initial=step, unit="step", disable=(not dist.main) if progress is None else not progress,
@@ -172,6 +180,9 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                     kept = f"; the last good checkpoint {str(checkpoint_path)!r} is kept" if checkpoint_path.exists() else ""
                     raise TrainingError(f"the loss became {loss.item()} at step {step}{kept}; "
                                         "lower train.lr or check the data")
+                lr = lr_at(settings, step, schedule_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 optimizer_step(loss, optimizer, scaler, settings.grad_clip)
                 step += 1
                 samples += len(prepared["input"]) * dist.world_size
@@ -179,6 +190,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                 bar.update(1)
                 if writer is not None and (step % settings.log_every == 0 or step == 1):
                     _log_scalars(writer, task.name, terms, samples / (time.perf_counter() - started), step)
+                    writer.add_scalar("train/lr", lr, step)
                     bar.set_postfix(loss=f"{loss.item():.4g}")
                 if step >= total_steps:
                     break
@@ -186,11 +198,23 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                 raise TrainingError(f"the weights stopped being finite by step {step}; the last good checkpoint "
                                     "is kept; lower train.lr")
             if dist.main:
-                _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend,
-                      finished=step >= total_steps)
-                if writer is not None:
-                    grid = tile_grid(task.panels(out_tensors, prepared))
-                    writer.add_image(f"{task.name}/samples", grid, step, dataformats="HWC")
+                validation = None
+                if held_out is not None:
+                    validation = validate(model, task, held_out, settings.batch_size, device, amp_context, step)
+                    result.validation.append({"step": step, **validation})
+                    for name, value in validation.items():
+                        writer.add_scalar(f"val/{name}", value, step)
+                    metric = validation[VALIDATION_METRIC[task.name]]
+                    is_best = best_metric is None or metric < best_metric
+                    best_metric = metric if is_best else best_metric
+                saved = {"finished": step >= total_steps, "validation": validation, "best_metric": best_metric}
+                _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend, **saved)
+                if validation is not None and is_best:
+                    _save(best_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend, **saved)
+                kill_point("checkpoint")
+                grid = labelled_grid(task.panels(out_tensors, prepared), task.panel_titles(prepared),
+                                     task.panel_scale_m(prepared))
+                writer.add_image(f"{task.name}/samples", grid, step, dataformats="HWC")
     finally:
         bar.close()
         if writer is not None:
@@ -200,6 +224,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
     result.steps, result.epochs = step, math.ceil(step / steps_per_epoch)
     result.samples_per_s = samples / max(time.perf_counter() - started, 1e-9)
     result.checkpoint = checkpoint_path
+    result.best = best_path if best_path.exists() and held_out is not None else None
     return result
 
 
@@ -231,11 +256,12 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file size li
 
 
 def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, steps_per_epoch: int,
-          distributed: str | None, finished: bool) -> None:
+          distributed: str | None, finished: bool, validation: dict | None = None,
+          best_metric: float | None = None) -> None:
     payload = checkpoint_payload(model, config=config.to_dict(), optimizer=optimizer.state_dict(),
                                  scaler=None if scaler is None else scaler.state_dict(),
                                  step=step, steps_per_epoch=steps_per_epoch, distributed=distributed,
-                                 finished=finished)
+                                 finished=finished, validation=validation, best_metric=best_metric)
     existed = path.exists()
     try:
         with atomic_output(path) as f:
@@ -245,7 +271,6 @@ def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, st
         kept = "the previous checkpoint is kept" if existed else "no checkpoint was written"
         raise TrainingError(f"cannot write the checkpoint {str(path)!r} at step {step}: {reason} "
                             f"({exc.strerror}); {kept}") from None
-    kill_point("checkpoint")
 
 
 def is_finished(path: str | os.PathLike, config: RunConfig | None = None) -> bool:
@@ -258,7 +283,8 @@ def is_finished(path: str | os.PathLike, config: RunConfig | None = None) -> boo
     return payload.get("finished") is True and (config is None or payload.get("config") == config.to_dict())
 
 
-def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_epoch: int) -> int:
+def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_epoch: int) -> tuple[int, float | None]:
+    """Model, optimiser and scaler state from ``path``; returns the step and the best validation metric so far."""
     try:
         payload = load_checkpoint(path)
     except ModelError as exc:
@@ -271,8 +297,8 @@ def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_
                             f"this run has {steps_per_epoch}; keep the data and train.batch_size")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    for group in optimizer.param_groups:  # a resumed run may change these on purpose
-        group["lr"], group["weight_decay"] = config.train.lr, config.train.weight_decay
+    for group in optimizer.param_groups:  # a resumed run may change this on purpose (lr is set every step)
+        group["weight_decay"] = config.train.weight_decay
     if scaler is not None and payload.get("scaler"):
         scaler.load_state_dict(payload["scaler"])
-    return int(payload["step"])
+    return int(payload["step"]), payload.get("best_metric")

@@ -77,6 +77,17 @@ class VAETask:
     def loss(self, out: dict, prepared: dict, step: int) -> dict:
         return self.loss_fn(out, prepared["target"], prepared["valid"], step)
 
+    def panel_titles(self, prepared: dict) -> list[str]:
+        titles = ["input RGB", "decoded RGB"]
+        return titles + ["true depth", "decoded depth"] if prepared["target"].shape[1] == 4 else titles
+
+    def panel_scale_m(self, prepared: dict, count: int = 4) -> float | None:
+        """The depth colour scale of :meth:`panels` (set by the true depth); None without depth."""
+        if prepared["target"].shape[1] != 4:
+            return None
+        true_m = _depth_m(prepared["target"][:count, 3:], self.max_depth_m, prepared["valid"][:count, 3:])
+        return depth_scale_m(true_m, self.max_depth_m)
+
     def panels(self, out: dict, prepared: dict, count: int = 4) -> list[list[np.ndarray]]:
         """Columns: input RGB, reconstructed RGB, and with depth the true and reconstructed depth."""
         target, recon = prepared["target"][:count], out["recon"][:count].detach()
@@ -112,6 +123,14 @@ class DepthTask:
 
     def loss(self, out: dict, prepared: dict, step: int) -> dict:
         return self.loss_fn(out["depth"], prepared["target"], prepared["valid"])
+
+    def panel_titles(self, prepared: dict) -> list[str]:
+        return ["input RGB", "true depth", "estimated depth"]
+
+    def panel_scale_m(self, prepared: dict, count: int = 4) -> float:
+        """The depth colour scale of :meth:`panels` (set by the true depth)."""
+        true_m = _depth_m(prepared["target"][:count], self.max_depth_m, prepared["valid"][:count])
+        return depth_scale_m(true_m, self.max_depth_m)
 
     def panels(self, out: dict, prepared: dict, count: int = 4) -> list[list[np.ndarray]]:
         """Columns: input RGB, true depth, estimated depth."""

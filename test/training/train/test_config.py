@@ -40,6 +40,9 @@ def test_overrides_keep_their_types_and_reach_every_section():
     (["train.num_workers=-2"], "num_workers must be 0 or more"),
     (["train.log_every=0"], "log_every must be at least 1"),
     (["loss.beta=-0.5"], "beta and warmup_steps must be 0 or more"),
+    (["train.lr_schedule=step"], "lr_schedule 'step' is not one of cosine, constant"),
+    (["train.warmup_steps=-1"], "warmup_steps must be 0 or more, got -1"),
+    (["train.min_lr=1"], r"min_lr must be between 0 and lr \(0.002\), got 1.0"),
 ])
 def test_bad_overrides_are_one_clear_sentence(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -34,7 +34,8 @@ def test_each_epoch_writes_one_checkpoint_that_rebuilds_the_model(nyu_raw_dir, t
     assert payload["config"]["train"]["batch_size"] == 2 and "optimizer" in payload
     model = model_from_checkpoint(result.checkpoint)
     assert model.config.image_size == 32
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]  # no temp files
+    # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0}).Reload()
@@ -98,6 +99,7 @@ def test_data_that_cannot_train_the_model_is_a_clear_error(nyu_raw_dir, tmp_path
         train(_config(), images, tmp_path / "out", progress=False)
     result = train(_config("model.mode=rgb"), images, tmp_path / "rgb", progress=False)  # and RGB-only works
     assert result.steps == 4
+    assert result.best is None and result.validation == [] and not (tmp_path / "rgb" / "best.pt").exists()  # no held-out split
 
 
 def test_cli_refuses_to_overwrite_a_run_and_names_the_way_out(nyu_raw_dir, tmp_path, capsys):
@@ -113,12 +115,13 @@ def test_cli_refuses_to_overwrite_a_run_and_names_the_way_out(nyu_raw_dir, tmp_p
     assert "is for task 'vae', not 'depth'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_torchrun_trains_with_distributed_data_parallel_on_gloo(nyu_raw_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                "-m", "rgbd_vae_training.cli", "train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_dir),
                "--out", str(tmp_path), "--no-progress", *FAST, "train.epochs=1"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert payload["distributed"] == "gloo" and payload["step"] == 3
@@ -142,7 +145,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_di
                                             r"\(No space left on device\); the previous checkpoint is kept"):
         train(_config("train.epochs=2"), nyu_raw_dir, tmp_path, resume=True, progress=False)
     assert _digest(good.checkpoint) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
 
 
 def test_a_progress_bar_counts_the_steps_when_asked(nyu_raw_dir, tmp_path, capsys):
@@ -176,7 +179,7 @@ def test_a_checkpoint_onto_a_full_disk_names_the_full_disk_and_keeps_the_previou
         f"rgbd-vae train: error: cannot write the checkpoint {str(good.checkpoint)!r} at step 6: the file size limit "
         "was reached (File too large); the previous checkpoint is kept.")
     assert _digest(good.checkpoint) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "tensorboard"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
 
 
 def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(nyu_raw_dir, tmp_path):
@@ -191,3 +194,46 @@ def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(
     result = train(config, nyu_raw_dir, tmp_path, resume=True, progress=False)
     assert result.steps == 6 and is_finished(result.checkpoint, config)
     assert not is_finished(result.checkpoint, _config("train.epochs=3"))  # finished, but another run
+
+
+def test_each_epoch_validates_on_held_out_scenes_keeps_the_best_and_logs_the_learning_rate(nyu_raw_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rgbd_vae_training.train.validation import lr_at
+
+    config = _config("train.epochs=3", "train.warmup_steps=2", "train.min_lr=1e-5")
+    result = train(config, nyu_raw_dir, tmp_path, progress=False)
+    assert [v["step"] for v in result.validation] == [3, 6, 9]  # one pass per epoch over the 3 held-out frames
+    best = min(result.validation, key=lambda v: v["recon"])
+    payload = load_checkpoint(result.best)
+    assert payload["step"] == best["step"] and payload["best_metric"] == pytest.approx(best["recon"])
+    assert load_checkpoint(result.checkpoint)["validation"]["recon"] == pytest.approx(result.validation[-1]["recon"])
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    assert {"val/loss", "val/recon", "val/kl", "train/lr"} <= set(events.Tags()["scalars"])
+    recon = events.Scalars("val/recon")
+    assert [e.step for e in recon] == [3, 6, 9]
+    assert [e.value for e in recon] == pytest.approx([v["recon"] for v in result.validation], rel=1e-6)  # float32
+    lrs = [(e.step, e.value) for e in events.Scalars("train/lr")]
+    assert [s for s, _ in lrs] == list(range(1, 10))
+    assert [v for _, v in lrs] == pytest.approx([lr_at(config.train, s - 1, 9) for s, _ in lrs])
+    assert lrs[0][1] == pytest.approx(config.train.lr / 2) and lrs[1][1] == pytest.approx(config.train.lr)  # warm-up
+    assert all(a > b for (_, a), (_, b) in zip(lrs[2:], lrs[3:])) and lrs[-1][1] > 1e-5  # cosine down towards min_lr
+
+
+def test_the_resolved_config_beside_the_checkpoint_reloads_as_the_same_run(nyu_raw_dir, tmp_path):
+    config = _config("train.epochs=1")
+    train(config, nyu_raw_dir, tmp_path, progress=False)
+    text = (tmp_path / "config.yaml").read_text()
+    assert "lr_schedule: cosine" in text and "num_workers: 0" in text  # defaults written out too
+    assert load_config(tmp_path / "config.yaml").to_dict() == config.to_dict()
+
+
+def test_warm_up_then_cosine_down_to_min_lr_and_constant_when_asked():
+    from rgbd_vae_training.train.config import TrainSettings
+    from rgbd_vae_training.train.validation import lr_at
+
+    settings = TrainSettings(lr=1.0, warmup_steps=4, min_lr=0.1)
+    assert [lr_at(settings, s, 104) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_at(settings, 54, 104) == pytest.approx(0.55)  # half way down the cosine
+    assert lr_at(settings, 104, 104) == pytest.approx(0.1) and lr_at(settings, 500, 104) == pytest.approx(0.1)
+    assert lr_at(TrainSettings(lr=0.3, lr_schedule="constant", warmup_steps=4), 0, 10) == 0.3
