@@ -23,3 +23,14 @@ def rclpy_context():
         yield context
     finally:
         rclpy.try_shutdown(context=context)
+
+
+# Tests that wait for a model to train are slow by nature; mark them so `pytest -m "not slow"` is
+# a quick loop. (Others that take seconds carry @pytest.mark.slow themselves.)
+TRAINING_FIXTURES = {"tiny_depth_checkpoint", "tiny_vae_checkpoint", "learning_data"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -186,8 +186,10 @@ def _last_diagnostics(reader) -> dict[str, str]:
     return values
 
 
-def analyse(input_bag: Path, replay: Replay, baseline_depth_m: float, max_frames_shown: int = 4):
-    """metrics (a JSON-ready dict) and the report picture of a replay."""
+def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max_frames_shown: int = 4):
+    """What the outputs in ``outputs`` (a recording or ``bag process``) say about the models: depth
+    against the input bag's measured depth (with the mean-depth baseline), reconstruction, and the
+    report picture. Returns (a JSON-ready dict, the picture or None)."""
     from rgbd_vae_ros.bags import BagReader
     from rgbd_vae_ros.processing import colorize_depth, resize_depth, resize_rgb
 
@@ -197,12 +199,11 @@ def analyse(input_bag: Path, replay: Replay, baseline_depth_m: float, max_frames
     with BagReader(input_bag) as bag:
         rgb_in = _by_stamp(bag, RGB_TOPIC)
         depth_in = _by_stamp(bag, DEPTH_TOPIC)
-    with BagReader(replay.outputs) as out:
+    with BagReader(outputs) as out:
         estimated = _by_stamp(out, f"{NAMESPACE}/depth/image")
         decoded_rgb = _by_stamp(out, DECODED_TOPIC)
         decoded_depth = _by_stamp(out, f"{NAMESPACE}/decoded/depth")
         latents = _by_stamp(out, f"{NAMESPACE}/latent")
-        diagnostics = _last_diagnostics(out)
     depth_stamps = np.array(sorted(depth_in))
 
     def true_depth(stamp: int) -> np.ndarray | None:
@@ -226,27 +227,15 @@ def analyse(input_bag: Path, replay: Replay, baseline_depth_m: float, max_frames
             psnrs.append(psnr(out_rgb, resize_rgb(rgb, *out_rgb.shape[:2])))
             decoded_depth_scores.append(depth_error(out_depth, resize_depth(gt, *out_depth.shape)))
             rows.append((rgb, gt, pred, out_rgb, out_depth))
-    latencies = end_to_end_latencies_ms(replay)
     metrics = {
-        "frames": {"images_played": replay.played_images, "dropped": replay.played_images - len(decoded_rgb),
-                   "depth_estimates": len(estimated),
-                   "latents": len(latents), "decoded": len(decoded_rgb),
-                   "node_frames_in": _int(diagnostics.get("frames_in")),
-                   "node_frames_dropped": _int(diagnostics.get("frames_dropped")),
-                   "node_frames_rejected": _int(diagnostics.get("frames_rejected"))},
+        "frames": {"images": len(rgb_in), "depth_estimates": len(estimated), "latents": len(latents),
+                   "decoded": len(decoded_rgb)},
         "depth": {"protocol": "NYU: gt in (1e-3, 10) m, pred clamped to [1e-3, 10], Eigen crop, per-image mean; "
                               "gt = the bag's measured depth (registered, holes excluded)",
                   "estimated": average(scores),
                   "mean_depth_baseline": {"depth_m": baseline_depth_m, **average(baseline_scores)}},
         "reconstruction": {"rgb_psnr_db": float(np.mean(psnrs)) if psnrs else None,
                            "depth": average(decoded_depth_scores)},
-        "latency_ms": {"end_to_end_median": _percentile(latencies, 50), "end_to_end_p95": _percentile(latencies, 95),
-                       "node_median": _float(diagnostics.get("latency_median_ms")),
-                       "node_p95": _float(diagnostics.get("latency_p95_ms")),
-                       "measured": "end to end: image published by the player -> decoded image received by the "
-                                   "recorder (wall clock); node: rgbd_pipeline's /diagnostics (simulated time)"},
-        "backend": diagnostics.get("backend"), "device": diagnostics.get("device"),
-        "play_seconds": replay.seconds,
     }
     shown = [rows[i] for i in sorted({round(k * (len(rows) - 1) / max(1, max_frames_shown - 1))
                                       for k in range(max_frames_shown)})] if rows else []
@@ -261,6 +250,30 @@ def analyse(input_bag: Path, replay: Replay, baseline_depth_m: float, max_frames
                          titles=["input RGB", "true depth", "estimated depth", "decoded RGB", "decoded depth"],
                          note=f"depth colour: blue near, red at {scale_m:g} m; black = no reading")
     return metrics, grid
+
+
+def live_metrics(replay: Replay) -> dict:
+    """What the live replay says about the node: frames played, answered and dropped, latency."""
+    from rgbd_vae_ros.bags import BagReader
+
+    with BagReader(replay.outputs) as out:
+        decoded = len(_by_stamp(out, DECODED_TOPIC))
+        diagnostics = _last_diagnostics(out)
+    latencies = end_to_end_latencies_ms(replay)
+    return {
+        "frames": {"images_played": replay.played_images, "decoded": decoded,
+                   "dropped": replay.played_images - decoded,
+                   "node_frames_in": _int(diagnostics.get("frames_in")),
+                   "node_frames_dropped": _int(diagnostics.get("frames_dropped")),
+                   "node_frames_rejected": _int(diagnostics.get("frames_rejected"))},
+        "latency_ms": {"end_to_end_median": _percentile(latencies, 50), "end_to_end_p95": _percentile(latencies, 95),
+                       "node_median": _float(diagnostics.get("latency_median_ms")),
+                       "node_p95": _float(diagnostics.get("latency_p95_ms")),
+                       "measured": "end to end: image published by the player -> decoded image received by the "
+                                   "recorder (wall clock); node: rgbd_pipeline's /diagnostics, receipt to publish"},
+        "backend": diagnostics.get("backend"), "device": diagnostics.get("device"),
+        "play_seconds": replay.seconds,
+    }
 
 
 def end_to_end_latencies_ms(replay: Replay) -> list[float]:

@@ -32,6 +32,7 @@ from .processors import INPUT_TYPES, ON_DEMAND, Processor
 BAD_INPUT = (ImageConversionError, StageError)
 PAIRED = ("depth", "camera_info")  # streams an image is paired with by stamp
 WARN_EVERY_S = 2.0
+INPUT_QUEUE_DEPTH = 5
 
 # name -> (default, description, read_only, extra descriptor fields)
 COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
@@ -118,8 +119,10 @@ class PerceptionNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def input_qos(self) -> QoSProfile:
+        # A few deep: callbacks only pair messages, and a message DDS replaced before its callback
+        # ran would be a frame lost without a count (the keep-latest slot counts what it drops).
         reliable = self.param("reliable_input")
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=INPUT_QUEUE_DEPTH,
                           reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
 
     def output_qos(self) -> QoSProfile:

@@ -14,8 +14,9 @@ from rgbd_vae_training.cli import COMMANDS, main
 RGBD_VAE = Path(sys.executable).with_name("rgbd-vae")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RGBD_VAE), *args], capture_output=True, text=True, timeout=120)
+def run_cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    """The command as a user runs it; the limit only guards against a hang (a loaded machine is slow)."""
+    return subprocess.run([str(RGBD_VAE), *args], capture_output=True, text=True, timeout=timeout_s)
 
 
 def test_help_lists_every_command_and_exits_0():
@@ -61,6 +62,7 @@ def test_bench_conversion_reports_every_case_and_writes_json(tmp_path):
     assert not list(out.parent.glob(".*.tmp")), "a temporary file was left behind"
 
 
+@pytest.mark.slow
 def test_bench_training_reports_samples_per_second_per_model(tmp_path):
     out = tmp_path / "training.json"
     result = run_cli("bench", "training", "--models", "fc_vae", "cvae", "--runs", "2", "--batch", "4", "--json", str(out))
@@ -86,7 +88,7 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
     for task, checkpoint in (("depth", tiny_depth_checkpoint), ("vae", tiny_vae_checkpoint)):
         (out / "models" / task).mkdir(parents=True)
         shutil.copy(checkpoint, out / "models" / task / "checkpoint.pt")
-    result = run_cli("demo", "--out", str(out))
+    result = run_cli("demo", "--out", str(out), timeout_s=900)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("demo: reusing") == 2 and "training tiny" not in result.stdout
     evaluation = json.loads((out / "eval" / "depth" / "metrics.json").read_text())
@@ -98,9 +100,14 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
     with BagReader(out / "outputs") as outputs:
         assert {"/rgbd_vae/depth/image", "/rgbd_vae/latent", "/rgbd_vae/decoded/image",
                 "/rgbd_vae/decoded/depth", "/diagnostics"} <= set(outputs.topics)
+    with BagReader(out / "processed") as processed:
+        assert processed.topics["/rgbd_vae/decoded/depth"].count == 48
     metrics = json.loads((out / "metrics.json").read_text())
     print(json.dumps(metrics["frames"]), json.dumps(metrics["latency_ms"]))
-    assert metrics["frames"]["images_played"] == 48 and metrics["frames"]["decoded"] >= 3
+    # Quality over every frame (bag process, deterministic); the live replay only has to answer.
+    assert metrics["frames"]["images"] == metrics["frames"]["processed"] == 48
+    assert metrics["depth"]["estimated"]["images"] == 48
+    assert metrics["frames"]["live"]["images_played"] == 48 and metrics["frames"]["live"]["decoded"] >= 1
     assert metrics["depth"]["estimated"]["abs_rel"] < metrics["depth"]["mean_depth_baseline"]["abs_rel"]
     assert metrics["reconstruction"]["rgb_psnr_db"] > 10
     assert metrics["latency_ms"]["end_to_end_median"] > 0 and metrics["backend"] == "onnxruntime"

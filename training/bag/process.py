@@ -64,7 +64,7 @@ def node_parameters(model: str, backend: str, overrides: dict | None = None) -> 
 
 def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", executable: str = "rgbd_pipeline",
                 topics: dict[str, str] | None = None, parameters: dict | None = None, namespace: str = NAMESPACE,
-                storage: str = "mcap", progress: Callable[[], None] | None = None) -> Processed:
+                storage: str = "mcap", overwrite: bool = False, progress: Callable[[], None] | None = None) -> Processed:
     """Run ``executable``'s processor over every frame of ``source`` and write its outputs to ``out``."""
     from rclpy.serialization import deserialize_message, serialize_message
 
@@ -74,7 +74,7 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
 
     if executable not in PROCESSORS:
         raise ValueError(f"node {executable!r} is not one of {', '.join(PROCESSORS)}")
-    if Path(out).exists():
+    if Path(out).exists() and not overwrite:
         raise BagError(f"{out} already exists; remove it or choose another output name")
     params = node_parameters(model, backend, parameters)
     stream_topics = {**DEFAULT_TOPICS, **(topics or {})}
@@ -93,7 +93,7 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
             recorded_at: dict[int, int] = {}  # id(image message) -> recorded time
             qos = Qos(reliable=True, depth=params["queue_size"])
 
-            with write_bag(out, storage) as writer:
+            with write_bag(out, storage, overwrite=overwrite) as writer:
                 for topic, _ in processor.outputs.items():
                     writer.add_topic(_join(namespace, topic), type_name(processor.outputs[topic]), qos)
 

@@ -35,7 +35,8 @@ class Harness:
         self.probe.create_subscription(msg_type, topic, self.received[topic].append, 10)
         return self.received[topic]
 
-    def wait_for(self, condition, timeout_s=10.0):
+    # Generous deadlines: discovery and delivery on a loaded 2-core machine can take seconds.
+    def wait_for(self, condition, timeout_s=30.0):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if condition():
@@ -43,7 +44,7 @@ class Harness:
             time.sleep(0.02)
         return False
 
-    def send(self, publisher, msg, condition, timeout_s=10.0):
+    def send(self, publisher, msg, condition, timeout_s=30.0):
         """Publish ``msg`` every 0.2 s until ``condition()`` (discovery can lag the first message)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -78,6 +78,7 @@ def test_outputs_are_the_stages_on_the_paired_frames(sequence_bag, pipeline_mode
         np.testing.assert_allclose(latent_from_msg(latents[stamp_ns(image)])[0], mu, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_runs_write_the_same_messages(sequence_bag, pipeline_models, processed, tmp_path):
     out, _ = processed
     again = process_bag(sequence_bag, tmp_path / "again", pipeline_models, backend="onnxruntime")
