@@ -19,7 +19,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # named for this process, so that remove_leftovers can tell a killed writer's file from a live one's
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result should look like any new file
@@ -43,9 +44,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-# Folders are staged as hidden siblings named for their owner process, ``.NAME.PID.XXXX.partial``,
-# so a later run can tell a killed writer's leftovers (owner gone) from a live writer's folder.
+# Folders are staged as hidden siblings named for their owner process, ``.NAME.PID.XXXX.partial``
+# (files as ``.NAME.PID.XXXX.tmp``), so a later run can tell a killed writer's leftovers (owner
+# gone) from a live writer's.
 _STAGING_SUFFIX = ".partial"
+_TEMP_SUFFIX = ".tmp"
 
 
 def _process_alive(pid: int) -> bool:
@@ -58,29 +61,34 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _staging_owner(folder: Path, target_name: str) -> int | None:
-    prefix = f".{target_name}."
-    name = folder.name
-    if not (name.startswith(prefix) and name.endswith(_STAGING_SUFFIX)):
+def _leftover_owner(entry: Path, target_name: str) -> int | None:
+    """The process id in a staging folder's or temporary file's name for ``target_name``."""
+    prefix, name = f".{target_name}.", entry.name
+    suffix = next((s for s in (_STAGING_SUFFIX, _TEMP_SUFFIX) if name.endswith(s)), None)
+    if suffix is None or not name.startswith(prefix):
         return None
-    pid, _, _ = name[len(prefix):-len(_STAGING_SUFFIX)].partition(".")
+    pid, _, _ = name[len(prefix):-len(suffix)].partition(".")
     return int(pid) if pid.isdigit() else None
 
 
-def remove_stale_staging(target: str | os.PathLike) -> list[Path]:
-    """Remove the staging folders of ``target`` left by processes that no longer run (killed
-    by SIGKILL or SIGTERM before they could clean up); returns what was removed."""
+def remove_leftovers(target: str | os.PathLike) -> list[Path]:
+    """Remove the staging folders and temporary files of ``target`` left by processes that no
+    longer run (killed by SIGKILL or SIGTERM before they could clean up); returns what was removed."""
     import shutil
 
     target = Path(target)
     if not target.parent.is_dir():
         return []
     removed = []
-    for folder in target.parent.iterdir():
-        pid = _staging_owner(folder, target.name)
-        if pid is not None and folder.is_dir() and not _process_alive(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+    for entry in target.parent.iterdir():
+        pid = _leftover_owner(entry, target.name)
+        if pid is None or _process_alive(pid):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
     return removed
 
 
@@ -89,7 +97,7 @@ def staging_dir(target: str | os.PathLike) -> Path:
     leftovers of dead ones."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(target)
+    remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=_STAGING_SUFFIX,
                                     dir=target.parent))
     umask = os.umask(0)

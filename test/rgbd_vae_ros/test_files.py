@@ -64,15 +64,26 @@ def test_a_folder_appears_whole_or_not_at_all(tmp_path):
 def test_only_the_leftovers_of_dead_processes_are_removed(tmp_path):
     import os
 
-    from rgbd_vae_ros.files import remove_stale_staging, staging_dir
+    from rgbd_vae_ros.files import remove_leftovers, staging_dir
 
     dead = tmp_path / f".out.{_dead_pid()}.abc.partial"
+    dead_file = tmp_path / f".out.{_dead_pid()}.xyz.tmp"  # a killed atomic_output's temporary
     live = tmp_path / f".out.{os.getpid()}.def.partial"
     other = tmp_path / f".other.{_dead_pid()}.abc.partial"
     unowned = tmp_path / ".out.abc.partial"  # no owner recorded: not ours to judge
     for folder in (dead, live, other, unowned):
         folder.mkdir()
-    assert remove_stale_staging(tmp_path / "out") == [dead]
+    dead_file.write_bytes(b"half a checkpoint")
+    assert sorted(remove_leftovers(tmp_path / "out")) == sorted([dead, dead_file])
     mine = staging_dir(tmp_path / "out")
     assert mine.name.startswith(f".out.{os.getpid()}.") and mine.name.endswith(".partial")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (live, other, unowned, mine))
+
+
+def test_a_temporary_file_is_named_for_its_writer(tmp_path):
+    import os
+
+    with atomic_output(tmp_path / "checkpoint.pt") as f:
+        [temporary] = tmp_path.iterdir()
+        assert temporary.name.startswith(f".checkpoint.pt.{os.getpid()}.") and temporary.name.endswith(".tmp")
+        f.write(b"x")

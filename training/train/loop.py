@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rgbd_vae_ros.files import atomic_output, atomic_write_text
+from rgbd_vae_ros.files import atomic_output, atomic_write_text, remove_leftovers
 from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint, load_torchvision_resnet34
 from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
@@ -135,6 +135,9 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
 
     step, best_metric = 0, None
     checkpoint_path, best_path = out / CHECKPOINT_NAME, out / BEST_NAME
+    if dist.main:
+        for path in (checkpoint_path, best_path, out / CONFIG_NAME):
+            remove_leftovers(path)  # what a killed run was writing
     if resume:
         step, best_metric = _restore(checkpoint_path, config, model, optimizer, scaler, steps_per_epoch)
     schedule_steps = settings.epochs * steps_per_epoch
@@ -266,6 +269,7 @@ def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, st
     try:
         with atomic_output(path) as f:
             save_checkpoint(payload, f)
+            kill_point("checkpoint-unrenamed")  # tests: die with the new file written but not yet in place
     except OSError as exc:
         reason = _DISK_ERRORS.get(exc.errno, exc.strerror or str(exc))
         kept = "the previous checkpoint is kept" if existed else "no checkpoint was written"

@@ -237,3 +237,13 @@ def test_warm_up_then_cosine_down_to_min_lr_and_constant_when_asked():
     assert lr_at(settings, 54, 104) == pytest.approx(0.55)  # half way down the cosine
     assert lr_at(settings, 104, 104) == pytest.approx(0.1) and lr_at(settings, 500, 104) == pytest.approx(0.1)
     assert lr_at(TrainSettings(lr=0.3, lr_schedule="constant", warmup_steps=4), 0, 10) == 0.3
+
+
+def test_the_next_run_removes_the_checkpoint_file_a_killed_run_was_writing(nyu_raw_dir, tmp_path):
+    done = _train_cli(tmp_path, nyu_raw_dir, env={"RGBD_VAE_KILL_AT": "checkpoint-unrenamed:1"})
+    assert done.returncode == -9, done.stderr  # killed with the first checkpoint written but not renamed
+    [leftover] = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftover.startswith(".checkpoint.pt.") and not (tmp_path / "checkpoint.pt").exists()
+    result = train(_config(), nyu_raw_dir, tmp_path, progress=False)
+    assert result.steps == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
