@@ -124,7 +124,8 @@ def test_bad_bags_and_arguments_are_one_sentence_and_write_nothing(sequence_bag,
          "'colour' is not a node parameter"),
         (["bag", "process", str(sequence_bag), str(tmp_path / "e")] + model + ["-p", "max_depth=far"], 1,
          "max_depth is 'far'; expected a float"),
-        (["bag", "process", str(sequence_bag), str(tmp_path / "f"), "--model", str(tmp_path / "none")], 1, ""),
+        (["bag", "process", str(sequence_bag), str(tmp_path / "f"), "--model", str(tmp_path / "none")], 1,
+         "model file '" + str(tmp_path / "none") + "' does not exist"),
         (["bag", "process", str(sequence_bag), str(tmp_path / "g")], 2, "--model"),
     ]
     for argv, status, text in cases:

@@ -64,7 +64,7 @@ def test_a_replayed_sequence_comes_out_of_the_pipeline_as_bag_process_computes_i
             else:
                 np.testing.assert_allclose(image_to_numpy(a), image_to_numpy(b), atol=1e-4, equal_nan=True)
             shared += 1
-    assert shared >= 4
+    assert shared >= 3  # at least the answered frames' depth and decoded image and depth
 
     metrics, figure = content_metrics(sequence_bag, tmp_path / "processed", baseline_depth_m=2.5)
     assert metrics["frames"]["decoded"] == metrics["depth"]["estimated"]["images"] == SEQUENCE_FRAMES
