@@ -16,6 +16,8 @@ class RGBDFrame:
     scene: str = ""
     stamp_s: float | None = None
     label: int | None = None
+    pose: np.ndarray | None = None  # (4, 4) float64 camera-to-world, where the data set has ground truth
+    intrinsics: tuple[float, float, float, float] | None = None  # (fx, fy, cx, cy) of rgb_u8, 0-based pixels
 
 
 class FrameReader:

@@ -1,4 +1,5 @@
-"""``rgbd-vae synth``: write synthetic scenes in the NYU raw-folder or labeled-.mat layout."""
+"""``rgbd-vae synth``: write synthetic scenes in the NYU raw-folder, NYU labeled-.mat, TUM RGB-D or
+7-Scenes layout."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ class SynthError(RuntimeError):
     """Synthetic data that could not be written."""
 
 
+# --layout: module and writer function
+LAYOUTS = {"nyu-raw": (".generate", "write_nyu_raw"), "nyu-mat": (".generate", "write_nyu_mat"),
+           "tum": (".slam_layouts", "write_tum"), "7scenes": (".slam_layouts", "write_7scenes")}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layout", choices=["nyu-raw", "nyu-mat"], required=True, help="which NYU layout to write")
+    parser.add_argument("--layout", choices=list(LAYOUTS), required=True,
+                        help="which layout to write (TUM and 7-Scenes with ground-truth poses)")
     parser.add_argument("--scenes", type=int, required=True, help="number of rooms")
     parser.add_argument("--frames", type=int, required=True, help="frames per room (30 Hz)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -29,9 +36,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--width/--height {args.width}x{args.height} is too large; expected at most 4096")
     from tqdm import tqdm
 
-    from .generate import MARKER_NAME, write_nyu_mat, write_nyu_raw
+    from importlib import import_module
 
-    write = write_nyu_raw if args.layout == "nyu-raw" else write_nyu_mat
+    from .generate import MARKER_NAME
+
+    module, name = LAYOUTS[args.layout]
+    write = getattr(import_module(module, __package__), name)
     total = args.scenes * args.frames
     start = time.perf_counter()
     with tqdm(total=total, unit="frame", desc=f"synth {args.layout}", disable=None) as bar:

@@ -46,6 +46,7 @@ class SynthFrame:
     depth_stamp_s: float
     depth_rgb_m: np.ndarray  # exact depth seen by the RGB camera at depth_stamp_s (what registration targets)
     object_id_rgb: np.ndarray  # object id per RGB pixel at depth_stamp_s
+    pose_rgb: np.ndarray | None = None  # (4, 4) world-from-RGB-camera at depth_stamp_s (ground truth)
 
 
 class SceneRenderer:
@@ -98,8 +99,10 @@ def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, h
         rgb, depth_rgb, ids = renderer.rgb_camera(t_depth)
         if not synchronised:
             rgb = renderer.rgb_camera(t_rgb)[0]
+        pose = np.eye(4)
+        pose[:3, :3], pose[:3, 3] = camera_pose(scene, t_depth)
         yield SynthFrame(rgb, start_s + (t_depth if synchronised else t_rgb), renderer.depth_ir(t_depth),
-                         start_s + t_depth, depth_rgb, ids)
+                         start_s + t_depth, depth_rgb, ids, pose)
 
 
 def _stamp_name(kind: str, stamp_s: float, ext: str) -> str:
