@@ -88,8 +88,9 @@ def read_text(path: Path, what: str) -> str:
 
 def read_matrix(path: Path, shape: tuple[int, int], what: str) -> np.ndarray:
     """A whitespace-separated matrix of ``shape`` from a text file, float64."""
+    text = read_text(path, what)
     try:
-        values = np.array(read_text(path, what).split(), dtype=np.float64)
+        values = np.array(text.split(), dtype=np.float64)
     except ValueError:
         raise DataError(f"{what} {str(path)!r} holds something other than numbers; "
                         f"expected a {shape[0]}x{shape[1]} matrix") from None
