@@ -25,8 +25,10 @@ from .generate import _RGB_FROM_IR_R, _RGB_FROM_IR_T, _begin, _mark_complete, ge
 
 def depth_to_units(depth_m: np.ndarray, units_per_m: float, no_reading: int) -> np.ndarray:
     """Metres to a set's uint16 units; beyond the Kinect's range or the format's, ``no_reading``."""
-    units = np.rint(np.nan_to_num(depth_m, nan=np.inf) * units_per_m)
-    valid = (depth_m < MAX_DEPTH_M) & (units > 0) & (units < 65535)
+    depth_m = np.asarray(depth_m, dtype=np.float64)
+    valid = np.isfinite(depth_m) & (depth_m < MAX_DEPTH_M)
+    units = np.rint(np.where(valid, depth_m, 0.0) * units_per_m)
+    valid &= (units > 0) & (units < 65535)
     return np.where(valid, units, no_reading).astype(np.uint16)
 
 

@@ -95,3 +95,11 @@ def test_a_killed_tum_synth_leaves_whole_sequences_only(tmp_path):
     assert not (out / "synth.json").exists()
     reader = TUMSequences(out)  # the killed writer's hidden staging folder is no sequence
     assert reader.sequences == ["synth_room_0000"] and len(reader) == 2
+
+
+def test_depth_beyond_the_sensor_or_the_format_is_written_as_each_sets_no_reading_code():
+    from rgbd_vae_training.synth.slam_layouts import depth_to_units
+
+    depth_m = np.array([1.2344, 0.0, np.nan, 10.5, 9.9, np.inf], np.float32)
+    assert depth_to_units(depth_m, 1000, 65535).tolist() == [1234, 65535, 65535, 65535, 9900, 65535]
+    assert depth_to_units(depth_m, 5000, 0).tolist() == [6172, 0, 0, 0, 49500, 0]
