@@ -218,7 +218,10 @@ class PerceptionNode(LifecycleNode):
         if topic not in ON_DEMAND:
             return True
         publisher = self.output_publishers.get(topic)
-        return publisher is not None and publisher.get_subscription_count() > 0
+        try:
+            return publisher is not None and publisher.get_subscription_count() > 0
+        except Exception:  # destroyed under us at shutdown: nobody is reading
+            return False
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -291,13 +294,17 @@ def run_node(node_cls, args=None) -> int:
 
 def _spin(node_cls, args) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args)
     node = None
     try:
         node = node_cls()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One executor thread: a lifecycle transition destroys subscriptions and publishers, which
+        # crashes rclpy when another executor thread is building its wait set at that moment
+        # (InvalidHandle; rclpy issues 1206, 1284). The callbacks only pair messages; inference
+        # runs on the node's own worker thread.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
