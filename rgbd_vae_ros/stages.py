@@ -18,7 +18,7 @@ from .inference import Backend, BackendError, open_backend
 from .processing import (depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb, rgb_from_unit_range,
                          rgb_to_unit_range)
 
-__all__ = ["DecodeStage", "DepthStage", "EncodeStage", "StageError"]
+__all__ = ["DecodeStage", "DepthStage", "EncodeStage", "StageError", "check_same_checkpoint"]
 
 
 class StageError(ValueError):
@@ -77,7 +77,12 @@ class DepthStage(_Stage):
         check_rgb(rgb_u8)
         x = rgb_to_unit_range(resize_rgb(rgb_u8, self.height, self.width)).transpose(2, 0, 1)[None]  # (1, 3, h, w)
         unit = self.backend.run({self.info.inputs[0]: x})[self.info.outputs[0]][0, 0]  # (h, w)
+        finite = np.isfinite(unit)
+        if not finite.any():
+            raise StageError("depth model output holds only NaN or infinite values for this image; "
+                             "expected depth in [-1, 1]")
         depth_m = depth_from_unit_range(unit, self.info.max_depth_m)
+        depth_m[~finite] = np.nan  # no estimate there: invalid, never a clipped value
         return resize_depth(depth_m, rgb_u8.shape[0], rgb_u8.shape[1])
 
 
@@ -105,7 +110,10 @@ class EncodeStage(_Stage):
             planes.append(unit[..., None])
         x = np.concatenate(planes, axis=-1).transpose(2, 0, 1)[None]  # (1, C, h, w)
         out = self.backend.run({self.info.inputs[0]: np.ascontiguousarray(x)})
-        return out["mu"][0].astype(np.float32), out["logvar"][0].astype(np.float32)
+        mu, logvar = (out[name][0].astype(np.float32) for name in self.info.outputs)  # (latent_dim,) each
+        if not (np.isfinite(mu).all() and np.isfinite(logvar).all()):
+            raise StageError("encoder output holds NaN or infinite values for this image; expected a finite latent")
+        return mu, logvar
 
 
 class DecodeStage(_Stage):
@@ -126,7 +134,11 @@ class DecodeStage(_Stage):
             raise StageError("latent holds NaN or infinite values")
         if output_size is not None and min(output_size) < 1:
             raise StageError(f"output size {tuple(output_size)} is not a positive (height, width)")
-        recon = self.backend.run({self.info.inputs[0]: mu.astype(np.float32)[None]})["recon"][0]  # (C, h, w)
+        out = self.backend.run({self.info.inputs[0]: mu.astype(np.float32)[None]})
+        recon = out[self.info.outputs[0]][0]  # (C, h, w)
+        if not np.isfinite(recon).all():
+            raise StageError("decoder output holds NaN or infinite values for this latent; expected a latent in "
+                             "the range the encoder produces")
         rgb_u8 = rgb_from_unit_range(recon[:3].transpose(1, 2, 0))
         depth_m = depth_from_unit_range(recon[3], self.info.max_depth_m) if recon.shape[0] == 4 else None
         if output_size is not None and tuple(output_size) != rgb_u8.shape[:2]:
@@ -134,3 +146,18 @@ class DecodeStage(_Stage):
             rgb_u8 = resize_rgb(rgb_u8, height, width)
             depth_m = None if depth_m is None else resize_depth(depth_m, height, width)
         return rgb_u8, depth_m
+
+
+def check_same_checkpoint(encoder: EncodeStage, decoder: DecodeStage) -> None:
+    """Refuse an encoder and a decoder that come from different checkpoints (SPEC §4.5): their latents
+    would not mean the same thing. Compares the checkpoint hash each part records."""
+    files = [repr(str(getattr(stage.backend, "path", stage.info.model_name))) for stage in (encoder, decoder)]
+    hashes = [stage.info.checkpoint_sha256 for stage in (encoder, decoder)]
+    if not all(hashes):
+        missing = files[0] if not hashes[0] else files[1]
+        raise BackendError(f"{missing} records no checkpoint hash, so the encoder {files[0]} and the decoder "
+                           f"{files[1]} cannot be matched; export both from one checkpoint with rgbd-vae export")
+    if hashes[0] != hashes[1]:
+        raise BackendError(f"the encoder {files[0]} (checkpoint {hashes[0][:12]}) and the decoder {files[1]} "
+                           f"(checkpoint {hashes[1][:12]}) come from different checkpoints; use the parts of one "
+                           "export")

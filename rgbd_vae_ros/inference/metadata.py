@@ -5,6 +5,7 @@ files carry it in ``metadata_props``; TensorRT engines in a JSON file beside the
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,6 +16,10 @@ METADATA_FORMAT = "rgbd_vae_ros.model.v1"
 # The normalisation of rgbd_vae_ros.processing: RGB u8 -> u8 / 127.5 - 1; depth m -> 2 m / max - 1
 # (clipped, invalid -> -1); every model output in [-1, 1] maps back the same way.
 NORMALISATION = "unit_range_v1"
+# mode -> (input channels, output channels): rgbd_vae_ros.models.base.MODES, read here without torch
+MODE_CHANNELS = {"rgbd": (4, 4), "rgb": (3, 3), "rgb2rgbd": (3, 4)}
+KINDS = {"vae": ("encoder", "decoder", "depth"), "depth": ("depth",)}  # kind -> its parts
+OUTPUT_COUNT = {"encoder": 2, "decoder": 1, "depth": 1}  # encoder: mu, logvar
 
 
 @dataclass
@@ -63,9 +68,64 @@ class ModelInfo:
             info = cls(**values)
         except TypeError as exc:
             raise BackendError(f"{source} carries incomplete model metadata ({exc})") from None
-        if info.normalisation != NORMALISATION:
-            raise BackendError(f"{source} expects normalisation {info.normalisation!r}; this build has {NORMALISATION!r}")
+        info.check(source)
         return info
+
+    def check(self, source: str) -> None:
+        """Refuse values no model can have (SPEC §4.5): unknown kind, part, mode or normalisation, a
+        size or latent that is not a positive integer, a max depth that is not a positive finite
+        number, an input shape that disagrees with the config."""
+        if self.normalisation != NORMALISATION:
+            raise BackendError(f"{source} expects normalisation {self.normalisation!r}; this build has {NORMALISATION!r}")
+        if not isinstance(self.model_name, str) or not self.model_name:
+            raise BackendError(f"{source} carries metadata with model_name {self.model_name!r}; expected a model name")
+        if self.kind not in KINDS or self.part not in KINDS[self.kind]:
+            raise BackendError(f"{source} carries metadata for a {self.kind!r} model's {self.part!r} part; expected a "
+                               "vae encoder, decoder or depth part, or a depth model's depth part")
+        if not isinstance(self.config, dict):
+            raise BackendError(f"{source} carries a model config that is a {type(self.config).__name__}; "
+                               "expected a mapping")
+        for field_name, names, count in (("inputs", self.inputs, 1), ("outputs", self.outputs, OUTPUT_COUNT[self.part])):
+            if (not isinstance(names, list) or len(names) != count
+                    or not all(isinstance(n, str) and n for n in names)):
+                raise BackendError(f"{source} carries metadata {field_name} {names!r}; a {self.part} part has "
+                                   f"{count} named {field_name}")
+        max_depth = self.max_depth_m
+        if isinstance(max_depth, bool) or not isinstance(max_depth, (int, float)) or not (
+                math.isfinite(max_depth) and max_depth > 0):
+            raise BackendError(f"{source} carries metadata with max_depth_m {max_depth!r}; expected a finite "
+                               "distance > 0 in metres")
+        for key in (("input_height", "input_width") if self.kind == "depth" else ("image_size", "latent_dim")):
+            _positive_int(self.config.get(key), key, source)
+        if self.kind == "vae" and self.mode not in MODE_CHANNELS:
+            raise BackendError(f"{source} carries metadata with mode {self.mode!r}; expected one of "
+                               f"{', '.join(MODE_CHANNELS)}")
+        expected = self.sample_shapes()[self.inputs[0]]
+        if self.input_shape != expected:
+            raise BackendError(f"{source} carries metadata with input_shape {self.input_shape!r}, but its config "
+                               f"makes the {self.part} input {expected!r}")
+        if not isinstance(self.checkpoint_sha256, str) or not isinstance(self.extra, dict):
+            raise BackendError(f"{source} carries metadata whose checkpoint_sha256 is not text or whose extra is "
+                               "not a mapping")
+
+    def sample_shapes(self) -> dict[str, list[int]]:
+        """Input and output name -> the shape of one sample (without the batch axis), from the config."""
+        height, width = self.image_size
+        if self.kind == "depth":
+            channels_in, channels_out = 3, 1
+        else:
+            channels_in, channels_out = MODE_CHANNELS[self.mode]
+        if self.part == "encoder":
+            return {self.inputs[0]: [channels_in, height, width],
+                    **{name: [self.latent_dim] for name in self.outputs}}
+        if self.part == "decoder":
+            return {self.inputs[0]: [self.latent_dim], self.outputs[0]: [channels_out, height, width]}
+        return {self.inputs[0]: [3, height, width], self.outputs[0]: [1, height, width]}
+
+
+def _positive_int(value, key: str, source: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BackendError(f"{source} carries metadata with {key} {value!r}; expected a whole number > 0")
 
 
 def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") -> ModelInfo:

@@ -44,9 +44,7 @@ class OnnxRuntimeBackend:
             raise BackendError(f"{str(path)!r} is an ONNX model without rgbd_vae_ros metadata; "
                                "export it with rgbd-vae export")
         self.info: ModelInfo = ModelInfo.from_json(text, repr(str(path)))
-        names = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
-        if names != (self.info.inputs, self.info.outputs):
-            raise BackendError(f"{str(path)!r} has inputs/outputs {names}, not those its metadata names")
+        check_graph(self.info, self.session.get_inputs(), self.session.get_outputs(), repr(str(path)))
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.precision = "fp32"
         self.path = Path(path)
@@ -57,3 +55,24 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self.session = None
+
+
+def check_graph(info: ModelInfo, graph_inputs, graph_outputs, source: str) -> None:
+    """The metadata against the graph it describes (SPEC §4.5): names, float32 tensors, and each
+    sample's shape after a batch axis; a dimension the graph leaves symbolic accepts any size."""
+    names = [i.name for i in graph_inputs], [o.name for o in graph_outputs]
+    if names != (info.inputs, info.outputs):
+        raise BackendError(f"{source} has inputs {names[0]} and outputs {names[1]}, but its metadata names inputs "
+                           f"{info.inputs} and outputs {info.outputs}")
+    expected = info.sample_shapes()
+    for arg in (*graph_inputs, *graph_outputs):
+        if arg.type != "tensor(float)":
+            raise BackendError(f"{source} has {arg.name!r} of type {arg.type}; its metadata and the nodes expect "
+                               "tensor(float) (float32)")
+        want, shape = expected[arg.name], list(arg.shape)
+        fits = len(shape) == 1 + len(want) and all(not isinstance(got, int) or got == size
+                                                   for got, size in zip(shape[1:], want))
+        if not fits:
+            graph = "(batch, " + ", ".join(str(d) for d in shape[1:]) + ")" if shape else "()"
+            raise BackendError(f"{source} metadata says {arg.name!r} is (batch, {', '.join(map(str, want))}) "
+                               f"but the graph's {arg.name!r} is {graph}")

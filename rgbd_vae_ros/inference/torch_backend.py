@@ -23,7 +23,7 @@ class TorchBackend:
 
         try:
             payload = load_checkpoint(path)
-            model = model_from_checkpoint(payload)
+            model = model_from_checkpoint(payload)  # its weights checked against the config before allocating
             parts = part_names(model)
         except ModelError as exc:
             raise BackendError(str(exc)) from None
@@ -41,8 +41,9 @@ class TorchBackend:
         self.precision = "fp16" if fp16 and self.device == "cuda" else "fp32"
         self._torch = torch
         self._dtype = torch.float16 if self.precision == "fp16" else torch.float32
-        self.module = model_part(model, part).to(self.device, self._dtype)
         self.info: ModelInfo = info_from_checkpoint(payload, part, file_sha256(path))
+        self.info.check(repr(str(path)))
+        self.module = model_part(model, part).to(self.device, self._dtype)
         self.path = Path(path)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
