@@ -6,7 +6,8 @@ resizing of RGB and of depth with missing readings. Pure numpy, no ROS, no torch
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -55,8 +56,7 @@ def depth_from_unit_range(depth_unit: np.ndarray, max_depth_m: float) -> np.ndar
     return ((clipped + 1.0) * np.float32(max_depth_m / 2.0)).astype(np.float32, copy=False)
 
 
-@lru_cache(maxsize=64)
-def _resize_weights(size_in: int, size_out: int) -> np.ndarray:
+def _build_resize_weights(size_in: int, size_out: int) -> np.ndarray:
     """(size_out, size_in) row-stochastic matrix: area averaging down, linear interpolation up."""
     weights = np.zeros((size_out, size_in), dtype=np.float32)
     if size_out <= size_in:  # each output pixel averages the input interval it covers
@@ -77,6 +77,56 @@ def _resize_weights(size_in: int, size_out: int) -> np.ndarray:
     weights /= weights.sum(axis=1, keepdims=True)
     weights.setflags(write=False)
     return weights
+
+
+class _WeightCache:
+    """Resize matrices by (size_in, size_out), bounded in bytes, least recently used evicted first.
+
+    A stream of one frame size hits the same two entries every frame; a stream of ever-changing
+    sizes (a cropping node upstream, a fuzzer) cannot grow memory past ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._entries: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # executor threads of several nodes may resize at once
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, size_in: int, size_out: int) -> np.ndarray:
+        key = (size_in, size_out)
+        with self._lock:
+            weights = self._entries.get(key)
+            if weights is not None:
+                self._entries.move_to_end(key)
+                return weights
+        weights = _build_resize_weights(size_in, size_out)
+        if weights.nbytes > self.max_bytes:  # too big to keep: rebuilt on each use
+            return weights
+        with self._lock:
+            if key in self._entries:  # another thread built it meanwhile
+                return self._entries[key]
+            self._entries[key] = weights
+            self.nbytes += weights.nbytes
+            while self.nbytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.nbytes -= evicted.nbytes
+        return weights
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.nbytes = 0
+
+
+_RESIZE_WEIGHTS = _WeightCache(max_bytes=32 << 20)
+
+
+def _resize_weights(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in) row-stochastic matrix, shared read-only from a cache of at most 32 MiB."""
+    return _RESIZE_WEIGHTS.get(size_in, size_out)
 
 
 def _resize_plane_stack(planes: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -61,3 +61,38 @@ def test_resize_depth_of_a_plane_is_exact_when_upsampling():
     big = resize_depth(depth, 12, 16)
     assert np.all(np.isfinite(big)) and big.min() >= 1.0 and big.max() <= 4.0
     assert np.all(np.diff(big, axis=1) >= -1e-6)
+
+
+def test_resize_weight_cache_stays_within_its_byte_bound_and_results_do_not_change():
+    from rgbd_vae_ros import processing
+
+    cache = processing._RESIZE_WEIGHTS
+    cache.clear()
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 1200, 3), dtype=np.uint8)
+    first = resize_rgb(rgb[:, :1000], 2, 80)
+    for width in range(1000, 1150):  # 150 distinct widths, 80 x ~1000 x 4 bytes each: ~50 MB uncapped
+        resize_rgb(rgb[:, :width], 2, 80)
+        assert cache.nbytes <= cache.max_bytes
+    assert cache.nbytes == sum(w.nbytes for w in cache._entries.values())
+    assert 0 < len(cache) < 150 and (1000, 80) not in cache._entries  # the oldest went first
+    np.testing.assert_array_equal(resize_rgb(rgb[:, :1000], 2, 80), first)  # rebuilt, identical
+
+
+def test_resize_weights_of_a_repeated_size_are_served_from_the_cache():
+    from rgbd_vae_ros import processing
+
+    weights = processing._resize_weights(640, 80)
+    assert processing._resize_weights(640, 80) is weights
+    for size_in in range(300, 340):  # other sizes in between do not evict a recently used one
+        processing._resize_weights(size_in, 40)
+        assert processing._resize_weights(640, 80) is weights
+    np.testing.assert_array_equal(weights, processing._build_resize_weights(640, 80))
+
+
+def test_a_resize_matrix_larger_than_the_cache_is_built_but_not_kept(monkeypatch):
+    from rgbd_vae_ros import processing
+
+    small = processing._WeightCache(max_bytes=1000)
+    monkeypatch.setattr(processing, "_RESIZE_WEIGHTS", small)
+    out = resize_rgb(np.full((40, 40, 3), 7, np.uint8), 20, 20)  # 20 x 40 x 4 = 3200 bytes a matrix
+    assert (out == 7).all() and small.nbytes == 0 and len(small) == 0
