@@ -1,15 +1,18 @@
-"""sensor_msgs/Image <-> numpy, depth unit helpers and CameraInfo rescaling.
+"""sensor_msgs/Image and CompressedImage <-> numpy, depth unit helpers and CameraInfo rescaling.
 
 All image-message conversion lives here, behind one exception type. Reading works on any
 object with the fields of ``sensor_msgs/msg/Image`` (rclpy messages, rosbags dataclasses),
-so the module imports no ROS package until a message is built.
+so the module imports no ROS package until a message is built, and Pillow only when a
+compressed image is read or written.
 """
 
 from __future__ import annotations
 
 import array
 import copy
+import io
 import re
+import struct
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,8 @@ __all__ = [
     "MAX_IMAGE_SIDE",
     "ImageConversionError",
     "ImageFormat",
+    "RGB_ENCODINGS",
+    "compressed_msg_to_rgb",
     "depth_m_to_mm",
     "depth_mm_to_m",
     "depth_msg_to_m",
@@ -30,6 +35,7 @@ __all__ = [
     "latent_from_msg",
     "latent_to_msg",
     "numpy_to_image",
+    "rgb_to_compressed_msg",
     "scale_camera_info",
 ]
 
@@ -66,6 +72,12 @@ _NAMED_FORMATS = {
     "bgr16": ImageFormat(_U16, 3),
     "rgba16": ImageFormat(_U16, 4),
     "bgra16": ImageFormat(_U16, 4),
+    # YUV 4:2:2, two bytes a pixel as cv_bridge reads them (8UC2); the newer names are aliases.
+    "yuv422": ImageFormat(_U8, 2),
+    "uyvy": ImageFormat(_U8, 2),
+    "yuv422_yuy2": ImageFormat(_U8, 2),
+    "yuyv": ImageFormat(_U8, 2),
+    **{f"bayer_{pattern}8": ImageFormat(_U8, 1) for pattern in ("rggb", "bggr", "gbrg", "grbg")},
 }
 # OpenCV-style encodings as sensor_msgs/image_encodings.hpp spells them: 8UC3, 32FC1, ...
 _CV_TYPE = re.compile(r"^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$")
@@ -230,16 +242,179 @@ def depth_msg_to_m(msg: Any) -> np.ndarray:
     )
 
 
-_TO_RGB = {"rgb8": lambda p: p, "bgr8": lambda p: p[..., ::-1], "rgba8": lambda p: p[..., :3],
-           "bgra8": lambda p: p[..., 2::-1], "mono8": lambda p: np.repeat(p[..., None], 3, axis=-1)}
+# BT.601 limited range (Y 16-235, U/V 16-240) in OpenCV's 20-bit fixed point, as cv_bridge's
+# COLOR_YUV2RGB_UYVY / _YUY2 compute it, so our pixels match a ROS C++ node's bit for bit.
+_YUV_SHIFT = 20
+_YUV_CY, _YUV_CVR, _YUV_CVG, _YUV_CUG, _YUV_CUB = 1220542, 1673527, -852492, -409993, 2116026
+
+
+def _yuv422_to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    if width % 2:
+        raise ImageConversionError(
+            f"{encoding} image is {width} pixels wide; YUV 4:2:2 shares U and V between pixel pairs, "
+            "so the width must be even"
+        )
+    quads = pixels.reshape(height, width // 2, 4).astype(np.int32)  # (H, W/2, 4) bytes of a pixel pair
+    if encoding in ("yuv422", "uyvy"):  # U Y0 V Y1
+        u, y, v = quads[..., 0], quads[..., 1::2], quads[..., 2]
+    else:  # Y0 U Y1 V (YUY2)
+        u, y, v = quads[..., 1], quads[..., 0::2], quads[..., 3]
+    luma = np.maximum(y - 16, 0) * _YUV_CY  # (H, W/2, 2)
+    u, v = (u - 128)[..., None], (v - 128)[..., None]
+    half = 1 << (_YUV_SHIFT - 1)
+    rgb = np.stack([luma + (half + _YUV_CVR * v),
+                    luma + (half + _YUV_CVG * v + _YUV_CUG * u),
+                    luma + (half + _YUV_CUB * u)], axis=-1) >> _YUV_SHIFT  # (H, W/2, 2, 3)
+    return np.clip(rgb, 0, 255).astype(np.uint8).reshape(height, width, 3)
+
+
+def _bayer_to_rgb(raw: np.ndarray, encoding: str) -> np.ndarray:
+    """Bilinear demosaic: each missing colour is the rounded mean of its nearest samples of that colour
+    (2 beside or 4 around), with the borders mirrored so the pattern continues."""
+    pattern = encoding[len("bayer_"):-1]  # colours at (0,0), (0,1), (1,0), (1,1)
+    height, width = raw.shape
+    if height < 2 or width < 2:
+        raise ImageConversionError(
+            f"{encoding} image is {width}x{height}; a Bayer image needs at least 2x2 pixels to hold every colour"
+        )
+    padded = np.pad(raw, 1, mode="reflect").astype(np.uint16)  # reflect keeps each site's colour
+    centre = padded[1:-1, 1:-1]
+    beside = padded[1:-1, :-2] + padded[1:-1, 2:]
+    above_below = padded[:-2, 1:-1] + padded[2:, 1:-1]
+    diagonal = padded[:-2, :-2] + padded[:-2, 2:] + padded[2:, :-2] + padded[2:, 2:]
+    means = {"centre": centre, "beside": (beside + 1) >> 1, "above_below": (above_below + 1) >> 1,
+             "cross": (beside + above_below + 2) >> 2, "diagonal": (diagonal + 2) >> 2}
+    rgb = np.empty((height, width, 3), np.uint8)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            colour = pattern[2 * dy + dx]
+            if colour == "g":  # red and blue lie beside it in its row or above and below it
+                row_mate = "rgb".index(pattern[2 * dy + 1 - dx])
+                sources = {1: "centre", row_mate: "beside", 2 - row_mate: "above_below"}
+            else:
+                own = "rgb".index(colour)
+                sources = {own: "centre", 1: "cross", 2 - own: "diagonal"}
+            for channel, source in sources.items():
+                rgb[dy::2, dx::2, channel] = means[source][dy::2, dx::2]
+    return rgb
+
+
+def _grey(pixels: np.ndarray) -> np.ndarray:
+    return np.repeat(pixels[..., None], 3, axis=-1)
+
+
+def _high_byte(pixels: np.ndarray) -> np.ndarray:
+    return (pixels >> 8).astype(np.uint8)
+
+
+_TO_RGB = {
+    "rgb8": lambda p, e: p, "bgr8": lambda p, e: p[..., ::-1], "rgba8": lambda p, e: p[..., :3],
+    "bgra8": lambda p, e: p[..., 2::-1], "mono8": lambda p, e: _grey(p),
+    "rgb16": lambda p, e: _high_byte(p), "bgr16": lambda p, e: _high_byte(p[..., ::-1]),
+    "rgba16": lambda p, e: _high_byte(p[..., :3]), "bgra16": lambda p, e: _high_byte(p[..., 2::-1]),
+    "mono16": lambda p, e: _grey(_high_byte(p)),
+    "yuv422": _yuv422_to_rgb, "uyvy": _yuv422_to_rgb, "yuv422_yuy2": _yuv422_to_rgb, "yuyv": _yuv422_to_rgb,
+    **{f"bayer_{pattern}8": _bayer_to_rgb for pattern in ("rggb", "bggr", "gbrg", "grbg")},
+}
+RGB_ENCODINGS = tuple(_TO_RGB)
 
 
 def image_msg_to_rgb(msg: Any) -> np.ndarray:
-    """A colour image (rgb8, bgr8, rgba8, bgra8 or mono8) as (H, W, 3) uint8 RGB."""
-    convert = _TO_RGB.get(msg.encoding)
+    """A colour image in any of ``RGB_ENCODINGS`` as (H, W, 3) uint8 RGB.
+
+    16-bit encodings keep their high byte (>> 8); yuv422/uyvy and yuv422_yuy2/yuyv use BT.601
+    limited range as OpenCV does; Bayer patterns are demosaiced bilinearly.
+    """
+    convert = _TO_RGB.get(msg.encoding) if isinstance(msg.encoding, str) else None
     if convert is None:
-        raise ImageConversionError(f"image has encoding {msg.encoding!r}; expected one of {', '.join(_TO_RGB)}")
-    return np.ascontiguousarray(convert(image_to_numpy(msg)))
+        raise ImageConversionError(
+            f"image has encoding {msg.encoding!r}; expected one of {', '.join(RGB_ENCODINGS)}"
+        )
+    return np.ascontiguousarray(convert(image_to_numpy(msg), msg.encoding))
+
+
+# --- sensor_msgs/CompressedImage (image_transport's "compressed" plugin) -------------------------
+
+_COMPRESSED_KINDS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG"}
+
+
+def _pillow_image() -> Any:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImageConversionError(
+            "compressed images need Pillow, which is not installed; install it with 'pip install pillow'"
+        ) from None
+    return Image
+
+
+def _compressed_kind(fmt: Any) -> str:
+    words = re.findall(r"[a-z0-9]+", fmt.lower()) if isinstance(fmt, str) else []
+    kinds = {_COMPRESSED_KINDS[word] for word in words if word in _COMPRESSED_KINDS}
+    if "compresseddepth" in words or len(kinds) != 1:
+        raise ImageConversionError(
+            f"compressed image format {fmt!r} is not a jpeg or png colour image; expected e.g. 'jpeg', 'png' "
+            "or 'rgb8; jpeg compressed bgr8' (compressedDepth is not a colour transport)"
+        )
+    return kinds.pop()
+
+
+def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+    """A ``sensor_msgs/CompressedImage`` holding a JPEG or PNG as (H, W, 3) uint8 RGB.
+
+    The size in the file's header is checked against MAX_IMAGE_SIDE / MAX_IMAGE_BYTES before any
+    pixel is decoded; 16-bit grey PNGs keep their high byte, as ``mono16`` does.
+    """
+    kind = _compressed_kind(msg.format)
+    data = _data_buffer(msg.data)
+    Image = _pillow_image()
+    # Pillow raises many types for damaged files; each becomes our one error type at this boundary.
+    damaged = (OSError, SyntaxError, EOFError, IndexError, KeyError, TypeError, ValueError, struct.error)
+    try:
+        image = Image.open(io.BytesIO(data.tobytes()), formats=("JPEG", "PNG"))
+    except Image.DecompressionBombError as exc:
+        raise ImageConversionError(f"compressed {kind} image is too large to decode ({exc})") from None
+    except damaged as exc:
+        raise ImageConversionError(
+            f"compressed {kind} image of {data.size} bytes is not a readable JPEG or PNG file ({exc})"
+        ) from None
+    with image:
+        width, height = image.size
+        _check_size(height, width)
+        if width * height * 3 > MAX_IMAGE_BYTES:
+            raise ImageConversionError(
+                f"compressed image is {width}x{height}; decoded it would exceed the {MAX_IMAGE_BYTES} bytes accepted"
+            )
+        try:
+            image.load()
+            if image.mode.startswith("I"):  # 16- or 32-bit grey
+                return _grey(_high_byte(np.clip(np.asarray(image), 0, 65535).astype(np.uint16)))
+            return np.array(image.convert("RGB"), dtype=np.uint8)
+        except damaged as exc:
+            raise ImageConversionError(
+                f"compressed {kind} image ({width}x{height}) is damaged and cannot be decoded ({exc})"
+            ) from None
+
+
+def rgb_to_compressed_msg(rgb_u8: np.ndarray, fmt: str = "jpeg", header: Any = None, *, quality: int = 90) -> Any:
+    """A ``sensor_msgs/msg/CompressedImage`` of ``rgb_u8`` (H, W, 3) as jpeg or png, formatted as
+    image_transport's compressed publisher writes it ('rgb8; jpeg compressed bgr8')."""
+    from sensor_msgs.msg import CompressedImage  # ROS is needed only to build a message
+
+    if fmt not in ("jpeg", "png"):
+        raise ImageConversionError(f"compressed format {fmt!r} is not supported; expected 'jpeg' or 'png'")
+    pixels = _image_fields(rgb_u8, "rgb8")["pixels"]
+    buffer = io.BytesIO()
+    _pillow_image().fromarray(pixels).save(buffer, format=_COMPRESSED_KINDS[fmt], quality=quality)
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = f"rgb8; {fmt} compressed bgr8"
+    data = array.array("B")
+    data.frombytes(buffer.getvalue())
+    msg.data = data
+    return msg
 
 
 def latent_to_msg(mu: np.ndarray, logvar: np.ndarray, header: Any = None) -> Any:
