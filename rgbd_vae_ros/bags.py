@@ -187,8 +187,28 @@ class BagReader:
         connections = [c for c in self._reader.connections if topics is None or c.topic in topics]
         if not connections:
             return
-        for connection, stamp_ns, data in self._reader.messages(connections=connections, start=start_ns):
+        read: dict[int, int] = dict.fromkeys((c.id for c in connections), 0)
+        messages = self._reader.messages(connections=connections, start=start_ns)
+        while True:
+            try:
+                item = next(messages, None)
+            except Exception as exc:  # any storage's own error (rosbags, sqlite, struct) on damaged bytes
+                raise self._damaged(read, f"{type(exc).__name__}: {exc}") from None
+            if item is None:
+                break
+            connection, stamp_ns, data = item
+            read[connection.id] += 1
             yield connection.topic, stamp_ns, bytes(data)
+        if start_ns is None or start_ns <= self.start_ns:
+            # A damaged MCAP chunk can end the reader early without an error: the index says more.
+            for connection in connections:
+                if read[connection.id] < connection.msgcount:
+                    raise self._damaged(read, f"{connection.topic} ended after {read[connection.id]} of the "
+                                              f"{connection.msgcount} messages its index lists")
+
+    def _damaged(self, read: dict[int, int], problem: str) -> BagError:
+        return BagError(f"bag {str(self.path)!r} is damaged: reading stopped after {sum(read.values())} "
+                        f"messages ({problem})")
 
     def decoded(self, topic: str) -> Iterator[tuple[int, object]]:
         """(recorded time ns, ``rosbags`` message) of one topic."""

@@ -10,9 +10,14 @@ published as recorded (already serialised) on a publisher of its recorded type a
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import re
+import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
@@ -23,13 +28,61 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rgbd_vae_ros.bags import BagError, BagReader, Qos
 
 
-def message_class(msgtype: str):
-    """``sensor_msgs/msg/Image`` -> the installed Python class, or None when its package is missing."""
-    package, _, name = msgtype.rpartition("/")
+# A message type as rosbag2 records it: package/msg/Type, identifiers only (no dots, no paths).
+MESSAGE_TYPE = re.compile(r"([A-Za-z][A-Za-z0-9_]*)/msg/([A-Za-z][A-Za-z0-9_]*)")
+
+
+def _interface_prefixes() -> list[Path]:
+    """Install prefixes whose ament resource index may list interface packages: a sourced ROS
+    (``AMENT_PREFIX_PATH``), then this Python's prefix (where the PyPI wheels install theirs)."""
+    prefixes = [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    return prefixes + [Path(sys.prefix)]
+
+
+def _declares_message(package: str, name: str) -> bool:
+    """True when an installed interface package ``package`` declares the message ``name``: in the
+    ament index ('rosidl_interfaces'), else in a generated ``package/msg/__init__.py`` found
+    without importing anything."""
+    for prefix in _interface_prefixes():
+        marker = prefix / "share" / "ament_index" / "resource_index" / "rosidl_interfaces" / package
+        if marker.is_file():
+            declared = set(marker.read_text(errors="replace").split())
+            return f"msg/{name}.msg" in declared or f"msg/{name}.idl" in declared
+    spec = importlib.util.find_spec(package)  # a top-level name: found, not imported
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        init = Path(folder) / "msg" / "__init__.py"
+        if init.is_file() and re.search(rf"^from {package}\.msg\._\w+ import {name}\b",
+                                        init.read_text(errors="replace"), re.MULTILINE):
+            return True
+    return False
+
+
+def resolve_message_type(msgtype: str):
+    """``sensor_msgs/msg/Image`` -> (the installed Python class, None), or (None, why not).
+
+    A bag names its types, so a type is only looked up in installed ROS interface packages: the
+    name must be ``package/msg/Type`` and the package must declare that message before anything is
+    imported (a recorded ``this/msg/Foo`` never imports the module ``this``).
+    """
+    match = MESSAGE_TYPE.fullmatch(msgtype)
+    if match is None:
+        return None, f"{msgtype!r} is not a ROS message type name (expected package/msg/Type)"
+    package, name = match.groups()
+    if not _declares_message(package, name):
+        return None, (f"{msgtype!r} is not a message of an installed ROS interface package "
+                      f"(install the ROS package {package} if it is one)")
     try:
-        return getattr(importlib.import_module(package.replace("/", ".")), name)
-    except (ImportError, AttributeError):
-        return None
+        cls = getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError) as exc:
+        return None, f"{msgtype!r} is declared but its Python module does not load ({exc})"
+    if not (isinstance(cls, type) and type(cls).__name__ == f"Metaclass_{name}" and hasattr(cls, "_TYPE_SUPPORT")):
+        return None, f"{msgtype!r} is not a generated ROS message class"
+    return cls, None
+
+
+def message_class(msgtype: str):
+    """``sensor_msgs/msg/Image`` -> the installed Python class, or None (see :func:`resolve_message_type`)."""
+    return resolve_message_type(msgtype)[0]
 
 
 def qos_profile(qos: Qos) -> QoSProfile:
@@ -80,11 +133,9 @@ class BagPlayerNode(Node):
         for topic, info in self.reader.topics.items():
             if wanted and topic not in wanted:
                 continue
-            cls = message_class(info.msgtype)
+            cls, why_not = resolve_message_type(info.msgtype)
             if cls is None:
-                package = info.msgtype.split("/")[0]
-                self.get_logger().warning(f"not playing {topic}: its type {info.msgtype} is not installed "
-                                          f"(install the ROS package {package})")
+                self.get_logger().warning(f"not playing {topic}: its type {why_not}")
                 continue
             self.publishers_by_topic[topic] = self.create_publisher(cls, topic, qos_profile(info.qos))
         if not self.publishers_by_topic:
@@ -130,7 +181,10 @@ class BagPlayerNode(Node):
                 self._publish_clock(min(now_ns, stamp_ns))
 
     def play(self) -> int:
-        """Publish the bag (again and again with ``loop``) until its end or :attr:`stop_event`."""
+        """Publish the bag (again and again with ``loop``) until its end or :attr:`stop_event`.
+
+        Raises :class:`BagError` where the bag turns out damaged, after publishing what came before.
+        """
         rate = self.param("rate")
         start_ns = self.reader.start_ns + int(round(self.param("start_offset") * 1e9))
         topics = list(self.publishers_by_topic)
@@ -170,15 +224,26 @@ def play(parameters: dict, args=None) -> int:
 
     rclpy.init(args=args)
     node = player = None
+    failures: list[BagError] = []
+
+    def play_to_the_end() -> None:
+        try:
+            node.play()
+        except BagError as exc:  # a damaged bag: reported by the executable, status 1
+            failures.append(exc)
+
     try:
         node = BagPlayerNode(parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()
                                                   if not (k == "topics" and not v)])
-        player = threading.Thread(target=node.play, name="bag_player", daemon=True)
+        player = threading.Thread(target=play_to_the_end, name="bag_player", daemon=True)
         player.start()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         while player.is_alive() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
+        player.join()
+        if failures:
+            raise failures[0]
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0

@@ -261,3 +261,102 @@ def test_rgbd_vae_bag_record_stops_after_its_duration_with_a_whole_bag(tmp_path)
     assert "bag_recorder: wrote" in done.stderr
     assert (tmp_path / "out" / "metadata.yaml").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# --- hostile bags (SPEC §8): the bag never chooses what Python imports; damage is reported ---------
+
+HOSTILE_TYPES = ("this/msg/Foo", "os/msg/system", "../x/msg/Y", "antigravity/msg/Fly")
+
+
+def _copy_bag(source: Path, out: Path, storage: str = "mcap", extra_types=()) -> Path:
+    """``source``'s messages into a new bag, plus one message on a topic of each of ``extra_types``."""
+    from rgbd_vae_ros.bags import write_bag
+
+    with BagReader(source) as reader, write_bag(out, storage) as writer:
+        for topic, stamp_ns, data in reader.messages():
+            writer.write_raw(topic, reader.topics[topic].msgtype, stamp_ns, data)
+        for i, msgtype in enumerate(extra_types):
+            connection = writer._writer.add_connection(f"/hostile{i}", msgtype, msgdef="int32 x",
+                                                       rihs01="RIHS01_" + "0" * 64)
+            writer._writer.write(connection, reader.start_ns + i, b"\x00\x01\x00\x00\x07\x00\x00\x00")
+    return out
+
+
+def test_a_bag_naming_modules_as_types_plays_the_rest_and_imports_none_of_them(sequence_bag, tmp_path):
+    bag = _copy_bag(sequence_bag, tmp_path / "hostile", extra_types=HOSTILE_TYPES)
+    with BagReader(bag) as reader:
+        assert {reader.topics[f"/hostile{i}"].msgtype for i in range(len(HOSTILE_TYPES))} == set(HOSTILE_TYPES)
+    script = ("import sys\nfrom rgbd_vae_ros.nodes.bag_player import play\n"
+              f"status = play({{'bag': {str(bag)!r}, 'rate': 20.0}})\n"
+              "print('imported:', sorted({'this', 'antigravity', 'x'} & set(sys.modules)))\nsys.exit(status)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "imported: []" in done.stdout
+    assert "Beautiful is better than ugly" not in done.stdout  # what importing `this` prints
+    for i, msgtype in enumerate(HOSTILE_TYPES):
+        assert re.search(rf"not playing /hostile{i}: its type {re.escape(repr(msgtype))} is not", done.stderr), done.stderr
+    assert f"played {4 * FRAMES} messages" in done.stderr  # images and both camera_info topics still play
+
+
+def test_message_types_resolve_only_from_installed_interface_packages():
+    from rgbd_vae_ros.nodes.bag_player import resolve_message_type
+
+    assert resolve_message_type("sensor_msgs/msg/Image")[0] is Image
+    for msgtype, why in [("this/msg/Foo", "installed ROS interface package"),
+                         ("os/msg/system", "installed ROS interface package"),
+                         ("sensor_msgs/msg/Nope", "installed ROS interface package"),
+                         ("../x/msg/Y", "not a ROS message type name"),
+                         ("sensor_msgs/srv/SetCameraInfo", "not a ROS message type name"),
+                         ("sensor_msgs.msg.Image", "not a ROS message type name")]:
+        cls, reason = resolve_message_type(msgtype)
+        assert cls is None and why in reason, (msgtype, reason)
+
+
+def _corrupt_middle(bag: Path, size: int = 2000) -> None:
+    """Overwrite ``size`` bytes in the middle of the bag's file where they hit its structure: the
+    start of the middle MCAP chunk's records, or across the middle sqlite page boundary. (Bytes
+    that land inside pixel data cannot be told from pixels: neither storage checksums them here.)"""
+    import struct
+
+    data_file = next(p for p in bag.iterdir() if p.suffix in (".mcap", ".db3"))
+    raw = data_file.read_bytes()
+    if data_file.suffix == ".mcap":
+        chunks, offset = [], 8  # after the magic: records of opcode (1), length (8), body
+        while offset < len(raw) - 9:
+            opcode, length = raw[offset], struct.unpack_from("<Q", raw, offset + 1)[0]
+            if opcode == 0x06:
+                chunks.append(offset)
+            offset += 9 + length
+        assert len(chunks) >= 2, "the fixture bag should span several chunks"
+        start = chunks[len(chunks) // 2] + 9 + 40  # past the chunk header: its first message records
+    else:
+        page = struct.unpack_from(">H", raw, 16)[0]
+        start = (len(raw) // page // 2) * page - size // 2
+    with open(data_file, "r+b") as f:
+        f.seek(start)
+        f.write(np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_damaged_bag_is_one_sentence_and_status_1(sequence_bag, tmp_path, storage):
+    bag = _copy_bag(sequence_bag, tmp_path / "damaged", storage)
+    _corrupt_middle(bag)
+    done = subprocess.run([_script("bag_player"), "--ros-args", "-p", f"bag:={bag}", "-p", "rate:=20.0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith(f"bag_player: error: ") and str(bag) in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    print(errors[0])
+
+
+def test_a_damaged_mcap_chunk_raises_after_the_messages_before_it(sequence_bag, tmp_path):
+    bag = _copy_bag(sequence_bag, tmp_path / "damaged")
+    _corrupt_middle(bag)
+    read = []
+    with BagReader(bag) as reader, pytest.raises(BagError, match=r"is damaged: reading stopped after \d+ messages"):
+        for topic, stamp_ns, _ in reader.messages():
+            read.append((topic, stamp_ns))
+    with BagReader(sequence_bag) as reader:
+        whole = [(topic, stamp_ns) for topic, stamp_ns, _ in reader.messages()]
+    assert 0 < len(read) < len(whole) and set(read) < set(whole)
