@@ -243,9 +243,16 @@ def depth_msg_to_m(msg: Any) -> np.ndarray:
 
 
 # BT.601 limited range (Y 16-235, U/V 16-240) in OpenCV's 20-bit fixed point, as cv_bridge's
-# COLOR_YUV2RGB_UYVY / _YUY2 compute it, so our pixels match a ROS C++ node's bit for bit.
+# COLOR_YUV2RGB_UYVY / _YUY2 compute it, so our pixels match a ROS C++ node's bit for bit. Red
+# depends on (Y, V) and blue on (Y, U) only: two 64 KiB tables; green adds a (U, V) table to Y.
 _YUV_SHIFT = 20
 _YUV_CY, _YUV_CVR, _YUV_CVG, _YUV_CUG, _YUV_CUB = 1220542, 1673527, -852492, -409993, 2116026
+_LUMA = (np.maximum(np.arange(256) - 16, 0) * _YUV_CY).astype(np.int32)
+_CHROMA = np.arange(256) - 128
+_HALF = 1 << (_YUV_SHIFT - 1)
+_RED_OF_Y_V = np.clip((_LUMA[:, None] + _HALF + _YUV_CVR * _CHROMA) >> _YUV_SHIFT, 0, 255).astype(np.uint8).ravel()
+_BLUE_OF_Y_U = np.clip((_LUMA[:, None] + _HALF + _YUV_CUB * _CHROMA) >> _YUV_SHIFT, 0, 255).astype(np.uint8).ravel()
+_GREEN_OF_U_V = (_HALF + _YUV_CUG * _CHROMA[:, None] + _YUV_CVG * _CHROMA).astype(np.int32).ravel()
 
 
 def _yuv422_to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
@@ -255,18 +262,18 @@ def _yuv422_to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
             f"{encoding} image is {width} pixels wide; YUV 4:2:2 shares U and V between pixel pairs, "
             "so the width must be even"
         )
-    quads = pixels.reshape(height, width // 2, 4).astype(np.int32)  # (H, W/2, 4) bytes of a pixel pair
+    quads = pixels.reshape(height, width // 2, 4)  # (H, W/2, 4) bytes of a pixel pair
     if encoding in ("yuv422", "uyvy"):  # U Y0 V Y1
         u, y, v = quads[..., 0], quads[..., 1::2], quads[..., 2]
     else:  # Y0 U Y1 V (YUY2)
         u, y, v = quads[..., 1], quads[..., 0::2], quads[..., 3]
-    luma = np.maximum(y - 16, 0) * _YUV_CY  # (H, W/2, 2)
-    u, v = (u - 128)[..., None], (v - 128)[..., None]
-    half = 1 << (_YUV_SHIFT - 1)
-    rgb = np.stack([luma + (half + _YUV_CVR * v),
-                    luma + (half + _YUV_CVG * v + _YUV_CUG * u),
-                    luma + (half + _YUV_CUB * u)], axis=-1) >> _YUV_SHIFT  # (H, W/2, 2, 3)
-    return np.clip(rgb, 0, 255).astype(np.uint8).reshape(height, width, 3)
+    y_high = y.astype(np.uint16) << 8  # (H, W/2, 2): table index Y * 256 + chroma
+    rgb = np.empty((height, width // 2, 2, 3), np.uint8)
+    rgb[..., 0] = _RED_OF_Y_V.take(y_high | v[..., None])
+    rgb[..., 2] = _BLUE_OF_Y_U.take(y_high | u[..., None])
+    green = (_LUMA.take(y) + _GREEN_OF_U_V.take((u.astype(np.uint16) << 8) | v)[..., None]) >> _YUV_SHIFT
+    rgb[..., 1] = np.clip(green, 0, 255)
+    return rgb.reshape(height, width, 3)
 
 
 def _bayer_to_rgb(raw: np.ndarray, encoding: str) -> np.ndarray:

@@ -355,3 +355,23 @@ def test_damaged_compressed_files_decode_or_raise_the_module_error(kind, cut, fl
 def test_random_bytes_as_compressed_data_raise_the_module_error(fmt, data):
     with pytest.raises(ImageConversionError):
         compressed_msg_to_rgb(compressed(data, fmt))
+
+
+# --- OpenCV, where it is importable (cv_bridge converts with it) -----------------------------------
+
+@pytest.mark.parametrize("encoding,code", [("uyvy", "COLOR_YUV2RGB_UYVY"), ("yuv422_yuy2", "COLOR_YUV2RGB_YUY2")])
+def test_yuv422_agrees_with_opencv_bit_for_bit(encoding, code):
+    cv2 = pytest.importorskip("cv2")
+    raw = RNG.integers(0, 256, (16, 32), dtype=np.uint8)
+    ours = image_msg_to_rgb(raw_msg(raw, encoding, 16))
+    np.testing.assert_array_equal(ours, cv2.cvtColor(raw.reshape(16, 16, 2), getattr(cv2, code)))
+
+
+# cv_bridge's table: OpenCV names a pattern by its second row and column.
+@pytest.mark.parametrize("pattern,code", [("rggb", "BG"), ("bggr", "RG"), ("gbrg", "GR"), ("grbg", "GB")])
+def test_bayer_agrees_with_opencv_bilinear_away_from_the_border(pattern, code):
+    cv2 = pytest.importorskip("cv2")
+    raw = RNG.integers(0, 256, (12, 14), dtype=np.uint8)
+    ours = image_msg_to_rgb(raw_msg(raw, f"bayer_{pattern}8", 14))
+    theirs = cv2.cvtColor(raw, getattr(cv2, f"COLOR_Bayer{code}2RGB"))
+    np.testing.assert_array_equal(ours[1:-1, 1:-1], theirs[1:-1, 1:-1])
