@@ -76,16 +76,18 @@ class ModelInfo:
         size or latent that is not a positive integer, a max depth that is not a positive finite
         number, an input shape that disagrees with the config."""
         if self.normalisation != NORMALISATION:
-            raise BackendError(f"{source} expects normalisation {self.normalisation!r}; this build has {NORMALISATION!r}")
+            raise BackendError(f"{source} expects normalisation {self.normalisation!r}; this build has "
+                               f"{NORMALISATION!r}")
         if not isinstance(self.model_name, str) or not self.model_name:
             raise BackendError(f"{source} carries metadata with model_name {self.model_name!r}; expected a model name")
-        if self.kind not in KINDS or self.part not in KINDS[self.kind]:
+        if not isinstance(self.kind, str) or self.kind not in KINDS or self.part not in KINDS[self.kind]:
             raise BackendError(f"{source} carries metadata for a {self.kind!r} model's {self.part!r} part; expected a "
                                "vae encoder, decoder or depth part, or a depth model's depth part")
         if not isinstance(self.config, dict):
             raise BackendError(f"{source} carries a model config that is a {type(self.config).__name__}; "
                                "expected a mapping")
-        for field_name, names, count in (("inputs", self.inputs, 1), ("outputs", self.outputs, OUTPUT_COUNT[self.part])):
+        counts = (("inputs", self.inputs, 1), ("outputs", self.outputs, OUTPUT_COUNT[self.part]))
+        for field_name, names, count in counts:
             if (not isinstance(names, list) or len(names) != count
                     or not all(isinstance(n, str) and n for n in names)):
                 raise BackendError(f"{source} carries metadata {field_name} {names!r}; a {self.part} part has "
@@ -97,7 +99,7 @@ class ModelInfo:
                                "distance > 0 in metres")
         for key in (("input_height", "input_width") if self.kind == "depth" else ("image_size", "latent_dim")):
             _positive_int(self.config.get(key), key, source)
-        if self.kind == "vae" and self.mode not in MODE_CHANNELS:
+        if self.kind == "vae" and (not isinstance(self.mode, str) or self.mode not in MODE_CHANNELS):
             raise BackendError(f"{source} carries metadata with mode {self.mode!r}; expected one of "
                                f"{', '.join(MODE_CHANNELS)}")
         expected = self.sample_shapes()[self.inputs[0]]
