@@ -246,8 +246,8 @@ def test_header_is_kept_on_a_compressed_message():
     assert msg.header.frame_id == "cam"
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "JPEG", "jpg", "bgr8; jpeg compressed bgr8", "mono8; png compressed mono8",
-                                 "rgb8; png compressed bgr8"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "JPEG", "jpg", "bgr8; jpeg compressed bgr8",
+                                 "mono8; png compressed mono8", "rgb8; png compressed bgr8"])
 def test_format_strings_image_transport_writes_are_accepted(fmt):
     rgb = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
     kind = "png" if "png" in fmt.lower() else "jpeg"
