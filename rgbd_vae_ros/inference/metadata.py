@@ -130,6 +130,27 @@ def _positive_int(value, key: str, source: str) -> None:
         raise BackendError(f"{source} carries metadata with {key} {value!r}; expected a whole number > 0")
 
 
+def check_graph(info: ModelInfo, graph_inputs, graph_outputs, source: str) -> None:
+    """The metadata against the graph it describes (SPEC §4.5): names, float32 tensors, and each
+    sample's shape after a batch axis; a dimension the graph leaves symbolic accepts any size."""
+    names = [i.name for i in graph_inputs], [o.name for o in graph_outputs]
+    if names != (info.inputs, info.outputs):
+        raise BackendError(f"{source} has inputs {names[0]} and outputs {names[1]}, but its metadata names inputs "
+                           f"{info.inputs} and outputs {info.outputs}")
+    expected = info.sample_shapes()
+    for arg in (*graph_inputs, *graph_outputs):
+        if arg.type != "tensor(float)":
+            raise BackendError(f"{source} has {arg.name!r} of type {arg.type}; its metadata and the nodes expect "
+                               "tensor(float) (float32)")
+        want, shape = expected[arg.name], list(arg.shape)
+        fits = len(shape) == 1 + len(want) and all(not isinstance(got, int) or got == size
+                                                   for got, size in zip(shape[1:], want))
+        if not fits:
+            graph = "(batch, " + ", ".join(str(d) for d in shape[1:]) + ")" if shape else "()"
+            raise BackendError(f"{source} metadata says {arg.name!r} is (batch, {', '.join(map(str, want))}) "
+                               f"but the graph's {arg.name!r} is {graph}")
+
+
 def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") -> ModelInfo:
     """The metadata of one part of a loaded checkpoint (see :func:`rgbd_vae_ros.models.load_checkpoint`)."""
     from rgbd_vae_ros.models.parts import PART_IO

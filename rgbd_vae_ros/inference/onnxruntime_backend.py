@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendError
-from .metadata import METADATA_KEY, ModelInfo
+from .metadata import METADATA_KEY, ModelInfo, check_graph
 
 
 def import_onnxruntime():
@@ -56,23 +56,3 @@ class OnnxRuntimeBackend:
     def close(self) -> None:
         self.session = None
 
-
-def check_graph(info: ModelInfo, graph_inputs, graph_outputs, source: str) -> None:
-    """The metadata against the graph it describes (SPEC §4.5): names, float32 tensors, and each
-    sample's shape after a batch axis; a dimension the graph leaves symbolic accepts any size."""
-    names = [i.name for i in graph_inputs], [o.name for o in graph_outputs]
-    if names != (info.inputs, info.outputs):
-        raise BackendError(f"{source} has inputs {names[0]} and outputs {names[1]}, but its metadata names inputs "
-                           f"{info.inputs} and outputs {info.outputs}")
-    expected = info.sample_shapes()
-    for arg in (*graph_inputs, *graph_outputs):
-        if arg.type != "tensor(float)":
-            raise BackendError(f"{source} has {arg.name!r} of type {arg.type}; its metadata and the nodes expect "
-                               "tensor(float) (float32)")
-        want, shape = expected[arg.name], list(arg.shape)
-        fits = len(shape) == 1 + len(want) and all(not isinstance(got, int) or got == size
-                                                   for got, size in zip(shape[1:], want))
-        if not fits:
-            graph = "(batch, " + ", ".join(str(d) for d in shape[1:]) + ")" if shape else "()"
-            raise BackendError(f"{source} metadata says {arg.name!r} is (batch, {', '.join(map(str, want))}) "
-                               f"but the graph's {arg.name!r} is {graph}")

@@ -12,13 +12,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from rgbd_vae_ros.files import atomic_write_bytes
 
 from .errors import BackendError
-from .metadata import ModelInfo
+from .metadata import ModelInfo, check_graph
 
 MAX_BATCH = 8
 
@@ -91,6 +92,7 @@ class TensorRTBackend:
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
             raise BackendError(f"{str(path)!r} is not a TensorRT engine this runtime can load (truncated or foreign)")
+        check_graph(self.info, *_engine_io(trt, self.engine, self.info), repr(str(path)))
         self.context = self.engine.create_execution_context()
         self._torch, self._trt = torch, trt
         self.device, self.precision, self.path = "cuda", self.info.extra.get("precision", "fp32"), path
@@ -122,6 +124,22 @@ class TensorRTBackend:
 
     def close(self) -> None:
         self.context = self.engine = None
+
+
+def _engine_io(trt, engine, info: ModelInfo) -> tuple[list, list]:
+    """The engine's input and output tensors as :func:`check_graph` reads them: in the metadata's
+    order where the names agree (run() binds by name), a dynamic (-1) dimension symbolic, and any
+    float tensor counted as float32 since run() casts to and from it."""
+    inputs, outputs = [], []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        shape = [None if d < 0 else int(d) for d in engine.get_tensor_shape(name)]
+        dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+        kind = "tensor(float)" if dtype.kind == "f" else f"tensor({dtype})"
+        tensor = SimpleNamespace(name=name, shape=shape, type=kind)
+        (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(tensor)
+    order = {name: i for i, name in enumerate(info.inputs + info.outputs)}
+    return tuple(sorted(tensors, key=lambda t: order.get(t.name, len(order))) for tensors in (inputs, outputs))
 
 
 def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, fp16: bool = True, int8: bool = False,

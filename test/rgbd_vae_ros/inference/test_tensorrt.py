@@ -34,6 +34,55 @@ def test_an_engine_is_built_run_and_then_reused(exported, tmp_path):
     assert (trt.name, trt.device, trt.precision) == ("tensorrt", "cuda", "fp16")
 
 
+@needs_tensorrt
+def test_an_engine_whose_metadata_lies_about_its_graph_is_refused_at_load(exported, tmp_path):
+    import json
+
+    from rgbd_vae_ros.inference.tensorrt_backend import build_engine, sidecar_path
+
+    folder, _ = exported["conv_vae"]
+    engine, _ = build_engine(folder / "encoder.onnx", tmp_path / "encoder.engine", fp16=False)
+    assert open_backend(engine, "encoder").info.input_shape == [4, 32, 32]
+    values = json.loads(sidecar_path(engine).read_text())
+    values["config"]["image_size"], values["input_shape"] = 64, [4, 64, 64]
+    sidecar_path(engine).write_text(json.dumps(values))
+    with pytest.raises(BackendError, match=r"metadata says 'input' is \(batch, 4, 64, 64\) but the graph's 'input' "
+                                           r"is \(batch, 4, 32, 32\)"):
+        open_backend(engine, "encoder")
+    values["max_depth_m"] = 0
+    sidecar_path(engine).write_text(json.dumps(values))
+    with pytest.raises(BackendError, match="max_depth_m 0; expected a finite distance > 0 in metres"):
+        open_backend(engine, "encoder")
+
+
+def test_an_engines_tensors_are_checked_like_an_onnx_graph(exported):
+    """The engine side of the check without a GPU: stand-ins for the few engine calls it makes
+    (the real engine path is the @needs_tensorrt test above)."""
+    from types import SimpleNamespace
+
+    from rgbd_vae_ros.inference.metadata import check_graph
+    from rgbd_vae_ros.inference.tensorrt_backend import _engine_io
+
+    info = open_backend(exported["conv_vae"][0] / "encoder.onnx", "encoder", "onnxruntime").info
+    trt = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in", OUTPUT="out"), nptype=lambda t: t)
+
+    def engine(tensors):  # name -> (mode, shape, dtype), in the engine's own order
+        names = list(tensors)
+        return SimpleNamespace(num_io_tensors=len(names), get_tensor_name=names.__getitem__,
+                               get_tensor_mode=lambda n: tensors[n][0], get_tensor_shape=lambda n: tensors[n][1],
+                               get_tensor_dtype=lambda n: tensors[n][2])
+
+    good = {"logvar": ("out", (-1, 16), np.float16), "input": ("in", (-1, 4, 32, 32), np.float32),
+            "mu": ("out", (-1, 16), np.float32)}
+    check_graph(info, *_engine_io(trt, engine(good), info), "'e.engine'")  # any order, dynamic batch, fp16 I/O
+    with pytest.raises(BackendError, match=r"'e.engine' metadata says 'input' is \(batch, 4, 32, 32\) but the "
+                                           r"graph's 'input' is \(batch, 4, 64, 64\)"):
+        check_graph(info, *_engine_io(trt, engine({**good, "input": ("in", (-1, 4, 64, 64), np.float32)}), info),
+                    "'e.engine'")
+    with pytest.raises(BackendError, match="has 'mu' of type tensor\\(int32\\)"):
+        check_graph(info, *_engine_io(trt, engine({**good, "mu": ("out", (-1, 16), np.int32)}), info), "'e.engine'")
+
+
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here")
 def test_without_tensorrt_an_engine_is_a_clear_error(tmp_path, exported):
     engine = tmp_path / "encoder.engine"
