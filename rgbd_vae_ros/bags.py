@@ -91,6 +91,7 @@ class BagWriter:
         self._writer = writer
         self._connections: dict[str, object] = {}
         self.counts: dict[str, int] = {}
+        self.close_error: Exception | None = None  # why a kept partial bag could not be closed
 
     def add_topic(self, topic: str, msgtype: str, qos: Qos | None = None) -> None:
         if topic in self._connections:
@@ -115,12 +116,16 @@ class BagWriter:
 
 
 @contextlib.contextmanager
-def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = False) -> Iterator[BagWriter]:
+def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = False,
+              keep_partial: bool = False) -> Iterator[BagWriter]:
     """A rosbag2 that appears at ``path`` only once the block completes.
 
     The bag is written in a hidden folder beside ``path`` and renamed into place at the end, so
     an interrupted or failed write leaves nothing under ``path`` (and with ``overwrite`` the old bag
     stays as it was until the new one is whole).
+
+    With ``keep_partial`` (a recorder whose disk filled up) a bag that cannot be closed is still
+    renamed into place as far as it got; :attr:`BagWriter.close_error` then says why it is incomplete.
     """
     rosbag2 = _import_rosbags()
     if storage not in STORAGES:
@@ -134,12 +139,20 @@ def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = 
         plugin = rosbag2.StoragePlugin.MCAP if storage == "mcap" else rosbag2.StoragePlugin.SQLITE3
         writer = rosbag2.Writer(staging / path.name, version=9, storage_plugin=plugin)
         writer.open()
+        bag_writer = BagWriter(writer)
         try:
-            yield BagWriter(writer)
+            yield bag_writer
         except BaseException:
             writer.abort()
             raise
-        writer.close()
+        try:
+            writer.close()
+        except Exception as exc:  # OSError, or sqlite's "database or disk is full"
+            if not keep_partial:
+                raise
+            bag_writer.close_error = exc
+            with contextlib.suppress(Exception):
+                writer.abort()
         if path.exists():  # overwrite: the old bag goes only once the new one is whole
             path.rename(staging / ".replaced")
         (staging / path.name).rename(path)

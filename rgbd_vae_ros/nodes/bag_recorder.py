@@ -6,6 +6,11 @@ like ``ros2 bag record``. A topic's type and QoS come from its publishers, so to
 later are picked up too. The bag appears under its name only when recording ends (Ctrl-C or
 ``duration``); a crash leaves no half bag.
 
+At most ``queue_size`` messages wait to be written: beyond that they are dropped and counted, so
+a slow disk never grows the recorder's memory. A write that fails (disk full) is logged at once;
+recording stops there, and the bag is still closed and kept under its name as far as it got,
+with a warning that it is incomplete (the executable then exits 1).
+
     bag_recorder --ros-args -p bag:=outputs -p "topics:=[/rgbd_vae/latent, /rgbd_vae/depth/image]"
     rgbd-vae bag record outputs /rgbd_vae/latent /rgbd_vae/depth/image --duration 10
 """
@@ -17,6 +22,8 @@ import queue
 import sys
 import threading
 import time
+
+from rcl_interfaces.msg import IntegerRange
 
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -31,6 +38,8 @@ PARAMETERS = {
     "topics": (Parameter.Type.STRING_ARRAY, "topics to record", {}),
     "storage": ("mcap", "mcap | sqlite3", {}),
     "duration": (0.0, "seconds to record (0: until Ctrl-C)", float_range(0.0, 1e9)),
+    "queue_size": (100, "messages waiting to be written at most; more are dropped and counted",
+                   {"integer_range": [IntegerRange(from_value=1, to_value=100_000, step=1)]}),
 }
 
 
@@ -41,17 +50,23 @@ class _Abandoned(Exception):
     pass
 
 
+def _reason(exc: BaseException) -> str:
+    """The OS's words for a failed write ('No space left on device'), else the error's own."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 class BagRecorderNode(Node):
     """Records ``topics`` into the bag ``bag`` (default: the parameters), which appears under its
     name when :meth:`finish` is called. ``types`` (topic -> msgtype) subscribes before discovery.
 
     The bag is written by one thread of its own (sqlite3 storage is bound to the thread that
-    opened it); the subscription callbacks only queue what they receive.
+    opened it); the subscription callbacks only queue what they receive, at most ``queue_size``
+    messages (:attr:`dropped` counts the rest). :attr:`write_error` is the failed write, if any.
     """
 
     def __init__(self, bag: str | os.PathLike | None = None, topics: list[str] | None = None,
                  types: dict[str, str] | None = None, storage: str | None = None, overwrite: bool = False,
-                 **kwargs):
+                 queue_size: int | None = None, **kwargs):
         super().__init__("bag_recorder", **kwargs)
         declare_read_only(self, PARAMETERS)
         if topics is None:
@@ -63,9 +78,17 @@ class BagRecorderNode(Node):
             raise BagError("no bag given; set the parameter bag:=PATH")
         self.topics = [self.resolve_topic_name(t) for t in topics]
         self.counts: dict[str, int] = {}
-        self._queue: queue.Queue = queue.Queue()
+        self.queue_size = int(queue_size or self.get_parameter("queue_size").value)
+        self._queue: queue.Queue = queue.Queue(maxsize=self.queue_size)
+        self.queue_high_water = 0  # the most messages that ever waited at once (<= queue_size)
+        self.dropped = 0
+        self._drop_lock = threading.Lock()
+        self.write_error: BaseException | None = None
+        self.close_error: BaseException | None = None
+        self._topic_types: dict[str, tuple[str, Qos]] = {}  # subscribed topic -> (msgtype, offered QoS)
         self._opened = threading.Event()
         self._error: BaseException | None = None
+        self._finished = False
         self._writer_thread = threading.Thread(
             target=self._write_loop, args=(self.bag, storage or self.get_parameter("storage").value, overwrite),
             name="bag_recorder_writer", daemon=True)
@@ -81,17 +104,26 @@ class BagRecorderNode(Node):
 
     def _write_loop(self, bag: str, storage: str, overwrite: bool) -> None:
         try:
-            with write_bag(bag, storage, overwrite) as writer:
+            with write_bag(bag, storage, overwrite, keep_partial=True) as writer:
                 self._opened.set()
                 while (item := self._queue.get()) is not _CLOSE:
                     if item is _ABANDON:
                         raise _Abandoned
-                    topic, msgtype, payload = item
-                    if isinstance(payload, Qos):
-                        writer.add_topic(topic, msgtype, payload)
-                    else:
-                        writer.write_raw(topic, msgtype, *payload)
-                        self.counts[topic] = self.counts.get(topic, 0) + 1
+                    if self.write_error is not None:
+                        self._count_drop()  # queued before the failure; nothing more is written
+                        continue
+                    topic, msgtype, stamp_ns, data = item
+                    try:
+                        writer.add_topic(topic, msgtype, self._topic_types.get(topic, (msgtype, None))[1])
+                        writer.write_raw(topic, msgtype, stamp_ns, data)
+                    except Exception as exc:  # disk full, file too large, I/O error: stop, keep what is written
+                        self._write_failed(exc)
+                        continue
+                    self.counts[topic] = self.counts.get(topic, 0) + 1
+                if self.write_error is None:  # subscribed topics that got no message are in the bag too
+                    for topic, (msgtype, qos) in list(self._topic_types.items()):
+                        writer.add_topic(topic, msgtype, qos)
+            self.close_error = writer.close_error
         except _Abandoned:
             pass
         except BaseException as exc:  # reported by the constructor or by finish()
@@ -99,16 +131,45 @@ class BagRecorderNode(Node):
         finally:
             self._opened.set()
 
+    def _write_failed(self, exc: BaseException) -> None:
+        self.write_error = exc
+        self.get_logger().error(f"cannot write the bag {self.bag}: {_reason(exc)}; recording stopped after "
+                                f"{sum(self.counts.values())} messages, what was written is kept and later messages "
+                                "are dropped")
+
+    def _count_drop(self) -> None:
+        with self._drop_lock:
+            self.dropped += 1
+
     def finish(self, keep: bool = True) -> None:
-        """Stop recording; the bag appears under its name (``keep``) or is dropped."""
+        """Stop recording; the bag appears under its name (``keep``) or is dropped.
+
+        Raises :class:`BagError` saying that the bag is incomplete when a write failed: the bag is
+        then kept under its name as far as it got. A second call does nothing.
+        """
+        if self._finished:
+            return
+        self._finished = True
         for topic, subscription in self._recording.items():
             if subscription is not None:
                 self.destroy_subscription(subscription)
         self._recording = {topic: None for topic in self._recording}
-        self._queue.put(_CLOSE if keep else _ABANDON)
+        while self._writer_thread.is_alive():  # the writer drains the queue, so this put gets its turn
+            try:
+                self._queue.put(_CLOSE if keep else _ABANDON, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self._writer_thread.join()
         if self._error is not None and keep:
             raise BagError(f"writing {self.bag} failed: {self._error}")
+        if keep and self.write_error is not None:
+            written = sum(self.counts.values())
+            if self.close_error is None:
+                raise BagError(f"{self.bag} is incomplete: it holds the {written} messages written before the "
+                               f"write failed ({_reason(self.write_error)})")
+            raise BagError(f"{self.bag} is incomplete: a write failed ({_reason(self.write_error)}) and closing it "
+                           f"failed too, so its index and part of the {written} messages written may be missing")
 
     def _offered_qos(self, topic: str) -> Qos:
         """Reliable / transient local only when every publisher offers it, as ``ros2 bag record`` does."""
@@ -132,13 +193,24 @@ class BagRecorderNode(Node):
             self.get_logger().warning(f"cannot record {topic}: its type {msgtype} is not installed")
             self._recording[topic] = None
             return
-        self._queue.put((topic, msgtype, qos))
+        self._topic_types[topic] = (msgtype, qos)
         self._recording[topic] = self.create_subscription(
             cls, topic, lambda data: self._write(topic, msgtype, data), qos_profile(qos), raw=True)
         self.get_logger().info(f"recording {topic} ({msgtype})")
 
     def _write(self, topic: str, msgtype: str, data: bytes) -> None:
-        self._queue.put((topic, msgtype, (self.get_clock().now().nanoseconds, data)))
+        """Queue a received message; never blocks the executor: a full queue or a failed writer drops it."""
+        if self.write_error is not None:
+            self._count_drop()
+            return
+        try:
+            self._queue.put_nowait((topic, msgtype, self.get_clock().now().nanoseconds, data))
+        except queue.Full:
+            self._count_drop()
+            self.get_logger().warning(f"dropping messages: {self.queue_size} are waiting to be written to {self.bag} "
+                                      f"(queue_size); {self.dropped} dropped so far", throttle_duration_sec=5.0)
+            return
+        self.queue_high_water = max(self.queue_high_water, self._queue.qsize())
 
     def publisher_count(self, topic: str) -> int:
         """Publishers matched on ``topic`` (0 before it is subscribed)."""
@@ -164,9 +236,11 @@ def record(parameters: dict, args=None) -> int:
                 executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
-        node.finish()
-        print(f"bag_recorder: wrote {sum(node.counts.values())} messages on {len(node.counts)} topics to "
-              f"{node.bag}", file=sys.stderr)
+        try:
+            node.finish()  # raises BagError (status 1) when a write failed; the bag is kept all the same
+        finally:
+            print(f"bag_recorder: wrote {sum(node.counts.values())} messages on {len(node.counts)} topics to "
+                  f"{node.bag}, dropped {node.dropped}", file=sys.stderr)
         return 0
     except BaseException:
         if node is not None:

@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     record.add_argument("topics", nargs="+", metavar="TOPIC")
     record.add_argument("--storage", choices=STORAGES, default="mcap", help="storage format (default mcap)")
     record.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
+    record.add_argument("--queue-size", type=int, default=100,
+                        help="messages waiting to be written at most; more are dropped and counted (default 100)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if args.duration < 0:
             raise ValueError(f"--duration is {args.duration:g}; expected 0 (until Ctrl-C) or more")
         return record({"bag": str(args.out), "topics": args.topics, "storage": args.storage,
-                       "duration": args.duration})
+                       "duration": args.duration, "queue_size": args.queue_size})
     if args.action == "process":
         return _process(args)
     return _convert(args)
