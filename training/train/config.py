@@ -51,8 +51,8 @@ class TrainSettings:
     augment: bool = True
     cache_frames: bool = False  # keep frames in memory once read (small data sets)
     encoder_weights: str = ""  # resnet_vae: torchvision resnet34 weights, a local file
-    # cosine: linear warm-up over warmup_steps, then a cosine from lr down to min_lr at the end of
-    # train.epochs (max_steps stops a run early without changing its schedule); constant: lr throughout
+    # a linear warm-up over warmup_steps, then cosine: from lr down to min_lr at the end of
+    # train.epochs (max_steps stops a run early without changing its schedule), or constant: lr
     lr_schedule: str = "cosine"
     warmup_steps: int = 0
     min_lr: float = 0.0

@@ -22,10 +22,10 @@ _HELD_OUT_LAYOUTS = ("nyu-mat", "nyu-raw", "densedepth", "mnist")
 
 def lr_at(settings: TrainSettings, step: int, schedule_steps: int) -> float:
     """The learning rate of optimiser step ``step`` (0-based) of a schedule ``schedule_steps`` long."""
-    if settings.lr_schedule == "constant":
-        return settings.lr
     if step < settings.warmup_steps:
         return settings.lr * (step + 1) / settings.warmup_steps
+    if settings.lr_schedule == "constant":
+        return settings.lr
     progress = min(1.0, (step - settings.warmup_steps) / max(1, schedule_steps - settings.warmup_steps))
     return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 

@@ -228,7 +228,7 @@ def test_the_resolved_config_beside_the_checkpoint_reloads_as_the_same_run(nyu_r
     assert load_config(tmp_path / "config.yaml").to_dict() == config.to_dict()
 
 
-def test_warm_up_then_cosine_down_to_min_lr_and_constant_when_asked():
+def test_warm_up_then_cosine_down_to_min_lr_or_constant_when_asked():
     from rgbd_vae_training.train.config import TrainSettings
     from rgbd_vae_training.train.validation import lr_at
 
@@ -236,7 +236,8 @@ def test_warm_up_then_cosine_down_to_min_lr_and_constant_when_asked():
     assert [lr_at(settings, s, 104) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert lr_at(settings, 54, 104) == pytest.approx(0.55)  # half way down the cosine
     assert lr_at(settings, 104, 104) == pytest.approx(0.1) and lr_at(settings, 500, 104) == pytest.approx(0.1)
-    assert lr_at(TrainSettings(lr=0.3, lr_schedule="constant", warmup_steps=4), 0, 10) == 0.3
+    constant = TrainSettings(lr=0.4, lr_schedule="constant", warmup_steps=4)
+    assert [lr_at(constant, s, 10) for s in (0, 3, 4, 9, 20)] == [0.1, 0.4, 0.4, 0.4, 0.4]
 
 
 def test_the_next_run_removes_the_checkpoint_file_a_killed_run_was_writing(nyu_raw_dir, tmp_path):
