@@ -29,7 +29,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
-from rgbd_vae_ros.bags import BagError, Qos, write_bag
+from rgbd_vae_ros.bags import BagError, BagReader, Qos, write_bag
 
 from .bag_player import declare_read_only, float_range, message_class, qos_profile
 
@@ -164,12 +164,24 @@ class BagRecorderNode(Node):
         if self._error is not None and keep:
             raise BagError(f"writing {self.bag} failed: {self._error}")
         if keep and self.write_error is not None:
-            written = sum(self.counts.values())
-            if self.close_error is None:
-                raise BagError(f"{self.bag} is incomplete: it holds the {written} messages written before the "
-                               f"write failed ({_reason(self.write_error)})")
-            raise BagError(f"{self.bag} is incomplete: a write failed ({_reason(self.write_error)}) and closing it "
-                           f"failed too, so its index and part of the {written} messages written may be missing")
+            raise BagError(f"{self.bag} is incomplete: a write failed ({_reason(self.write_error)}); "
+                           f"{self._read_back()}")
+
+    def _read_back(self) -> str:
+        """What the kept partial bag holds, read back: a storage may lose what it had not yet
+        committed (an MCAP chunk, sqlite's open transaction) when its disk fills up."""
+        written, readable = sum(self.counts.values()), 0
+        try:
+            with BagReader(self.bag) as reader:
+                for _ in reader.messages():
+                    readable += 1
+        except BagError:
+            pass
+        closing = f", and closing it failed too ({_reason(self.close_error)})" if self.close_error is not None else ""
+        if readable == written:
+            return f"it holds the {written} messages written before the failure{closing}"
+        return (f"{readable} of the {written} messages written read back from it{closing} "
+                "(ros2 bag reindex or mcap recover may restore more)")
 
     def _offered_qos(self, topic: str) -> Qos:
         """Reliable / transient local only when every publisher offers it, as ``ros2 bag record`` does."""
