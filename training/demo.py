@@ -76,7 +76,7 @@ def train_tiny_models(out: Path) -> dict[str, Path]:
     from rgbd_vae_training.train.config import load_config
 
     rooms = training_rooms(out)
-    return {task: train_or_reuse(load_config(config_name), rooms, out / "models" / task)
+    return {task: train_or_reuse(config_name, load_config(config_name), rooms, out / "models" / task)
             for task, config_name in (("depth", "tiny_depth"), ("vae", "tiny_vae"))}
 
 
@@ -93,7 +93,7 @@ def training_rooms(out: Path) -> Path:
     return rooms
 
 
-def train_or_reuse(config, data: Path, folder: Path) -> Path:
+def train_or_reuse(name: str, config, data: Path, folder: Path) -> Path:
     """The checkpoint of ``config`` in ``folder``: reused only when its run trained to the end;
     a run of the same config stopped part way (a killed demo) resumes; anything else trains afresh."""
     from rgbd_vae_ros.models import ModelError, load_checkpoint
@@ -109,13 +109,13 @@ def train_or_reuse(config, data: Path, folder: Path) -> Path:
     except ModelError:
         resume = False
     if resume:
-        print(f"demo: resuming {config.model_name} in {folder} from step {stopped['step']} (its run was stopped)")
+        print(f"demo: resuming {name} in {folder} from step {stopped['step']} (its run was stopped)")
     else:
         checkpoint.unlink(missing_ok=True)  # unreadable or of another config: train it again
-        print(f"demo: training {config.model_name} into {folder}")
+        print(f"demo: training {name} into {folder}")
     result = train(config, data, folder, resume=resume)
     if result.losses:
-        print(f"demo: {config.model_name}: loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g} "
+        print(f"demo: {name}: loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g} "
               f"in {len(result.losses)} steps, {result.samples_per_s:.1f} samples/s")
     return checkpoint
 

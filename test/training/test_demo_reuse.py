@@ -26,15 +26,15 @@ def test_a_model_whose_training_was_killed_is_trained_to_the_end_not_reused(nyu_
     assert killed.returncode == -9, killed.stderr  # killed after the first of two epochs
     assert load_checkpoint(folder / "checkpoint.pt")["step"] == 3
     config = load_config("tiny_vae", FAST)
-    checkpoint = demo.train_or_reuse(config, nyu_raw_dir, folder)
-    assert "resuming conv_vae" in capsys.readouterr().out
+    checkpoint = demo.train_or_reuse("tiny_vae", config, nyu_raw_dir, folder)
+    assert "resuming tiny_vae" in capsys.readouterr().out
     assert load_checkpoint(checkpoint)["step"] == 6 and is_finished(checkpoint, config)
     before = checkpoint.read_bytes()
-    assert demo.train_or_reuse(config, nyu_raw_dir, folder) == checkpoint
+    assert demo.train_or_reuse("tiny_vae", config, nyu_raw_dir, folder) == checkpoint
     assert "reusing" in capsys.readouterr().out and checkpoint.read_bytes() == before  # finished: not trained again
     other = load_config("tiny_vae", [*FAST, "model.latent_dim=9"])
-    demo.train_or_reuse(other, nyu_raw_dir, folder)  # another config: trained afresh, not resumed
-    assert "training conv_vae" in capsys.readouterr().out and is_finished(checkpoint, other)
+    demo.train_or_reuse("tiny_vae", other, nyu_raw_dir, folder)  # another config: trained afresh, not resumed
+    assert "training tiny_vae" in capsys.readouterr().out and is_finished(checkpoint, other)
 
 
 def test_training_rooms_from_a_killed_synth_are_synthesised_again(tmp_path, monkeypatch, capsys):
