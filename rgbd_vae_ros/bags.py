@@ -87,11 +87,14 @@ def _from_rosbags_qos(profiles) -> Qos:
 class BagWriter:
     """Messages into an open rosbag2; one connection per topic, created on first use."""
 
-    def __init__(self, writer):
+    def __init__(self, writer, keep_partial: bool = False):
         self._writer = writer
         self._connections: dict[str, object] = {}
         self.counts: dict[str, int] = {}
         self.close_error: Exception | None = None  # why a kept partial bag could not be closed
+        self._whole: dict | None = None  # MCAP: the state after the last chunk that reached the file
+        if keep_partial:
+            self._remember_whole_chunks()
 
     def add_topic(self, topic: str, msgtype: str, qos: Qos | None = None) -> None:
         if topic in self._connections:
@@ -109,6 +112,45 @@ class BagWriter:
         self.add_topic(topic, msgtype)
         self._writer.write(self._connections[topic], int(stamp_ns), data)
         self.counts[topic] += 1
+        if self._whole is not None:
+            self._remember_whole_chunks()
+
+    def _remember_whole_chunks(self) -> None:
+        """MCAP (rosbags' writer) keeps a chunk in memory and writes it whole: after each chunk that
+        reached the file, remember where the file ends and the counts, so that a bag whose disk
+        fills up can be cut back there and closed (:meth:`_close_cut_back`)."""
+        storage = getattr(self._writer, "storage", None)
+        chunks = getattr(storage, "chunks", None)
+        if chunks is None or not hasattr(storage, "bio") or (self._whole and self._whole["chunks"] == len(chunks)):
+            return
+        storage.bio.flush()
+        self._whole = {"chunks": len(chunks), "end": storage.bio.tell(), "counts": dict(self.counts),
+                       "writer_counts": dict(self._writer.counts), "stats": dict(storage.channel_stats),
+                       "times": (self._writer.min_timestamp, self._writer.max_timestamp,
+                                 storage.message_start_time, storage.message_end_time)}
+
+    def _close_cut_back(self) -> bool:
+        """Close an MCAP bag whose last chunk failed to write at its last whole chunk; True when done."""
+        whole, storage = self._whole, getattr(self._writer, "storage", None)
+        if whole is None or storage is None:
+            return False
+        from collections import defaultdict
+        from io import BytesIO
+
+        with contextlib.suppress(Exception):
+            storage.bio.close()  # its buffer lies beyond the cut
+        os.truncate(storage.path, whole["end"])
+        storage.bio = storage.path.open("r+b")
+        storage.bio.seek(whole["end"])
+        del storage.chunks[whole["chunks"]:]
+        storage.chunk = type(storage.chunk)(2**63 - 1, 0, BytesIO(), defaultdict(list))
+        storage.channel_stats = {cid: whole["stats"].get(cid, 0) for cid in storage.channel_stats}
+        self._writer.counts = {cid: whole["writer_counts"].get(cid, 0) for cid in self._writer.counts}
+        (self._writer.min_timestamp, self._writer.max_timestamp,
+         storage.message_start_time, storage.message_end_time) = whole["times"]
+        self.counts = {topic: whole["counts"].get(topic, 0) for topic in self.counts}
+        self._writer.close()
+        return True
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, message) -> None:
         """A ``rosbags`` message object (see :func:`typestore`)."""
@@ -125,7 +167,8 @@ def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = 
     stays as it was until the new one is whole).
 
     With ``keep_partial`` (a recorder whose disk filled up) a bag that cannot be closed is still
-    renamed into place as far as it got; :attr:`BagWriter.close_error` then says why it is incomplete.
+    renamed into place as far as it got: an MCAP bag is cut back to its last whole chunk and closed
+    there; otherwise :attr:`BagWriter.close_error` says why it is incomplete.
     """
     rosbag2 = _import_rosbags()
     if storage not in STORAGES:
@@ -139,7 +182,7 @@ def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = 
         plugin = rosbag2.StoragePlugin.MCAP if storage == "mcap" else rosbag2.StoragePlugin.SQLITE3
         writer = rosbag2.Writer(staging / path.name, version=9, storage_plugin=plugin)
         writer.open()
-        bag_writer = BagWriter(writer)
+        bag_writer = BagWriter(writer, keep_partial)
         try:
             yield bag_writer
         except BaseException:
@@ -150,9 +193,14 @@ def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = 
         except Exception as exc:  # OSError, or sqlite's "database or disk is full"
             if not keep_partial:
                 raise
-            bag_writer.close_error = exc
-            with contextlib.suppress(Exception):
-                writer.abort()
+            try:  # MCAP: cut back to the last whole chunk, which frees the room its index needs
+                closed = bag_writer._close_cut_back()
+            except Exception:
+                closed = False
+            if not closed:
+                bag_writer.close_error = exc
+                with contextlib.suppress(Exception):
+                    writer.abort()
         if path.exists():  # overwrite: the old bag goes only once the new one is whole
             path.rename(staging / ".replaced")
         (staging / path.name).rename(path)

@@ -177,11 +177,12 @@ class BagRecorderNode(Node):
                     readable += 1
         except BagError:
             pass
-        closing = f", and closing it failed too ({_reason(self.close_error)})" if self.close_error is not None else ""
         if readable == written:
-            return f"it holds the {written} messages written before the failure{closing}"
-        return (f"{readable} of the {written} messages written read back from it{closing} "
-                "(ros2 bag reindex or mcap recover may restore more)")
+            return f"it holds the {written} messages written before the failure"
+        if self.close_error is None:
+            return f"{readable} of the {written} messages written read back from it, the rest did not reach the disk"
+        return (f"{readable} of the {written} messages written read back from it, and closing it failed too "
+                f"({_reason(self.close_error)}; ros2 bag reindex or mcap recover may restore more)")
 
     def _offered_qos(self, topic: str) -> Qos:
         """Reliable / transient local only when every publisher offers it, as ``ros2 bag record`` does."""

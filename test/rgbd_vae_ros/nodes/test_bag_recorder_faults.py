@@ -24,6 +24,7 @@ from rgbd_vae_ros.conversion import numpy_to_image
 from rgbd_vae_ros.nodes.bag_recorder import BagRecorderNode
 
 QUEUE_SIZE = 8
+FILE_SIZE_LIMIT = 3 * 1024 * 1024
 WRITTEN_BEFORE_FULL = 5
 
 
@@ -96,12 +97,12 @@ def test_rgbd_vae_bag_record_onto_a_full_disk_says_so_at_once_keeps_the_bag_and_
     recorder = subprocess.Popen(
         [str(Path(sys.executable).with_name("rgbd-vae")), "bag", "record", str(out), "/full/image",
          "--duration", "300"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        preexec_fn=_limit_file_size(512 * 1024), env={**os.environ, "ROS_LOG_DIR": str(tmp_path / "log")})
+        preexec_fn=_limit_file_size(FILE_SIZE_LIMIT), env={**os.environ, "ROS_LOG_DIR": str(tmp_path / "log")})
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(recorder.stderr), daemon=True)
     reader.start()
     try:
-        # 230 KB frames: the MCAP writer's first 1 MiB chunk goes past the 512 KB file size limit.
+        # 230 KB frames: the MCAP writer's third 1 MiB chunk goes past the 3 MiB file size limit.
         deadline, i = time.monotonic() + 60, 0
         while not any("cannot write the bag" in line for line in lines) and time.monotonic() < deadline:
             publisher.publish(_image(i, 240, 320))
@@ -119,10 +120,13 @@ def test_rgbd_vae_bag_record_onto_a_full_disk_says_so_at_once_keeps_the_bag_and_
     assert recorder.returncode == 1, stderr
     failures = [line for line in lines if "cannot write the bag" in line]
     assert len(failures) == 1 and f"cannot write the bag {out}: File too large; recording stopped after" in failures[0], stderr
-    # The 1 MiB chunk in which the disk filled never reached the file, and neither did the index.
-    assert re.search(rf"error: {re.escape(str(out))} is incomplete: a write failed \(File too large\); 0 of the "
-                     r"[1-9]\d* messages written read back from it, and closing it failed too \(File too large\)", stderr)
+    # The chunk in which the disk filled is lost; the bag is cut back to the chunks before it and closed there.
+    kept = re.search(rf"error: {re.escape(str(out))} is incomplete: a write failed \(File too large\); (\d+) of the "
+                     r"(\d+) messages written read back from it, the rest did not reach the disk\.", stderr)
+    assert kept and 0 < int(kept.group(1)) < int(kept.group(2)), stderr
+    with BagReader(out) as bag:
+        stamps = [m.header.stamp.sec for _, m in bag.decoded("/full/image")]
+    assert len(stamps) == int(kept.group(1)) and stamps == sorted(stamps)
     assert "bag_recorder: wrote " in stderr and ", dropped " in stderr
     assert "Traceback" not in stderr
-    assert out.is_dir() and any(p.suffix == ".mcap" for p in out.iterdir())  # kept under its name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "out"]  # no staging folder left
