@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -85,16 +86,24 @@ def _from_rosbags_qos(profiles) -> Qos:
 
 
 class BagWriter:
-    """Messages into an open rosbag2; one connection per topic, created on first use."""
+    """Messages into an open rosbag2; one connection per topic, created on first use.
+
+    With ``keep_partial`` it also remembers the last state that reached the disk whole (after each
+    MCAP chunk; after each sqlite3 commit, about once a second or MiB), so that a bag whose disk
+    fills up can be closed there (:func:`write_bag`).
+    """
 
     def __init__(self, writer, keep_partial: bool = False):
         self._writer = writer
         self._connections: dict[str, object] = {}
         self.counts: dict[str, int] = {}
+        self.failed: Exception | None = None  # the first write that failed
         self.close_error: Exception | None = None  # why a kept partial bag could not be closed
-        self._whole: dict | None = None  # MCAP: the state after the last chunk that reached the file
+        self._keep_partial = keep_partial
+        self._whole: dict | None = None
+        self._uncommitted_bytes = 0
         if keep_partial:
-            self._remember_whole_chunks()
+            self._remember_whole(force=True)
 
     def add_topic(self, topic: str, msgtype: str, qos: Qos | None = None) -> None:
         if topic in self._connections:
@@ -106,55 +115,89 @@ class BagWriter:
         self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=store,
                                                                offered_qos_profiles=profiles)
         self.counts[topic] = 0
+        if self._keep_partial:
+            try:
+                self._remember_whole(force=True)
+            except Exception as exc:
+                self.failed = self.failed or exc
+                raise
 
     def write_raw(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
         """An already serialised (CDR) message, recorded at ``stamp_ns``."""
         self.add_topic(topic, msgtype)
-        self._writer.write(self._connections[topic], int(stamp_ns), data)
-        self.counts[topic] += 1
-        if self._whole is not None:
-            self._remember_whole_chunks()
-
-    def _remember_whole_chunks(self) -> None:
-        """MCAP (rosbags' writer) keeps a chunk in memory and writes it whole: after each chunk that
-        reached the file, remember where the file ends and the counts, so that a bag whose disk
-        fills up can be cut back there and closed (:meth:`_close_cut_back`)."""
-        storage = getattr(self._writer, "storage", None)
-        chunks = getattr(storage, "chunks", None)
-        if chunks is None or not hasattr(storage, "bio") or (self._whole and self._whole["chunks"] == len(chunks)):
-            return
-        storage.bio.flush()
-        self._whole = {"chunks": len(chunks), "end": storage.bio.tell(), "counts": dict(self.counts),
-                       "writer_counts": dict(self._writer.counts), "stats": dict(storage.channel_stats),
-                       "times": (self._writer.min_timestamp, self._writer.max_timestamp,
-                                 storage.message_start_time, storage.message_end_time)}
-
-    def _close_cut_back(self) -> bool:
-        """Close an MCAP bag whose last chunk failed to write at its last whole chunk; True when done."""
-        whole, storage = self._whole, getattr(self._writer, "storage", None)
-        if whole is None or storage is None:
-            return False
-        from collections import defaultdict
-        from io import BytesIO
-
-        with contextlib.suppress(Exception):
-            storage.bio.close()  # its buffer lies beyond the cut
-        os.truncate(storage.path, whole["end"])
-        storage.bio = storage.path.open("r+b")
-        storage.bio.seek(whole["end"])
-        del storage.chunks[whole["chunks"]:]
-        storage.chunk = type(storage.chunk)(2**63 - 1, 0, BytesIO(), defaultdict(list))
-        storage.channel_stats = {cid: whole["stats"].get(cid, 0) for cid in storage.channel_stats}
-        self._writer.counts = {cid: whole["writer_counts"].get(cid, 0) for cid in self._writer.counts}
-        (self._writer.min_timestamp, self._writer.max_timestamp,
-         storage.message_start_time, storage.message_end_time) = whole["times"]
-        self.counts = {topic: whole["counts"].get(topic, 0) for topic in self.counts}
-        self._writer.close()
-        return True
+        try:
+            self._writer.write(self._connections[topic], int(stamp_ns), data)
+            self.counts[topic] += 1
+            if self._keep_partial:
+                self._uncommitted_bytes += len(data)
+                self._remember_whole()
+        except Exception as exc:
+            self.failed = self.failed or exc
+            raise
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, message) -> None:
         """A ``rosbags`` message object (see :func:`typestore`)."""
         self.write_raw(topic, msgtype, stamp_ns, typestore().serialize_cdr(message, msgtype))
+
+    def _remember_whole(self, force: bool = False) -> None:
+        """Note the state that reached the disk whole. rosbags' MCAP writer keeps a chunk in memory
+        and writes it at once: after each, the file's end. Its sqlite3 writer holds one open
+        transaction: commit it now and then."""
+        storage = getattr(self._writer, "storage", None)
+        extra: dict = {}
+        if hasattr(storage, "chunks") and hasattr(storage, "bio"):  # MCAP
+            if not force and self._whole is not None and self._whole["chunks"] == len(storage.chunks):
+                return
+            storage.bio.flush()
+            extra = {"chunks": len(storage.chunks), "end": storage.bio.tell(), "stats": dict(storage.channel_stats),
+                     "storage_times": (storage.message_start_time, storage.message_end_time)}
+        elif hasattr(storage, "conn"):  # sqlite3
+            if (not force and self._whole is not None and self._uncommitted_bytes < 1 << 20
+                    and time.monotonic() - self._whole["at"] < 1.0):
+                return
+            storage.conn.commit()
+            self._uncommitted_bytes = 0
+        else:
+            return
+        self._whole = {"at": time.monotonic(), "counts": dict(self.counts), "writer_counts": dict(self._writer.counts),
+                       "times": (self._writer.min_timestamp, self._writer.max_timestamp), **extra}
+
+    def _back_to_whole(self) -> bool:
+        """Drop what did not reach the disk whole (an MCAP chunk cut off, sqlite's open transaction)
+        so that the bag can be closed there; False when that is not possible."""
+        whole, storage = self._whole, getattr(self._writer, "storage", None)
+        if whole is None or storage is None:
+            return False
+        if "chunks" in whole:
+            from collections import defaultdict
+            from io import BytesIO
+
+            with contextlib.suppress(Exception):
+                storage.bio.close()  # its buffer lies beyond the cut
+            os.truncate(storage.path, whole["end"])  # which frees the room the index needs
+            storage.bio = storage.path.open("r+b")
+            storage.bio.seek(whole["end"])
+            del storage.chunks[whole["chunks"]:]
+            storage.chunk = type(storage.chunk)(2**63 - 1, 0, BytesIO(), defaultdict(list))
+            storage.channel_stats = {cid: whole["stats"].get(cid, 0) for cid in storage.channel_stats}
+            storage.message_start_time, storage.message_end_time = whole["storage_times"]
+        else:
+            storage.conn.rollback()
+        self._writer.counts = {cid: whole["writer_counts"].get(cid, 0) for cid in self._writer.counts}
+        self._writer.min_timestamp, self._writer.max_timestamp = whole["times"]
+        self.counts = {topic: whole["counts"].get(topic, 0) for topic in self.counts}
+        return True
+
+    def _close_kept(self, error: Exception | None) -> None:
+        """Close a bag kept after a failure at its last whole state; :attr:`close_error` when even that fails."""
+        try:
+            if not self._back_to_whole():
+                raise error or BagError("the bag has no whole state to close at")
+            self._writer.close()
+        except Exception as exc:
+            self.close_error = exc
+            with contextlib.suppress(Exception):
+                self._writer.abort()
 
 
 @contextlib.contextmanager
@@ -167,8 +210,8 @@ def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = 
     stays as it was until the new one is whole).
 
     With ``keep_partial`` (a recorder whose disk filled up) a bag that cannot be closed is still
-    renamed into place as far as it got: an MCAP bag is cut back to its last whole chunk and closed
-    there; otherwise :attr:`BagWriter.close_error` says why it is incomplete.
+    renamed into place as far as it got: closed at the last state that reached the disk whole (see
+    :class:`BagWriter`), or else as it is, with :attr:`BagWriter.close_error` saying why.
     """
     rosbag2 = _import_rosbags()
     if storage not in STORAGES:
@@ -188,19 +231,15 @@ def write_bag(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = 
         except BaseException:
             writer.abort()
             raise
-        try:
-            writer.close()
-        except Exception as exc:  # OSError, or sqlite's "database or disk is full"
-            if not keep_partial:
-                raise
-            try:  # MCAP: cut back to the last whole chunk, which frees the room its index needs
-                closed = bag_writer._close_cut_back()
-            except Exception:
-                closed = False
-            if not closed:
-                bag_writer.close_error = exc
-                with contextlib.suppress(Exception):
-                    writer.abort()
+        if keep_partial and bag_writer.failed is not None:
+            bag_writer._close_kept(bag_writer.failed)
+        else:
+            try:
+                writer.close()
+            except Exception as exc:  # OSError, or sqlite's "database or disk is full"
+                if not keep_partial:
+                    raise
+                bag_writer._close_kept(exc)
         if path.exists():  # overwrite: the old bag goes only once the new one is whole
             path.rename(staging / ".replaced")
         (staging / path.name).rename(path)

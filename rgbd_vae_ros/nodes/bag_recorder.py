@@ -134,8 +134,8 @@ class BagRecorderNode(Node):
     def _write_failed(self, exc: BaseException) -> None:
         self.write_error = exc
         self.get_logger().error(f"cannot write the bag {self.bag}: {_reason(exc)}; recording stopped after "
-                                f"{sum(self.counts.values())} messages, what was written is kept and later messages "
-                                "are dropped")
+                                f"{sum(self.counts.values())} messages, later ones are dropped and the bag will be kept "
+                                "as far as it reached the disk")
 
     def _count_drop(self) -> None:
         with self._drop_lock:

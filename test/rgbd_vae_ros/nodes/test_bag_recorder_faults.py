@@ -91,18 +91,19 @@ def _limit_file_size(limit_bytes: int):
     return apply
 
 
-def test_rgbd_vae_bag_record_onto_a_full_disk_says_so_at_once_keeps_the_bag_and_exits_1(harness, tmp_path):
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_rgbd_vae_bag_record_onto_a_full_disk_says_so_at_once_keeps_the_bag_and_exits_1(harness, tmp_path, storage):
     out = tmp_path / "out"
     publisher = harness.publisher(Image, "/full/image")
     recorder = subprocess.Popen(
         [str(Path(sys.executable).with_name("rgbd-vae")), "bag", "record", str(out), "/full/image",
-         "--duration", "300"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+         "--duration", "300", "--storage", storage], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         preexec_fn=_limit_file_size(FILE_SIZE_LIMIT), env={**os.environ, "ROS_LOG_DIR": str(tmp_path / "log")})
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(recorder.stderr), daemon=True)
     reader.start()
     try:
-        # 230 KB frames: the MCAP writer's third 1 MiB chunk goes past the 3 MiB file size limit.
+        # 230 KB frames: the third MiB (an MCAP chunk, a sqlite3 commit) goes past the 3 MiB file size limit.
         deadline, i = time.monotonic() + 60, 0
         while not any("cannot write the bag" in line for line in lines) and time.monotonic() < deadline:
             publisher.publish(_image(i, 240, 320))
@@ -119,9 +120,11 @@ def test_rgbd_vae_bag_record_onto_a_full_disk_says_so_at_once_keeps_the_bag_and_
     print(stderr)
     assert recorder.returncode == 1, stderr
     failures = [line for line in lines if "cannot write the bag" in line]
-    assert len(failures) == 1 and f"cannot write the bag {out}: File too large; recording stopped after" in failures[0], stderr
-    # The chunk in which the disk filled is lost; the bag is cut back to the chunks before it and closed there.
-    kept = re.search(rf"error: {re.escape(str(out))} is incomplete: a write failed \(File too large\); (\d+) of the "
+    assert len(failures) == 1 and f"cannot write the bag {out}: " in failures[0], stderr
+    assert re.search(r": (File too large|database or disk is full|disk I/O error); recording stopped after", failures[0])
+    # What had not reached the disk whole (the MCAP chunk being written, sqlite's open transaction) is lost;
+    # the bag is closed at the state before it.
+    kept = re.search(rf"error: {re.escape(str(out))} is incomplete: a write failed \([^)]+\); (\d+) of the "
                      r"(\d+) messages written read back from it, the rest did not reach the disk\.", stderr)
     assert kept and 0 < int(kept.group(1)) < int(kept.group(2)), stderr
     with BagReader(out) as bag:
