@@ -86,6 +86,7 @@ class BagRecorderNode(Node):
         self.write_error: BaseException | None = None
         self.close_error: BaseException | None = None
         self._topic_types: dict[str, tuple[str, Qos]] = {}  # subscribed topic -> (msgtype, offered QoS)
+        self._unwritable: set[str] = set()  # topics whose type the bag's message definitions lack
         self._opened = threading.Event()
         self._error: BaseException | None = None
         self._finished = False
@@ -114,15 +115,21 @@ class BagRecorderNode(Node):
                         continue
                     topic, msgtype, stamp_ns, data = item
                     try:
-                        writer.add_topic(topic, msgtype, self._topic_types.get(topic, (msgtype, None))[1])
+                        if not self._add_topic(writer, topic, msgtype):
+                            self._count_drop()
+                            continue
                         writer.write_raw(topic, msgtype, stamp_ns, data)
                     except Exception as exc:  # disk full, file too large, I/O error: stop, keep what is written
+                        self._count_drop()
                         self._write_failed(exc)
                         continue
                     self.counts[topic] = self.counts.get(topic, 0) + 1
                 if self.write_error is None:  # subscribed topics that got no message are in the bag too
-                    for topic, (msgtype, qos) in list(self._topic_types.items()):
-                        writer.add_topic(topic, msgtype, qos)
+                    try:
+                        for topic, (msgtype, _) in list(self._topic_types.items()):
+                            self._add_topic(writer, topic, msgtype)
+                    except Exception as exc:
+                        self._write_failed(exc)
             self.close_error = writer.close_error
         except _Abandoned:
             pass
@@ -130,6 +137,18 @@ class BagRecorderNode(Node):
             self._error = exc
         finally:
             self._opened.set()
+
+    def _add_topic(self, writer, topic: str, msgtype: str) -> bool:
+        """The topic's connection in the bag; False (warned once) for a type the bag cannot describe."""
+        if topic in self._unwritable:
+            return False
+        try:
+            writer.add_topic(topic, msgtype, self._topic_types.get(topic, (msgtype, None))[1])
+        except BagError as exc:
+            self._unwritable.add(topic)
+            self.get_logger().warning(f"not recording {topic}: {exc}")
+            return False
+        return True
 
     def _write_failed(self, exc: BaseException) -> None:
         self.write_error = exc
