@@ -337,15 +337,21 @@ def _corrupt_middle(bag: Path, size: int = 2000) -> None:
         f.write(np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes())
 
 
-@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_a_damaged_bag_is_one_sentence_and_status_1(sequence_bag, tmp_path, storage):
+@pytest.mark.parametrize("storage, command", [("mcap", "bag_player"), ("sqlite3", "bag_player"),
+                                              ("mcap", "rgbd-vae bag play")])
+def test_a_damaged_bag_is_one_sentence_and_status_1(sequence_bag, tmp_path, storage, command):
     bag = _copy_bag(sequence_bag, tmp_path / "damaged", storage)
     _corrupt_middle(bag)
-    done = subprocess.run([_script("bag_player"), "--ros-args", "-p", f"bag:={bag}", "-p", "rate:=20.0"],
-                          capture_output=True, text=True, timeout=60)
+    if command == "bag_player":
+        args = [_script("bag_player"), "--ros-args", "-p", f"bag:={bag}", "-p", "rate:=20.0"]
+    else:
+        args = [_script("rgbd-vae"), "bag", "play", str(bag), "--rate", "20"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith(f"bag_player: error: ") and str(bag) in errors[0], done.stderr
+    assert len(errors) == 1 and str(bag) in errors[0], done.stderr
+    assert re.match(rf"{command.removesuffix(' play')}: error: bag '.*' is damaged: reading stopped after \d+ messages \(",
+                    errors[0]), errors[0]
     assert "Traceback" not in done.stderr
     print(errors[0])
 
@@ -360,3 +366,22 @@ def test_a_damaged_mcap_chunk_raises_after_the_messages_before_it(sequence_bag, 
     with BagReader(sequence_bag) as reader:
         whole = [(topic, stamp_ns) for topic, stamp_ns, _ in reader.messages()]
     assert 0 < len(read) < len(whole) and set(read) < set(whole)
+
+
+def test_a_damaged_bag_is_published_up_to_the_damage_then_raises(rclpy_context, sequence_bag, tmp_path):
+    bag = _copy_bag(sequence_bag, tmp_path / "damaged")
+    _corrupt_middle(bag)
+    node = BagPlayerNode(context=rclpy_context, parameter_overrides=[
+        Parameter("bag", value=str(bag)), Parameter("rate", value=100.0)])
+    published = []
+    node.on_publish = lambda topic, stamp_ns: published.append((topic, stamp_ns))
+    try:
+        with pytest.raises(BagError, match=r"is damaged: reading stopped after (\d+) messages") as raised:
+            node.play()
+    finally:
+        node.reader.close()
+        node.destroy_node()
+    read = int(re.search(r"after (\d+) messages", str(raised.value)).group(1))
+    playable = [(t, s) for t, s in _recorded(sequence_bag, list(node.publishers_by_topic))]
+    assert 0 < len(published) == node.published and set(published) < set(playable)
+    assert len(published) <= read  # every message read before the damage on a playable topic went out
