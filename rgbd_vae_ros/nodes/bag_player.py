@@ -48,7 +48,10 @@ def _declares_message(package: str, name: str) -> bool:
         if marker.is_file():
             declared = set(marker.read_text(errors="replace").split())
             return f"msg/{name}.msg" in declared or f"msg/{name}.idl" in declared
-    spec = importlib.util.find_spec(package)  # a top-level name: found, not imported
+    try:
+        spec = importlib.util.find_spec(package)  # a top-level name: found, not imported
+    except (ImportError, ValueError):
+        return False
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         init = Path(folder) / "msg" / "__init__.py"
         if init.is_file() and re.search(rf"^from {package}\.msg\._\w+ import {name}\b",
