@@ -385,3 +385,12 @@ def test_a_damaged_bag_is_published_up_to_the_damage_then_raises(rclpy_context, 
     playable = [(t, s) for t, s in _recorded(sequence_bag, list(node.publishers_by_topic))]
     assert 0 < len(published) == node.published and set(published) < set(playable)
     assert len(published) <= read  # every message read before the damage on a playable topic went out
+
+
+def test_without_an_ament_index_types_resolve_from_generated_msg_packages_only(monkeypatch):
+    from rgbd_vae_ros.nodes import bag_player
+
+    monkeypatch.setattr(bag_player, "_interface_prefixes", lambda: [])  # no resource index anywhere
+    assert bag_player.resolve_message_type("sensor_msgs/msg/CameraInfo")[0] is CameraInfo
+    for msgtype in ("this/msg/Foo", "os/msg/system", "json/msg/Decoder", "sensor_msgs/msg/Nope"):
+        assert bag_player.resolve_message_type(msgtype)[0] is None, msgtype
