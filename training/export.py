@@ -51,7 +51,7 @@ def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET) -> l
     model = model_from_checkpoint(payload)
     digest = file_sha256(checkpoint)
     out = Path(out)
-    staging = staging_dir(out)
+    staging = staging_dir(out.resolve())  # resolved: "--out ." has a name to stage beside
     try:
         rows = []
         for part in part_names(model):

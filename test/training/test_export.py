@@ -71,6 +71,13 @@ def test_an_export_failing_half_way_writes_no_part_and_keeps_the_old_ones(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt", "onnx"]  # no folder, no staging left
 
 
+def test_export_into_the_current_folder(tmp_path, monkeypatch):
+    checkpoint = _checkpoint(tmp_path, "conv_vae", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]})
+    monkeypatch.chdir(tmp_path)
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", "."]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt", "decoder.onnx", "encoder.onnx"]
+
+
 def _broken(tmp_path, weights_nan=False, max_depth_m=10.0):
     model = build_model("unet_depth", {"input_height": 32, "input_width": 32, "widths": [4, 8, 8], "attention_heads": 2})
     if weights_nan:
