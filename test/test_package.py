@@ -32,7 +32,8 @@ def _console_scripts() -> dict[str, str]:
 # and its key is in package.xml.
 ROSDEP_KEYS = {
     **{name: name for name in ("rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "diagnostic_msgs",
-                               "rosgraph_msgs", "tf2_msgs", "launch", "launch_ros", "cv_bridge")},
+                               "rosgraph_msgs", "tf2_msgs", "launch", "launch_ros", "cv_bridge",
+                               "lifecycle_msgs")},
     "numpy": "python3-numpy", "yaml": "python3-yaml", "torch": "python3-torch",
     "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
     "h5py": "python3-h5py", "scipy": "python3-scipy", "PIL": "python3-pil", "tqdm": "python3-tqdm",

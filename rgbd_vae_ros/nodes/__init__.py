@@ -14,9 +14,11 @@ def exit_status(run: Callable[[], int]) -> int:
 
     from rgbd_vae_ros.bags import BagError
 
+    from .base import StartError
+
     try:
         return run()
-    except (ParameterException, BagError) as exc:
+    except (ParameterException, BagError, StartError) as exc:
         text = " ".join(str(exc).split())
         print(f"{os.path.basename(sys.argv[0])}: error: {text.rstrip('.')}.", file=sys.stderr)
         return 1

@@ -9,69 +9,43 @@ that pairs its input streams by stamp, with one worker thread publishing the out
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections import deque
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from rgbd_vae_ros.conversion import ImageConversionError
 from rgbd_vae_ros.frames import FrameAssembler, stamp_ns
-from rgbd_vae_ros.inference import BACKENDS, DEVICES, BackendError
+from rgbd_vae_ros.inference import BackendError
 from rgbd_vae_ros.stages import StageError
 from rgbd_vae_ros.sync import LatestSlot
 
+from .diagnostics import Counters, Snapshot, level_and_message
+from .parameters import COMMON_PARAMETERS, RELOADING, problem, reliable_input
 from .processors import INPUT_TYPES, ON_DEMAND, Processor
 
 BAD_INPUT = (ImageConversionError, StageError)
+LOAD_ERRORS = (BackendError, StageError, ValueError)
 PAIRED = ("depth", "camera_info")  # streams an image is paired with by stamp
 WARN_EVERY_S = 2.0
 INPUT_QUEUE_DEPTH = 5
-
-# name -> (default, description, read_only, extra descriptor fields)
-COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
-    "model": ("", "model file (.pt, .onnx, .engine/.plan) or a folder of exported parts", False, {}),
-    "backend": ("auto", "auto | tensorrt | onnxruntime | torch", False, {}),
-    "device": ("auto", "auto | cpu | cuda", False, {}),
-    "fp16": (False, "half precision where the backend supports it", False, {}),
-    "max_depth": (10.0, "metres; the colour scale of depth/colorized and the 16UC1 limit", False,
-                  {"floating_point_range": [FloatingPointRange(from_value=0.1, to_value=100.0, step=0.0)]}),
-    "depth_encoding": ("32FC1", "32FC1 (metres, NaN invalid) | 16UC1 (millimetres, 0 invalid)", False, {}),
-    "sync_slop": (0.02, "seconds within which an image and a depth image count as one frame", False,
-                  {"floating_point_range": [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]}),
-    "use_depth": (True, "encode measured depth with the image (needs the depth topic)", True, {}),
-    "queue_size": (5, "depth of the reliable output queues", True,
-                   {"integer_range": [IntegerRange(from_value=1, to_value=100, step=1)]}),
-    "reliable_input": (False, "subscribe with reliable QoS instead of sensor-data best effort", True, {}),
-    "autostart": (True, "configure and activate on start", True, {}),
-    "output_width": (0, "decoded image width (0: the model's)", False,
-                     {"integer_range": [IntegerRange(from_value=0, to_value=8192, step=1)]}),
-    "output_height": (0, "decoded image height (0: the model's)", False,
-                      {"integer_range": [IntegerRange(from_value=0, to_value=8192, step=1)]}),
-}
-_CHOICES = {"backend": BACKENDS, "device": DEVICES, "depth_encoding": ("32FC1", "16UC1")}
+_LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR}
 
 
-class Counters:
-    """Frames in / out / dropped / rejected and latency, shared by the worker and diagnostics."""
+class StartError(ValueError):
+    """An executable cannot start (a bad parameter or argument); one sentence, exit status 1."""
 
-    def __init__(self, window: int = 200):
-        self.frames_in = self.frames_out = self.rejected = 0
-        self.latency_ms: deque[float] = deque(maxlen=window)  # receipt -> published, wall time
-        self.stamp_age_ms: deque[float] = deque(maxlen=window)  # input stamp -> published, node clock
-        self.lock = threading.Lock()
 
-    def summary(self, window: deque) -> tuple[float, float]:
-        """Median and 95th percentile of a window (0 while empty)."""
-        with self.lock:
-            values = np.array(window) if window else np.zeros(1)
-        return float(np.median(values)), float(np.percentile(values, 95))
+def _cuda_available() -> bool:
+    from rgbd_vae_ros.inference import _cuda_available as available
+
+    return available()
 
 
 class PerceptionNode(LifecycleNode):
@@ -86,44 +60,84 @@ class PerceptionNode(LifecycleNode):
         for key, (default, description, read_only, extra) in COMMON_PARAMETERS.items():
             self.declare_parameter(key, default, ParameterDescriptor(description=description, read_only=read_only,
                                                                      **extra))
-        self.add_on_set_parameters_callback(self._validate)
+        reason = problem(self.values(), _cuda_available)
+        if reason is not None:
+            raise StartError(f"parameter {reason}")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.counters = Counters()
         self.processor: Processor | None = None
+        self._processor_lock = threading.Lock()  # held by the worker while it runs a frame
         self.output_publishers: dict = {}
         self.assembler: FrameAssembler | None = None
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._inputs: list = []  # (not rclpy's own _subscriptions, which the executor serves)
+        self._inputs: dict[str, Any] = {}  # stream -> subscription (not rclpy's own _subscriptions)
+        self._active = False
+        self._not_active = "not configured (autostart is off: configure and activate it)"
+        self._previous = Snapshot()
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Once a second of wall time: under use_sim_time a paused or finished bag must not stop it.
         wall = Clock(clock_type=ClockType.STEADY_TIME)
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics, clock=wall)
+        self._diagnostics_timer = self.create_timer(1.0, self._tick, clock=wall)
         self._expire_timer = self.create_timer(self.MAX_WAIT_S / 2, self._expire, clock=wall)
         self._autostart_timer = None
         if self.param("autostart"):
+            self._not_active = "starting"
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
     # parameters ---------------------------------------------------------------------------------
     def param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _validate(self, parameters) -> SetParametersResult:
-        for p in parameters:
-            choices = _CHOICES.get(p.name)
-            if choices and p.value not in choices:
-                return SetParametersResult(successful=False,
-                                           reason=f"{p.name} {p.value!r} is not one of {', '.join(choices)}")
-            if p.name == "sync_slop" and self.assembler is not None:
-                self.assembler.set_slop(p.value)
+    def values(self) -> dict[str, Any]:
+        return {name: self.param(name) for name in COMMON_PARAMETERS}
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        pending = {p.name: p.value for p in parameters if p.name in COMMON_PARAMETERS}
+        values = {**self.values(), **pending}
+        reason = problem(values, _cuda_available)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
+        if self.processor is not None and any(values[n] != self.param(n) for n in RELOADING):
+            reason = self._reload(values)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        if "sync_slop" in pending and self.assembler is not None:
+            self.assembler.set_slop(pending["sync_slop"])
         return SetParametersResult(successful=True)
 
-    def input_qos(self) -> QoSProfile:
+    def _reload(self, values: dict[str, Any]) -> str | None:
+        """Load the model with the new ``values`` in place; the old one keeps running if it fails."""
+        try:
+            new = self.processor_cls(values.__getitem__)
+        except LOAD_ERRORS as exc:
+            return f"the new setting cannot load ({exc}); the running model stays"
+        new.param = self.param
+        with self._processor_lock:
+            old, self.processor = self.processor, new
+        old.close()
+        if self._active and new.inputs != old.inputs:
+            self._subscribe()
+        self.get_logger().info(f"reloaded: {self._describe()}")
+        return None
+
+    def input_qos(self, stream: str) -> QoSProfile:
         # A few deep: callbacks only pair messages, and a message DDS replaced before its callback
         # ran would be a frame lost without a count (the keep-latest slot counts what it drops).
-        reliable = self.param("reliable_input")
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=INPUT_QUEUE_DEPTH,
-                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+                          reliability=self._input_reliability(stream))
+
+    def _input_reliability(self, stream: str) -> ReliabilityPolicy:
+        """reliable_input: true / false, or auto: reliable when every publisher found is (a reliable
+        subscription never hears a best-effort publisher), else best effort."""
+        mode = reliable_input(self.param("reliable_input"))
+        if mode != "auto":
+            return ReliabilityPolicy.RELIABLE if mode == "true" else ReliabilityPolicy.BEST_EFFORT
+        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name(stream))
+        if publishers and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
+            return ReliabilityPolicy.RELIABLE
+        return ReliabilityPolicy.BEST_EFFORT
 
     def output_qos(self) -> QoSProfile:
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.param("queue_size"),
@@ -138,12 +152,14 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
             self.processor = self.processor_cls(self.param)
-        except (BackendError, StageError, ValueError) as exc:
+        except LOAD_ERRORS as exc:
             self.get_logger().error(f"configure failed: {exc}")
             self.processor = None
+            self._not_active = f"configure failed: {exc}"
             return TransitionCallbackReturn.FAILURE
         self.output_publishers = {topic: self.create_lifecycle_publisher(msg_type, topic, self.output_qos())
                                   for topic, msg_type in self.processor.outputs.items()}
+        self._not_active = "configured, not active"
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -151,19 +167,25 @@ class PerceptionNode(LifecycleNode):
         self.assembler = FrameAssembler(self.param("sync_slop"), tuple(s for s in inputs if s in PAIRED),
                                         await_unseen=False)
         try:
-            self._inputs = [self.create_subscription(INPUT_TYPES[stream], stream, self._receiver(stream),
-                                                     self.input_qos()) for stream in inputs]
+            self._subscribe()
         except Exception as exc:  # rclpy would turn it into an error transition without a word
             self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
+            self._not_active = f"activate failed: {exc}"
             return TransitionCallbackReturn.FAILURE
         self._stop.clear()
         self._slot = LatestSlot()
         self._worker = threading.Thread(target=self._work, name=f"{self.get_name()}_worker", daemon=True)
         self._worker.start()
-        return super().on_activate(state)
+        with self.counters.lock:
+            self.counters.last_input = time.monotonic()
+        self._active = True
+        result = super().on_activate(state)
+        self.get_logger().info(f"active: {self._describe()}")
+        return result
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self._stop_work()
+        self._not_active = "configured, not active"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
@@ -174,22 +196,53 @@ class PerceptionNode(LifecycleNode):
         if self.processor is not None:
             self.processor.close()
         self.processor = None
+        self._not_active = "not configured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
         self._stop_work()
+        self._not_active = "shut down"
         return TransitionCallbackReturn.SUCCESS
 
+    def _subscribe(self) -> None:
+        """(Re)subscribe to the processor's input streams with the QoS each calls for now."""
+        for stream in list(self._inputs):
+            self.destroy_subscription(self._inputs.pop(stream))
+        for stream in self.processor.inputs:
+            self._inputs[stream] = self.create_subscription(INPUT_TYPES[stream], stream, self._receiver(stream),
+                                                            self.input_qos(stream))
+
+    def _follow_publishers_qos(self) -> None:
+        """reliable_input auto: a publisher of other reliability appeared; subscribe again to match it."""
+        if not self._active or reliable_input(self.param("reliable_input")) != "auto":
+            return
+        if any(sub.qos_profile.reliability != self._input_reliability(stream) for stream, sub in self._inputs.items()):
+            self._subscribe()
+
     def _stop_work(self) -> None:
-        for subscription in self._inputs:
+        self._active = False
+        for subscription in self._inputs.values():
             self.destroy_subscription(subscription)
-        self._inputs = []
-        self.assembler = None
+        self._inputs = {}
+        assembler, self.assembler = self.assembler, None
         self._stop.set()
         self._slot.close()
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=5.0)
         self._worker = None
+        # What was waiting is dropped, and counted, so that in = out + dropped + rejected.
+        left = self._slot.take(timeout_s=0)
+        self.counters.add_dropped(self._slot.dropped + (left is not None) + (assembler.pending if assembler else 0))
+        self._slot = LatestSlot()
+        self._slot.close()
+
+    def _describe(self) -> str:
+        inputs = ", ".join(sub.topic_name for sub in self._inputs.values()) or "none yet"
+        outputs = ", ".join(pub.topic_name for pub in self.output_publishers.values())
+        described = self.processor.describe() if self.processor is not None else {}
+        models = ", ".join(v for k, v in described.items() if k.startswith("model_"))
+        return (f"inputs {inputs}; outputs {outputs}; backend {described.get('backend', '?')} on "
+                f"{described.get('device', '?')}; models {models}")
 
     # frames -------------------------------------------------------------------------------------
     def _receiver(self, stream: str):
@@ -201,8 +254,7 @@ class PerceptionNode(LifecycleNode):
             if assembler is None:
                 return
             if image_stream:
-                with self.counters.lock:
-                    self.counters.frames_in += 1
+                self.counters.received()
             for frame in assembler.add("image" if image_stream else stream, msg):
                 self._slot.put(frame)
 
@@ -224,27 +276,29 @@ class PerceptionNode(LifecycleNode):
             return False
 
     def _work(self) -> None:
+        slot = self._slot
         while not self._stop.is_set():
-            frame = self._slot.take(timeout_s=0.1)
+            frame = slot.take(timeout_s=0.1)
             if frame is None:
                 continue
-            processor = self.processor
-            try:
-                outputs = processor(frame, self._wanted)
-            except BAD_INPUT as exc:
-                self.reject(str(exc))
-                continue
-            except Exception as exc:  # a fault of ours must not stop the node; say what happened
-                self.reject(f"{type(exc).__name__}: {exc}")
-                continue
+            with self._processor_lock:
+                try:
+                    outputs = self.processor(frame, self._wanted)
+                except BAD_INPUT as exc:
+                    self.reject(str(exc))
+                    continue
+                except Exception as exc:  # a fault of ours must not stop the node; say what happened
+                    self.reject(f"{type(exc).__name__}: {exc}")
+                    continue
             try:
                 for topic, msg in outputs:
                     self.output_publishers[topic].publish(msg)
             except Exception as exc:  # the context went away under us (shutdown): nothing left to serve
                 if self._stop.is_set() or not self.context.ok():
+                    with self.counters.lock:
+                        self.counters.dropped += 1
                     return
-                self.get_logger().error(f"publishing failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=WARN_EVERY_S)
+                self.reject(f"publishing failed: {type(exc).__name__}: {exc}")
                 continue
             latency_ms = (time.monotonic() - frame.received) * 1e3
             age_ms = (self.get_clock().now().nanoseconds - stamp_ns(frame.image)) / 1e6
@@ -256,26 +310,33 @@ class PerceptionNode(LifecycleNode):
     def reject(self, reason: str) -> None:
         with self.counters.lock:
             self.counters.rejected += 1
+            self.counters.last_reject = reason
         self.get_logger().warning(f"rejected input: {reason}", throttle_duration_sec=WARN_EVERY_S)
 
     # diagnostics --------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        self._follow_publishers_qos()
+        self._publish_diagnostics()
+
     def _publish_diagnostics(self) -> None:
         c = self.counters
         median, p95 = c.summary(c.latency_ms)
         age_median, _ = c.summary(c.stamp_age_ms)
-        status = DiagnosticStatus(name=f"{self.get_name()}: rgbd_vae_ros", hardware_id=self.get_fully_qualified_name())
+        dropped = c.dropped + self._slot.dropped
+        level, message, self._previous = level_and_message(c, self._previous, self._active, self._not_active,
+                                                           dropped)
         processor = self.processor
-        described = processor.describe() if processor is not None else {"model": self.param("model")}
+        described = processor.describe() if processor is not None else {"model": str(self.param("model"))}
         with c.lock:
             values = {**described,
-                      "frames_in": c.frames_in, "frames_out": c.frames_out, "frames_dropped": self._slot.dropped,
+                      "frames_in": c.frames_in, "frames_out": c.frames_out, "frames_dropped": dropped,
                       "frames_rejected": c.rejected, "latency_median_ms": f"{median:.2f}",
                       "latency_p95_ms": f"{p95:.2f}", "stamp_age_median_ms": f"{age_median:.2f}"}
         if processor is not None:
             values.update(processor.counts)
-        status.level = DiagnosticStatus.OK if processor is not None else DiagnosticStatus.WARN
-        status.message = "running" if processor is not None else "not configured"
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        status = DiagnosticStatus(name=f"{self.get_name()}: rgbd_vae_ros", hardware_id=self.get_fully_qualified_name(),
+                                  level=_LEVELS[level], message=message,
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         self._diagnostics.publish(DiagnosticArray(header=_header(self), status=[status]))
 
 
@@ -289,14 +350,55 @@ def run_node(node_cls, args=None) -> int:
     """Spin a node until Ctrl-C or shutdown, then leave without a traceback."""
     from . import exit_status
 
+    argv = sys.argv if args is None else args
+    ours = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in ours or "--help" in ours:
+        print(usage(node_cls, argv[0]))
+        return 0
     return exit_status(lambda: _spin(node_cls, args))
+
+
+def usage(node_cls, program: str) -> str:
+    """--help: what the executable does, its topics and every parameter with its default."""
+    import os
+
+    lines = [f"usage: {os.path.basename(program)} [--ros-args -p NAME:=VALUE ... -r TOPIC:=NEW ...]", "",
+             (node_cls.processor_cls.__doc__ or "").strip(), "",
+             "subscribes: " + ", ".join(node_cls.processor_cls.inputs),
+             "publishes: " + ", ".join(node_cls.processor_cls.outputs) + ", /diagnostics", "", "parameters:"]
+    for name, (default, description, read_only, _) in COMMON_PARAMETERS.items():
+        lines.append(f"  {name} (default {default!r}{', read-only' if read_only else ''}): {description}")
+    return "\n".join(lines)
+
+
+def _check_parameter_files(argv: list[str]) -> None:
+    """A --params-file that is missing or not YAML is one sentence here (rcl would add its own log)."""
+    import yaml
+
+    for flag, path in zip(argv, argv[1:]):
+        if flag != "--params-file":
+            continue
+        try:
+            with open(path, encoding="utf-8") as file:
+                yaml.safe_load(file)
+        except OSError as exc:
+            raise StartError(f"cannot read the parameter file {path!r}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where is not None else ""
+            raise StartError(f"the parameter file {path!r} is not valid YAML{line}: "
+                             f"{getattr(exc, 'problem', None) or exc}") from None
 
 
 def _spin(node_cls, args) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    rclpy.init(args=args)
+    _check_parameter_files(sys.argv if args is None else args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # e.g. a --params-file that rcl cannot use
+        raise StartError(f"cannot read the ROS arguments: {' '.join(str(exc).split())}") from None
     node = None
     try:
         node = node_cls()

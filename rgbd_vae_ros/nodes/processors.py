@@ -24,7 +24,7 @@ from rgbd_vae_ros.conversion import (ImageConversionError, depth_m_to_mm, depth_
                                      latent_from_msg, latent_to_msg, numpy_to_image, scale_camera_info)
 from rgbd_vae_ros.frames import Frame
 from rgbd_vae_ros.processing import colorize_depth
-from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage, StageError
+from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage, StageError, check_same_checkpoint
 
 Param = Callable[[str], Any]
 Wanted = Callable[[str], bool]
@@ -52,6 +52,22 @@ def depth_image_msg(depth_m: np.ndarray, encoding: str, header) -> Image:
     return numpy_to_image(depth_m.astype(np.float32, copy=False), "32FC1", header)
 
 
+def same_aspect(width_a: int, height_a: int, width_b: int, height_b: int) -> bool:
+    """Whether two image sizes have one aspect ratio (to about a pixel)."""
+    return abs(width_a * height_b - height_a * width_b) <= max(width_a, width_b)
+
+
+def measured_depth_m(depth_msg, rgb_u8: np.ndarray) -> np.ndarray:
+    """A measured depth image in metres, refused when its aspect is not the colour image's (it would
+    be stretched onto other pixels)."""
+    depth_m = depth_msg_to_m(depth_msg)
+    (height, width), (rgb_height, rgb_width) = depth_m.shape, rgb_u8.shape[:2]
+    if not same_aspect(width, height, rgb_width, rgb_height):
+        raise StageError(f"depth is {width}x{height} and the image {rgb_width}x{rgb_height}: another aspect, "
+                         "so its pixels are not the image's; expected a depth registered to the colour camera")
+    return depth_m
+
+
 def camera_info_problem(info, width: int, height: int) -> str | None:
     """Why ``info`` cannot describe an image of ``width`` x ``height``, or None when it can."""
     k = np.asarray(info.k, dtype=np.float64)
@@ -59,7 +75,7 @@ def camera_info_problem(info, width: int, height: int) -> str | None:
         return f"camera_info is {info.width}x{info.height}; expected a calibrated size"
     if k.shape != (9,) or not np.isfinite(k).all() or k[0] <= 0 or k[4] <= 0:
         return "camera_info K is not finite with fx, fy > 0"
-    if abs(info.width * height - info.height * width) > max(info.width, width):  # about a pixel of aspect
+    if not same_aspect(info.width, info.height, width, height):
         return (f"camera_info is {info.width}x{info.height}, another aspect than the {width}x{height} image; "
                 "expected the image's size or the same aspect")
     return None
@@ -104,8 +120,8 @@ class Processor:
                        out: Outputs) -> np.ndarray:
         header = frame.image.header
         depth_m = stage(rgb_u8)
-        with np.errstate(invalid="ignore"):  # beyond max_depth is no reading, never clamped (REP 118)
-            depth_m[depth_m > self.param("max_depth")] = np.nan
+        with np.errstate(invalid="ignore"):  # outside [min_depth, max_depth] is no reading, never clamped (REP 118)
+            depth_m[(depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
         out.append(("depth/image", depth_image_msg(depth_m, self.param("depth_encoding"), header)))
         if frame.camera_info is not None:
             problem = camera_info_problem(frame.camera_info, depth_m.shape[1], depth_m.shape[0])
@@ -154,6 +170,7 @@ class DepthEstimator(Processor):
 class Encoder(Processor):
     """RGB (+ depth for an RGB-D model) -> ``latent``."""
 
+    inputs = ("image", "depth")  # image alone for an RGB model or use_depth false
     outputs = ENCODE_OUTPUTS
 
     def __init__(self, param: Param):
@@ -164,8 +181,9 @@ class Encoder(Processor):
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
-        depth_m = depth_msg_to_m(frame.depth) if frame.depth is not None else None
-        self.encode(self.encoder, image_msg_to_rgb(frame.image), depth_m, frame.image.header, out)
+        rgb_u8 = image_msg_to_rgb(frame.image)
+        depth_m = measured_depth_m(frame.depth, rgb_u8) if frame.depth is not None else None
+        self.encode(self.encoder, rgb_u8, depth_m, frame.image.header, out)
         return out
 
 
@@ -199,14 +217,14 @@ class Pipeline(Processor):
 
     def __init__(self, param: Param):
         super().__init__(param)
-        self.depth = _open(DepthStage, param)
+        self.stages = [_open(DepthStage, param)]
         try:
-            self.encoder = _open(EncodeStage, param)
-            self.decoder = _open(DecodeStage, param)
+            self.stages += [_open(EncodeStage, param), _open(DecodeStage, param)]
+            check_same_checkpoint(*self.stages[1:])
         except BaseException:
-            self.depth.close()
+            self.close()
             raise
-        self.stages = [self.depth, self.encoder, self.decoder]
+        self.depth, self.encoder, self.decoder = self.stages
         if not param("use_depth"):
             self.inputs = ("image", "camera_info")
 
@@ -217,7 +235,7 @@ class Pipeline(Processor):
         depth_m = self.estimate_depth(self.depth, rgb_u8, frame, wanted, out)
         if frame.depth is not None:
             try:
-                measured_m = depth_msg_to_m(frame.depth)
+                measured_m = measured_depth_m(frame.depth, rgb_u8)
                 mu = self.encode(self.encoder, rgb_u8, measured_m, header, out)
             except (ImageConversionError, StageError) as exc:
                 self.note("measured_depth_unused", str(exc))

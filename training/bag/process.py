@@ -41,9 +41,9 @@ def type_name(msg_class) -> str:
 
 def node_parameters(model: str, backend: str, overrides: dict | None = None) -> dict:
     """The node's parameters: its declared defaults, ``model``/``backend``, and checked overrides."""
-    from rgbd_vae_ros.nodes.base import COMMON_PARAMETERS
+    from rgbd_vae_ros.nodes.parameters import defaults, problem
 
-    values = {name: default for name, (default, *_rest) in COMMON_PARAMETERS.items()}
+    values = defaults()
     values.update(model=str(model), backend=backend)
     for name, value in (overrides or {}).items():
         if name not in values:
@@ -59,6 +59,9 @@ def node_parameters(model: str, backend: str, overrides: dict | None = None) -> 
             except ValueError:
                 raise ValueError(f"parameter {name} is {value!r}; expected a {type(default).__name__}") from None
         values[name] = value
+    reason = problem(values)
+    if reason is not None:
+        raise ValueError(f"parameter {reason}")
     return values
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,17 +16,21 @@ from std_msgs.msg import Header
 
 from rgbd_vae_ros.conversion import numpy_to_image
 
-from .test_node_processes import _start, _stop
 
 CYCLES = 200
 
 
 @pytest.mark.slow
-def test_200_transition_cycles_under_a_30_hz_stream_leave_the_pipeline_alive_and_answering(harness, pipeline_models):
+def test_200_transition_cycles_under_a_30_hz_stream_leave_the_pipeline_alive_and_answering(harness, pipeline_models,
+                                                                                             tmp_path):
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
 
-    process = _start("rgbd_pipeline", f"model:={pipeline_models}", "reliable_input:=true")
+    # Its log goes to a file: each activation logs a line, and an undrained pipe would fill and block it.
+    log = open(tmp_path / "pipeline.log", "w+")
+    process = subprocess.Popen([str(Path(sys.executable).with_name("rgbd_pipeline")), "--ros-args", "-p",
+                                f"model:={pipeline_models}", "-p", "reliable_input:=true"], stdout=log,
+                               stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
     try:
         change = harness.probe.create_client(ChangeState, "/rgbd_pipeline/change_state")
@@ -59,5 +67,9 @@ def test_200_transition_cycles_under_a_30_hz_stream_leave_the_pipeline_alive_and
         assert harness.wait_for(lambda: len(decoded) > answered, timeout_s=60), "no output after the cycles"
     finally:
         stop.set()
-        code, output = _stop(process)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+        log.seek(0)
+        output = log.read()
+        print(output[-4000:])  # shown when the test fails
     assert code == 0 and "Traceback" not in output and "InvalidHandle" not in output, output[-3000:]

@@ -243,7 +243,7 @@ def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, expo
     negative = good_depth.copy()
     negative[5, 5] = -2.0
     bad_frames = [
-        (Image(header=_header(1), height=120, width=160, encoding="yuv422", step=320, data=bytes(38400)),
+        (Image(header=_header(1), height=120, width=160, encoding="hsv8", step=480, data=bytes(57600)),
          numpy_to_image(good_depth, "32FC1", _header(1))),  # unknown encoding
         (Image(header=_header(2), height=120, width=160, encoding="rgb8", step=100, data=bytes(12000)),
          numpy_to_image(good_depth, "32FC1", _header(2))),  # step < width x 3
