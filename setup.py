@@ -67,6 +67,7 @@ setup(
     install_requires=[
         "numpy>=1.24",
         "pyyaml>=6",
+        "pillow>=10",  # compressed image input (jpeg, png)
     ],
     extras_require={
         "train": ["torch==2.13.0", "h5py>=3.8", "scipy>=1.10", "tqdm>=4.60", "tensorboard>=2.14", "pillow>=10"],

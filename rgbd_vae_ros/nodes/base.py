@@ -28,7 +28,7 @@ from rgbd_vae_ros.sync import LatestSlot
 
 from .diagnostics import Counters, Snapshot, level_and_message
 from .parameters import COMMON_PARAMETERS, RELOADING, problem, reliable_input
-from .processors import INPUT_TYPES, ON_DEMAND, Processor
+from .processors import COMPRESSED_IMAGE, INPUT_TYPES, ON_DEMAND, Processor
 
 BAD_INPUT = (ImageConversionError, StageError)
 LOAD_ERRORS = (BackendError, StageError, ValueError)
@@ -134,7 +134,7 @@ class PerceptionNode(LifecycleNode):
         mode = reliable_input(self.param("reliable_input"))
         if mode != "auto":
             return ReliabilityPolicy.RELIABLE if mode == "true" else ReliabilityPolicy.BEST_EFFORT
-        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name(stream))
+        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name(self._input_topic(stream)[0]))
         if publishers and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
             return ReliabilityPolicy.RELIABLE
         return ReliabilityPolicy.BEST_EFFORT
@@ -209,8 +209,14 @@ class PerceptionNode(LifecycleNode):
         for stream in list(self._inputs):
             self.destroy_subscription(self._inputs.pop(stream))
         for stream in self.processor.inputs:
-            self._inputs[stream] = self.create_subscription(INPUT_TYPES[stream], stream, self._receiver(stream),
+            topic, msg_type = self._input_topic(stream)
+            self._inputs[stream] = self.create_subscription(msg_type, topic, self._receiver(stream),
                                                             self.input_qos(stream))
+
+    def _input_topic(self, stream: str) -> tuple[str, type]:
+        if stream == "image" and self.param("image_transport") == "compressed":
+            return COMPRESSED_IMAGE
+        return stream, INPUT_TYPES[stream]
 
     def _follow_publishers_qos(self) -> None:
         """reliable_input auto: a publisher of other reliability appeared; subscribe again to match it."""

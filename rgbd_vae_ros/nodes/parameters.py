@@ -40,12 +40,13 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
     "use_depth": (True, "encode measured depth with the image (needs the depth topic)", True, {}),
     "queue_size": (5, "depth of the reliable output queues", True, _ints(1, 100)),
     "reliable_input": ("auto", "auto (match the publishers) | true | false", True, {"dynamic_typing": True}),
+    "image_transport": ("raw", "raw (image) | compressed (image/compressed, jpeg or png)", True, {}),
     "autostart": (True, "configure and activate on start", True, {}),
     "output_width": (0, "decoded image width (0: the model's; set both or neither)", False, _ints(0, 8192)),
     "output_height": (0, "decoded image height (0: the model's; set both or neither)", False, _ints(0, 8192)),
 }
 CHOICES = {"backend": BACKENDS, "device": DEVICES, "depth_encoding": ("32FC1", "16UC1"),
-           "reliable_input": ("auto", "true", "false")}
+           "reliable_input": ("auto", "true", "false"), "image_transport": ("raw", "compressed")}
 # A change of these while configured loads the model again (and is refused if it cannot load).
 RELOADING = ("model", "backend", "device", "fp16")
 

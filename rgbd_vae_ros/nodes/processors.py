@@ -18,10 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from rgbd_vae_ros.conversion import (ImageConversionError, depth_m_to_mm, depth_msg_to_m, image_msg_to_rgb,
-                                     latent_from_msg, latent_to_msg, numpy_to_image, scale_camera_info)
+from rgbd_vae_ros.conversion import (ImageConversionError, compressed_msg_to_rgb, depth_m_to_mm, depth_msg_to_m,
+                                     image_msg_to_rgb, latent_from_msg, latent_to_msg, numpy_to_image,
+                                     scale_camera_info)
 from rgbd_vae_ros.frames import Frame
 from rgbd_vae_ros.processing import colorize_depth
 from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage, StageError, check_same_checkpoint
@@ -30,8 +31,15 @@ Param = Callable[[str], Any]
 Wanted = Callable[[str], bool]
 Outputs = list[tuple[str, Any]]
 
-# Message type of each input stream (the decoder's frame.image is a latent message).
+# Message type of each input stream (the decoder's frame.image is a latent message); the colour
+# image may also come compressed (image_transport compressed, on ``image/compressed``).
 INPUT_TYPES = {"image": Image, "depth": Image, "camera_info": CameraInfo, "latent": Image}
+COMPRESSED_IMAGE = ("image/compressed", CompressedImage)
+
+
+def rgb_of(msg) -> np.ndarray:
+    """The colour image of a sensor_msgs/Image or CompressedImage as (H, W, 3) uint8 RGB."""
+    return compressed_msg_to_rgb(msg) if hasattr(msg, "format") else image_msg_to_rgb(msg)
 DEPTH_OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/colorized": Image}
 ENCODE_OUTPUTS = {"latent": Image}
 DECODE_OUTPUTS = {"decoded/image": Image, "decoded/depth": Image}
@@ -163,7 +171,7 @@ class DepthEstimator(Processor):
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
-        self.estimate_depth(self.depth, image_msg_to_rgb(frame.image), frame, wanted, out)
+        self.estimate_depth(self.depth, rgb_of(frame.image), frame, wanted, out)
         return out
 
 
@@ -181,7 +189,7 @@ class Encoder(Processor):
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
-        rgb_u8 = image_msg_to_rgb(frame.image)
+        rgb_u8 = rgb_of(frame.image)
         depth_m = measured_depth_m(frame.depth, rgb_u8) if frame.depth is not None else None
         self.encode(self.encoder, rgb_u8, depth_m, frame.image.header, out)
         return out
@@ -231,7 +239,7 @@ class Pipeline(Processor):
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
         header = frame.image.header
-        rgb_u8 = image_msg_to_rgb(frame.image)
+        rgb_u8 = rgb_of(frame.image)
         depth_m = self.estimate_depth(self.depth, rgb_u8, frame, wanted, out)
         if frame.depth is not None:
             try:

@@ -116,9 +116,11 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
                         if progress is not None:
                             progress()
 
+                message_types = {topic: COMPRESSED_IMAGE[1] if reader.topics[topic].msgtype.endswith("/CompressedImage")
+                                 else INPUT_TYPES[stream] for topic, stream in by_topic.items()}
                 for topic, recorded, data in reader.messages(list(by_topic)):
                     stream = by_topic[topic]
-                    msg = deserialize_message(data, INPUT_TYPES[stream])
+                    msg = deserialize_message(data, message_types[topic])
                     if stream == main:
                         result.frames_in += 1
                         recorded_at[id(msg)] = recorded
@@ -139,16 +141,17 @@ def _join(namespace: str, topic: str) -> str:
 
 def _streams(reader: BagReader, inputs: tuple[str, ...], topics: dict[str, str]) -> dict[str, str]:
     """stream -> topic for the processor's inputs that the bag holds, each checked for its type."""
-    from rgbd_vae_ros.nodes.processors import INPUT_TYPES
+    from rgbd_vae_ros.nodes.processors import COMPRESSED_IMAGE, INPUT_TYPES
 
     found = {}
     for stream in inputs:
         info = reader.topics.get(topics[stream])
         if info is None or info.count == 0:
             continue
-        expected = type_name(INPUT_TYPES[stream])
-        if info.msgtype != expected:
-            raise BagError(f"topic {info.topic!r} holds {info.msgtype}; the {stream} input must be {expected}")
+        accepted = [type_name(INPUT_TYPES[stream])] + ([type_name(COMPRESSED_IMAGE[1])] if stream == "image" else [])
+        if info.msgtype not in accepted:
+            raise BagError(f"topic {info.topic!r} holds {info.msgtype}; the {stream} input must be "
+                           f"{' or '.join(accepted)}")
         found[stream] = info.topic
     return found
 

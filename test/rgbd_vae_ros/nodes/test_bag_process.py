@@ -117,7 +117,7 @@ def test_bad_bags_and_arguments_are_one_sentence_and_write_nothing(sequence_bag,
     cases = [
         (["bag", "process", str(out), str(tmp_path / "a")] + model, 1, "has no '/camera/rgb/image_raw' messages"),
         (["bag", "process", str(tmp_path / "strings"), str(tmp_path / "b")] + model, 1,
-         "holds std_msgs/msg/String; the image input must be sensor_msgs/msg/Image"),
+         "holds std_msgs/msg/String; the image input must be sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage"),
         (["bag", "process", str(sequence_bag), str(existing)] + model, 1, "already exists"),
         (["bag", "process", str(tmp_path / "missing"), str(tmp_path / "c")] + model, 1, "does not exist"),
         (["bag", "process", str(sequence_bag), str(tmp_path / "d")] + model + ["-p", "colour=red"], 1,

@@ -189,3 +189,22 @@ def test_a_depth_of_another_aspect_is_refused_by_the_encoder_and_replaced_by_the
     topics = [topic for topic, _ in pipeline(Frame(rgb, depth=square))]
     assert "latent" in topics and pipeline.counts["measured_depth_unused"] == 1
     assert "another aspect" in pipeline.reasons["measured_depth_unused"]
+
+
+def test_compressed_colour_input_when_image_transport_is_compressed(harness, exported):
+    from sensor_msgs.msg import CompressedImage
+
+    from rgbd_vae_ros.conversion import rgb_to_compressed_msg
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+
+    node = _node(DepthEstimatorNode, harness, model=str(exported["unet_depth"][0]), image_transport="compressed")
+    depth = harness.listen(Image, "depth/image")
+    pub = harness.publisher(CompressedImage, "image/compressed")
+    rgb = RNG.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    assert harness.send(pub, rgb_to_compressed_msg(rgb, "png", _header(0)), lambda: depth)
+    assert (depth[0].width, depth[0].height, depth[0].header.stamp.sec) == (160, 120, 2000)
+    broken = rgb_to_compressed_msg(rgb, "jpeg", _header(1))
+    broken.data = bytes(broken.data)[:50]
+    assert harness.send(pub, broken, lambda: node.counters.rejected >= 1)
+    assert harness.send(pub, rgb_to_compressed_msg(rgb, "jpeg", _header(2)),
+                        lambda: any(m.header.stamp.sec == 2002 for m in depth))
