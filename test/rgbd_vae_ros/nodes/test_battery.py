@@ -1,0 +1,526 @@
+"""The standing battery of hostile input (SPEC §8, issue 13): hundreds of cases over the four
+perception nodes and ``rgbd-vae bag process``.
+
+Each case feeds one hostile input and asserts that it is refused the way a node counts a reject
+(an error of ``BAD_INPUT`` with a sentence naming the problem), or counted by the processor, or
+that its bad pixels come out invalid (NaN in 32FC1, 0 in 16UC1, never a clamped value); then it
+feeds a good frame and asserts the outputs come back. The bulk runs through the processors (the
+code the live nodes and ``bag process`` run), deterministically in one process; a smaller part
+sends hostile messages to live nodes over rclpy.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from rgbd_vae_ros.conversion import (MAX_IMAGE_SIDE, RGB_ENCODINGS, ImageConversionError, image_to_numpy,
+                                     latent_from_msg, latent_to_msg, numpy_to_image, rgb_to_compressed_msg)
+from rgbd_vae_ros.frames import Frame, FrameAssembler
+from rgbd_vae_ros.nodes import processors
+from rgbd_vae_ros.nodes.base import BAD_INPUT, LOAD_ERRORS
+from rgbd_vae_ros.nodes.parameters import defaults, problem
+from rgbd_vae_ros.nodes.processors import Decoder, DepthEstimator, Encoder, Pipeline
+from rgbd_vae_ros.stages import StageError
+
+WIDTH, HEIGHT = 64, 48  # small, so hundreds of frames run in seconds
+LATENT_DIM = 16  # conv_vae in the small settings (test/rgbd_vae_ros/conftest.py)
+RNG = np.random.default_rng(13)
+COMPRESSED_INPUT = hasattr(processors, "COMPRESSED_IMAGE")
+
+EXPECTED = {
+    "depth_estimator": {"depth/image", "depth/colorized"},
+    "rgbd_encoder": {"latent"},
+    "rgbd_decoder": {"decoded/image", "decoded/depth"},
+    "rgbd_pipeline": {"depth/image", "depth/colorized", "latent", "decoded/image", "decoded/depth"},
+}
+IMAGE_TAKERS = ("depth_estimator", "rgbd_encoder", "rgbd_pipeline")
+
+
+def _header(i: int = 0) -> Header:
+    h = Header(frame_id="camera_rgb")
+    h.stamp.sec, h.stamp.nanosec = 3000 + i, 7000
+    return h
+
+
+def _rgb(i: int = 0, width: int = WIDTH, height: int = HEIGHT) -> Image:
+    return numpy_to_image(RNG.integers(0, 256, (height, width, 3), dtype=np.uint8), "rgb8", _header(i))
+
+
+def _depth(i: int = 0, width: int = WIDTH, height: int = HEIGHT, value=None) -> Image:
+    pixels = RNG.uniform(0.5, 5.0, (height, width)) if value is None else np.full((height, width), value)
+    return numpy_to_image(pixels.astype(np.float32), "32FC1", _header(i))
+
+
+def _latent(i: int = 0, mu=None, dim: int = LATENT_DIM) -> Image:
+    mu = RNG.normal(0, 1, dim) if mu is None else mu
+    return latent_to_msg(np.asarray(mu, np.float32), np.zeros(dim, np.float32), _header(i))
+
+
+def _info(width: int = WIDTH, height: int = HEIGHT, k=None, i: int = 0) -> CameraInfo:
+    k = [50.0, 0.0, width / 2, 0.0, 50.0, height / 2, 0.0, 0.0, 1.0] if k is None else k
+    return CameraInfo(header=_header(i), width=width, height=height, k=[float(v) for v in k])
+
+
+def _fields(msg) -> types.SimpleNamespace:
+    """A message's fields as a plain object, which (like a rosbags message) holds any value."""
+    return types.SimpleNamespace(header=msg.header, height=msg.height, width=msg.width, encoding=msg.encoding,
+                                 is_bigendian=msg.is_bigendian, step=msg.step, data=bytes(msg.data))
+
+
+def _hostile(msg, **changes) -> types.SimpleNamespace:
+    fake = _fields(msg)
+    for name, value in changes.items():
+        setattr(fake, name, value(fake) if callable(value) else value)
+    return fake
+
+
+# --- the processors, built once ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(exported, pipeline_models):
+    """name -> (processor, its parameter dict); parameters are read per frame, so a test may change them."""
+    models = {"depth_estimator": (DepthEstimator, exported["unet_depth"][0]),
+              "rgbd_encoder": (Encoder, exported["conv_vae"][0]),
+              "rgbd_decoder": (Decoder, exported["conv_vae"][0]),
+              "rgbd_pipeline": (Pipeline, pipeline_models)}
+    made = {}
+    for name, (cls, model) in models.items():
+        params = {**defaults(), "model": str(model), "backend": "onnxruntime"}
+        made[name] = (cls(params.__getitem__), params)
+    yield made
+    for processor, _ in made.values():
+        processor.close()
+
+
+@pytest.fixture
+def procs(built):
+    """The processors with default parameters and cleared counts; restored after the test."""
+    saved = {name: dict(params) for name, (_, params) in built.items()}
+    for processor, _ in built.values():
+        processor.counts.clear()
+        processor.reasons.clear()
+    yield {name: processor for name, (processor, _) in built.items()}
+    for name, (_, params) in built.items():
+        params.clear()
+        params.update(saved[name])
+
+
+def _params(built, name) -> dict:
+    return built[name][1]
+
+
+def _topics(outputs) -> set[str]:
+    return {topic for topic, _ in outputs}
+
+
+def _good_frame(name: str, i: int = 100) -> Frame:
+    if name == "rgbd_decoder":
+        return Frame(_latent(i))
+    return Frame(_rgb(i), depth=_depth(i) if name == "rgbd_encoder" else None)
+
+
+def answers(processor, name: str, frame: Frame | None = None, expected: set[str] | None = None) -> dict:
+    """Feed a good frame (or ``frame``); its outputs come back, finite where they must be, with its header."""
+    frame = frame or _good_frame(name)
+    out = processor(frame)
+    topics = [topic for topic, _ in out]
+    assert set(topics) == (expected or EXPECTED[name]) and len(topics) == len(set(topics)), topics
+    outputs = dict(out)
+    for topic, msg in outputs.items():
+        assert msg.header.stamp == frame.image.header.stamp, topic
+    if "latent" in outputs:
+        mu, logvar = latent_from_msg(outputs["latent"], LATENT_DIM)
+        assert np.isfinite(mu).all() and np.isfinite(logvar).all()
+    if "decoded/depth" in outputs:
+        assert np.isfinite(image_to_numpy(outputs["decoded/depth"])).all()
+    if "depth/image" in outputs:
+        depth = image_to_numpy(outputs["depth/image"])
+        assert depth.shape == (getattr(frame.image, "height", HEIGHT), getattr(frame.image, "width", WIDTH))
+    return outputs
+
+
+def refused(processor, name: str, frame: Frame, error, match: str):
+    """The frame is refused as a node counts a reject, with a sentence naming the problem; the next good
+    frame is answered."""
+    with pytest.raises(BAD_INPUT) as raised:
+        processor(frame)
+    assert isinstance(raised.value, error), f"{type(raised.value).__name__}: {raised.value}"
+    text = str(raised.value)
+    assert match in text, text
+    assert "\n" not in text and "Traceback" not in text
+    answers(processor, name)
+    return raised.value
+
+
+# --- colour images with every wrong field --------------------------------------------------------
+def _data(n):
+    return lambda m: m.data[:n] if n < 0 else m.data + bytes(n)
+
+
+IMAGE_FAULTS = {
+    "unknown_encoding": ({"encoding": "hsv8"}, "encoding 'hsv8'"),
+    "empty_encoding": ({"encoding": ""}, "encoding ''"),
+    "none_encoding": ({"encoding": None}, "encoding None"),
+    "int_encoding": ({"encoding": 3}, "encoding 3"),
+    "bytes_encoding": ({"encoding": b"rgb8"}, "encoding b'rgb8'"),
+    "depth_32fc1_as_colour": ({"encoding": "32FC1"}, "encoding '32FC1'"),
+    "depth_16uc1_as_colour": ({"encoding": "16UC1"}, "encoding '16UC1'"),
+    "opencv_8uc3_as_colour": ({"encoding": "8UC3"}, "encoding '8UC3'"),
+    "upper_case_encoding": ({"encoding": "RGB8"}, "encoding 'RGB8'"),
+    "data_one_byte_short": ({"data": _data(-1)}, "expected step x height"),
+    "data_one_row_short": ({"data": _data(-WIDTH * 3)}, "expected step x height"),
+    "data_one_byte_long": ({"data": _data(1)}, "expected step x height"),
+    "data_empty": ({"data": b""}, "data holds 0 bytes"),
+    "step_below_width": ({"step": WIDTH * 3 - 1}, "is smaller than width"),
+    "step_zero": ({"step": 0}, "is smaller than width"),
+    "step_negative": ({"step": -WIDTH * 3}, "is smaller than width"),
+    "step_padded_without_data": ({"step": WIDTH * 3 + 4}, "expected step x height"),
+    "width_zero": ({"width": 0}, "expected a width and height of at least 1"),
+    "height_zero": ({"height": 0}, "expected a width and height of at least 1"),
+    "zero_by_zero": ({"width": 0, "height": 0, "step": 0, "data": b""}, "at least 1"),
+    "width_negative": ({"width": -WIDTH}, "at least 1"),
+    "height_negative": ({"height": -1}, "at least 1"),
+    "width_huge": ({"width": MAX_IMAGE_SIDE + 1}, f"at most {MAX_IMAGE_SIDE} pixels"),
+    "height_huge": ({"height": 2**31}, f"at most {MAX_IMAGE_SIDE} pixels"),
+    "over_a_gibibyte": ({"encoding": "rgba16", "width": MAX_IMAGE_SIDE, "height": MAX_IMAGE_SIDE,
+                         "step": MAX_IMAGE_SIDE * 8}, "bytes accepted"),
+    "height_float": ({"height": float(HEIGHT)}, "height is 48.0; expected a whole number"),
+    "width_bool": ({"width": True}, "width is True; expected a whole number"),
+    "step_string": ({"step": "192"}, "step is '192'; expected a whole number"),
+    "width_none": ({"width": None}, "width is None"),
+    "data_none": ({"data": None}, "image data of type 'NoneType' is not a byte sequence"),
+    "data_string": ({"data": "x" * (WIDTH * HEIGHT * 3)}, "is not a byte sequence"),
+    "data_dict": ({"data": {"pixels": 1}}, "is not a byte sequence"),
+    "data_ints_over_255": ({"data": lambda m: [300] * len(m.data)}, "is not a byte sequence"),
+    "data_float_array": ({"data": lambda m: np.zeros(len(m.data), np.float32)}, "expected step x height"),
+}
+
+
+@pytest.mark.parametrize("name", IMAGE_TAKERS)
+@pytest.mark.parametrize("fault", list(IMAGE_FAULTS))
+def test_a_colour_image_with_a_wrong_field_is_refused_and_the_next_frame_answered(procs, name, fault):
+    changes, match = IMAGE_FAULTS[fault]
+    good = _good_frame(name, 1)
+    refused(procs[name], name, Frame(_hostile(good.image, **changes), depth=good.depth), ImageConversionError, match)
+
+
+@pytest.mark.parametrize("value", [1, 2, 255, -1, None, "yes"])
+def test_is_bigendian_does_not_change_single_byte_pixels(procs, value):
+    """8-bit pixels have no byte order: any is_bigendian value reads the same pixels."""
+    image = _rgb(2)
+    expected = answers(procs["depth_estimator"], "depth_estimator", Frame(image))
+    got = answers(procs["depth_estimator"], "depth_estimator", Frame(_hostile(image, is_bigendian=value)))
+    np.testing.assert_array_equal(image_to_numpy(got["depth/image"]), image_to_numpy(expected["depth/image"]))
+
+
+@pytest.mark.parametrize("bigendian", [0, 1])
+def test_16_bit_colour_is_read_in_its_byte_order(procs, bigendian):
+    pixels = RNG.integers(0, 65536, (HEIGHT, WIDTH, 3), dtype=np.uint16)
+    msg = numpy_to_image(pixels, "rgb16", _header(3))
+    if bigendian:
+        msg = _hostile(msg, is_bigendian=1, data=pixels.astype(">u2").tobytes())
+    got = answers(procs["depth_estimator"], "depth_estimator", Frame(msg))
+    same = answers(procs["depth_estimator"], "depth_estimator",
+                   Frame(numpy_to_image((pixels >> 8).astype(np.uint8), "rgb8", _header(3))))
+    np.testing.assert_array_equal(image_to_numpy(got["depth/image"]), image_to_numpy(same["depth/image"]))
+
+
+# --- every supported encoding: answered when whole, refused when truncated -------------------------
+def _in_encoding(encoding: str, width: int = WIDTH, height: int = HEIGHT, i: int = 4) -> Image:
+    wide = encoding.endswith("16") or encoding == "mono16"
+    channels = 1 if encoding.startswith(("mono", "bayer")) else 2 if encoding in ("yuv422", "uyvy", "yuv422_yuy2",
+                                                                                  "yuyv") else \
+        4 if "a" in encoding.replace("bayer", "") else 3
+    dtype = np.uint16 if wide else np.uint8
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return numpy_to_image(RNG.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype), encoding, _header(i))
+
+
+def test_the_battery_covers_every_supported_encoding():
+    assert {"yuv422_yuy2", "yuyv", "uyvy", "rgb16", "bgr16", "bayer_rggb8", "bayer_grbg8"} <= set(RGB_ENCODINGS)
+
+
+@pytest.mark.parametrize("name", ["depth_estimator", "rgbd_encoder"])
+@pytest.mark.parametrize("encoding", RGB_ENCODINGS)
+def test_every_supported_encoding_is_answered(procs, name, encoding):
+    answers(procs[name], name, Frame(_in_encoding(encoding), depth=_depth(4) if name == "rgbd_encoder" else None))
+
+
+@pytest.mark.parametrize("encoding", RGB_ENCODINGS)
+def test_every_supported_encoding_truncated_is_refused(procs, encoding):
+    msg = _in_encoding(encoding)
+    refused(procs["depth_estimator"], "depth_estimator", Frame(_hostile(msg, data=_data(-msg.step))),
+            ImageConversionError, "expected step x height")
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv"])
+def test_yuv422_of_odd_width_is_refused(procs, encoding):
+    msg = _hostile(_in_encoding(encoding), width=WIDTH - 1, step=(WIDTH - 1) * 2,
+                   data=bytes(HEIGHT * (WIDTH - 1) * 2))
+    refused(procs["depth_estimator"], "depth_estimator", Frame(msg), ImageConversionError, "the width must be even")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (1, 9)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_smaller_than_one_cell_is_refused(procs, pattern, size):
+    width, height = size
+    msg = numpy_to_image(np.zeros((height, width), np.uint8), f"bayer_{pattern}8", _header(5))
+    refused(procs["depth_estimator"], "depth_estimator", Frame(msg), ImageConversionError, "at least 2x2 pixels")
+
+
+# --- compressed images ----------------------------------------------------------------------------
+def _compressed(fmt="jpeg", data=None, i=6, rgb=None):
+    msg = rgb_to_compressed_msg(RNG.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) if rgb is None else rgb,
+                                "png" if fmt == "png" else "jpeg", _header(i))
+    if fmt not in ("jpeg", "png"):
+        msg.format = fmt
+    if data is not None:
+        msg.data = data(bytes(msg.data)) if callable(data) else data
+    return msg
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    # The header, then 8 bytes of garbage where the pixels should be.
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", bytes(8)))
+
+
+COMPRESSED_FAULTS = {
+    "random_bytes": (lambda: _compressed(data=bytes(RNG.integers(0, 256, 500, dtype=np.uint8))), "not a readable"),
+    "empty_data": (lambda: _compressed(data=b""), "of 0 bytes"),
+    "jpeg_truncated": (lambda: _compressed(data=lambda d: d[: len(d) // 3]), "compressed JPEG image"),
+    "png_truncated": (lambda: _compressed("png", data=lambda d: d[: len(d) // 2]), "compressed PNG image"),
+    "png_header_only": (lambda: _compressed("png", data=_png_header(WIDTH, HEIGHT)), "compressed PNG image"),
+    "oversize_png_header": (lambda: _compressed("png", data=_png_header(MAX_IMAGE_SIDE + 1, 4)), "at most"),
+    "huge_png_header": (lambda: _compressed("png", data=_png_header(MAX_IMAGE_SIDE, MAX_IMAGE_SIDE)),
+                        "compressed"),
+    "unknown_format_bmp": (lambda: _compressed("bmp"), "is not a jpeg or png colour image"),
+    "empty_format": (lambda: _compressed(""), "format '' is not"),
+    "compressed_depth": (lambda: _compressed("16UC1; compressedDepth png"), "compressedDepth is not a colour"),
+    "two_formats": (lambda: _compressed("jpeg png"), "is not a jpeg or png"),
+}
+
+
+@pytest.mark.skipif(not COMPRESSED_INPUT, reason="the processors take no compressed images yet")
+@pytest.mark.parametrize("name", ["depth_estimator", "rgbd_pipeline"])
+@pytest.mark.parametrize("fault", list(COMPRESSED_FAULTS))
+def test_a_damaged_compressed_image_is_refused_and_the_next_frame_answered(procs, name, fault):
+    make, match = COMPRESSED_FAULTS[fault]
+    refused(procs[name], name, Frame(make()), ImageConversionError, match)
+    answers(procs[name], name, Frame(_compressed("png", i=7)))
+
+
+@pytest.mark.skipif(not COMPRESSED_INPUT, reason="the processors take no compressed images yet")
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "rgb8; jpeg compressed bgr8", "bgr8; png compressed bgr8"])
+def test_a_compressed_image_is_answered_like_the_raw_one(procs, fmt):
+    rgb = RNG.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    kind = "png" if "png" in fmt else "jpeg"
+    msg = _compressed(kind, rgb=rgb)
+    msg.format = fmt
+    got = answers(procs["depth_estimator"], "depth_estimator", Frame(msg))
+    if kind == "png":  # lossless: the same pixels, the same depth
+        raw = answers(procs["depth_estimator"], "depth_estimator", Frame(numpy_to_image(rgb, "rgb8", _header(6))))
+        np.testing.assert_array_equal(image_to_numpy(got["depth/image"]), image_to_numpy(raw["depth/image"]))
+
+
+# --- measured depth: the encoder refuses what it cannot use; the pipeline falls back to the estimate --
+def _depth_msg(pixels: np.ndarray, encoding: str = "32FC1", i: int = 8) -> Image:
+    return numpy_to_image(pixels, encoding, _header(i))
+
+
+def _places(value, fraction=0.25):
+    pixels = RNG.uniform(0.5, 5.0, (HEIGHT, WIDTH)).astype(np.float32)
+    pixels[RNG.random((HEIGHT, WIDTH)) < fraction] = value
+    return _depth_msg(pixels)
+
+
+def _one_pixel(value):
+    pixels = RNG.uniform(0.5, 5.0, (HEIGHT, WIDTH)).astype(np.float32)
+    pixels[HEIGHT // 3, WIDTH // 5] = value
+    return _depth_msg(pixels)
+
+
+DEPTH_REFUSED = {
+    "negative_everywhere": (lambda: _depth_msg(np.full((HEIGHT, WIDTH), -1.0, np.float32)), StageError,
+                            f"depth holds {WIDTH * HEIGHT} negative values"),
+    "negative_in_places": (lambda: _places(-0.5), StageError, "negative values; expected metres >= 0"),
+    "one_negative_pixel": (lambda: _one_pixel(-1e-6), StageError, "depth holds 1 negative values"),
+    "rgb8_as_depth": (lambda: _rgb(8), ImageConversionError, "depth image has encoding 'rgb8'; expected 32FC1"),
+    "mono8_as_depth": (lambda: _depth_msg(np.zeros((HEIGHT, WIDTH), np.uint8), "mono8"), ImageConversionError,
+                       "encoding 'mono8'"),
+    "8UC1_as_depth": (lambda: _depth_msg(np.zeros((HEIGHT, WIDTH), np.uint8), "8UC1"), ImageConversionError,
+                      "encoding '8UC1'"),
+    "32FC3_as_depth": (lambda: _depth_msg(np.ones((HEIGHT, WIDTH, 3), np.float32), "32FC3"), ImageConversionError,
+                       "encoding '32FC3'"),
+    "unknown_depth_encoding": (lambda: _hostile(_depth(8), encoding="depth"), ImageConversionError,
+                               "encoding 'depth'"),
+    "none_depth_encoding": (lambda: _hostile(_depth(8), encoding=None), ImageConversionError, "encoding None"),
+    "truncated_32FC1": (lambda: _hostile(_depth(8), data=_data(-4)), ImageConversionError, "expected step x height"),
+    "truncated_16UC1": (lambda: _hostile(_depth_msg(np.ones((HEIGHT, WIDTH), np.uint16), "16UC1"), data=_data(-1)),
+                        ImageConversionError, "expected step x height"),
+    "step_below_width": (lambda: _hostile(_depth(8), step=WIDTH * 4 - 4), ImageConversionError,
+                         "is smaller than width"),
+    "zero_by_zero": (lambda: _hostile(_depth(8), width=0, height=0, step=0, data=b""), ImageConversionError,
+                     "at least 1"),
+    "huge_height": (lambda: _hostile(_depth(8), height=MAX_IMAGE_SIDE + 1), ImageConversionError, "at most"),
+    "another_aspect_square": (lambda: _depth(8, 48, 48), StageError, "depth is 48x48 and the image 64x48: another aspect"),
+    "another_aspect_wide": (lambda: _depth(8, 64, 32), StageError, "another aspect"),
+    "another_aspect_portrait": (lambda: _depth(8, 48, 64), StageError, "another aspect"),
+    "another_aspect_a_row": (lambda: _depth(8, 64, 1), StageError, "another aspect"),
+}
+
+
+@pytest.mark.parametrize("case", list(DEPTH_REFUSED))
+def test_a_depth_the_encoder_cannot_use_is_refused_and_the_next_frame_answered(procs, case):
+    make, error, match = DEPTH_REFUSED[case]
+    refused(procs["rgbd_encoder"], "rgbd_encoder", Frame(_rgb(8), depth=make()), error, match)
+
+
+@pytest.mark.parametrize("case", list(DEPTH_REFUSED))
+def test_a_depth_the_pipeline_cannot_use_is_counted_and_the_estimate_encoded(procs, case):
+    make, _, match = DEPTH_REFUSED[case]
+    pipeline, image = procs["rgbd_pipeline"], _rgb(9)
+    estimated = answers(pipeline, "rgbd_pipeline", Frame(image))
+    assert pipeline.counts["measured_depth_unused"] == 0
+    got = answers(pipeline, "rgbd_pipeline", Frame(image, depth=make()))  # every output still goes out
+    assert pipeline.counts["measured_depth_unused"] == 1 and match in pipeline.reasons["measured_depth_unused"]
+    np.testing.assert_array_equal(latent_from_msg(got["latent"])[0], latent_from_msg(estimated["latent"])[0])
+    np.testing.assert_array_equal(image_to_numpy(got["depth/image"]), image_to_numpy(estimated["depth/image"]))
+    answers(pipeline, "rgbd_pipeline", Frame(_rgb(10), depth=_depth(10)))
+    assert pipeline.counts["measured_depth_unused"] == 1
+
+
+def _big_endian_32fc1():
+    pixels = RNG.uniform(0.5, 5.0, (HEIGHT, WIDTH)).astype(np.float32)
+    return (_hostile(_depth_msg(pixels), is_bigendian=1, data=pixels.astype(">f4").tobytes()), _depth_msg(pixels))
+
+
+def _mm(values) -> Image:
+    return _depth_msg(np.asarray(values, np.uint16) * np.ones((HEIGHT, WIDTH), np.uint16), "16UC1")
+
+
+def _same(pixels, encoding="32FC1"):
+    return lambda: (_depth_msg(pixels, encoding), None)
+
+
+NO_READING = np.full((HEIGHT, WIDTH), np.nan, np.float32)
+DEPTH_USED = {  # name -> () -> (depth message, a message that must encode the same, or None)
+    "nan_everywhere": lambda: (_depth_msg(NO_READING), None),
+    "inf_everywhere": lambda: (_depth_msg(np.full((HEIGHT, WIDTH), np.inf, np.float32)), _depth_msg(NO_READING)),
+    "zero_everywhere": lambda: (_depth_msg(np.zeros((HEIGHT, WIDTH), np.float32)), _depth_msg(NO_READING)),
+    "16UC1_zero_everywhere": lambda: (_mm(0), _depth_msg(NO_READING)),
+    "16UC1_65535_everywhere": lambda: (_mm(65535), _depth_msg(np.full((HEIGHT, WIDTH), 65.535, np.float32))),
+    "16UC1_0_and_65535": lambda: (_mm(np.where(np.arange(WIDTH) % 2, 65535, 0)), None),
+    "mono16_as_16UC1": lambda: (_depth_msg(np.full((HEIGHT, WIDTH), 1500, np.uint16), "mono16"),
+                                _depth_msg(np.full((HEIGHT, WIDTH), 1.5, np.float32))),
+    "64FC1": lambda: (_depth_msg(np.full((HEIGHT, WIDTH), 2.5, np.float64), "64FC1"),
+                      _depth_msg(np.full((HEIGHT, WIDTH), 2.5, np.float32))),
+    "nan_in_places": lambda: (_places(np.nan), None),
+    "inf_in_places": lambda: (_places(np.inf), None),
+    "big_endian_32FC1": _big_endian_32fc1,
+    "padded_step": lambda: ((lambda d: _hostile(d, step=WIDTH * 4 + 8, data=b"".join(
+        bytes(d.data)[r * WIDTH * 4:(r + 1) * WIDTH * 4] + bytes(8) for r in range(HEIGHT))))(_depth(8)), None),
+    "same_aspect_half_size": lambda: (_depth(8, WIDTH // 2, HEIGHT // 2), None),
+    "same_aspect_double_size": lambda: (_depth(8, WIDTH * 2, HEIGHT * 2), None),
+    "same_aspect_quarter_size": lambda: (_depth(8, WIDTH // 4, HEIGHT // 4), None),
+    "same_aspect_within_a_pixel": lambda: (_depth(8, WIDTH + 1, HEIGHT), None),
+}
+
+
+@pytest.mark.parametrize("case", list(DEPTH_USED))
+def test_a_depth_with_no_readings_or_another_size_of_the_same_aspect_is_used(procs, case):
+    """NaN, inf and 0 are no reading (REP 118), not an error; the same aspect at another size is resized."""
+    depth, same = DEPTH_USED[case]()
+    image = _rgb(11)
+    got = answers(procs["rgbd_encoder"], "rgbd_encoder", Frame(image, depth=depth))
+    if same is not None:
+        expected = answers(procs["rgbd_encoder"], "rgbd_encoder", Frame(image, depth=same))
+        np.testing.assert_allclose(latent_from_msg(got["latent"])[0], latent_from_msg(expected["latent"])[0],
+                                   atol=1e-6)
+    pipeline = procs["rgbd_pipeline"]
+    answers(pipeline, "rgbd_pipeline", Frame(image, depth=depth))
+    assert pipeline.counts["measured_depth_unused"] == 0, pipeline.reasons
+
+
+def test_an_encoder_for_rgb_d_refuses_an_image_without_its_depth(procs):
+    refused(procs["rgbd_encoder"], "rgbd_encoder", Frame(_rgb(12)), StageError, "a depth image is needed")
+
+
+# --- camera_info: refused, counted, not republished; the depth itself still goes out ---------------
+K = [50.0, 0.0, 32.0, 0.0, 50.0, 24.0, 0.0, 0.0, 1.0]
+
+
+def _k(**at):
+    k = list(K)
+    for index, value in at.items():
+        k[int(index[1:])] = value
+    return k
+
+
+CAMERA_INFO_REJECTED = {
+    "zero_k": (lambda: _info(k=[0.0] * 9), "K is not finite with fx, fy > 0"),
+    "nan_k": (lambda: _info(k=[float("nan")] * 9), "K is not finite"),
+    "nan_fx": (lambda: _info(k=_k(k0=float("nan"))), "K is not finite"),
+    "nan_cx": (lambda: _info(k=_k(k2=float("nan"))), "K is not finite"),
+    "inf_fy": (lambda: _info(k=_k(k4=float("inf"))), "K is not finite"),
+    "negative_fx": (lambda: _info(k=_k(k0=-50.0)), "fx, fy > 0"),
+    "negative_fy": (lambda: _info(k=_k(k4=-50.0)), "fx, fy > 0"),
+    "zero_fy": (lambda: _info(k=_k(k4=0.0)), "fx, fy > 0"),
+    "k_of_8_values": (lambda: types.SimpleNamespace(header=_header(), width=WIDTH, height=HEIGHT, k=K[:8]),
+                      "K is not finite"),
+    "zero_by_zero": (lambda: _info(0, 0), "camera_info is 0x0; expected a calibrated size"),
+    "zero_width": (lambda: _info(0, HEIGHT), "camera_info is 0x48"),
+    "another_aspect_square": (lambda: _info(100, 100), "camera_info is 100x100, another aspect than the 64x48 image"),
+    "another_aspect_portrait": (lambda: _info(HEIGHT, WIDTH), "another aspect"),
+    "another_aspect_wide": (lambda: _info(1280, 480), "another aspect"),
+    "huge": (lambda: _info(2**32 - 1, 2**32 - 1), "another aspect"),
+    "huge_width": (lambda: _info(2**32 - 1, HEIGHT), "another aspect"),
+}
+
+
+@pytest.mark.parametrize("name", ["depth_estimator", "rgbd_pipeline"])
+@pytest.mark.parametrize("case", list(CAMERA_INFO_REJECTED))
+def test_a_camera_info_that_cannot_describe_the_image_is_counted_and_not_republished(procs, name, case):
+    make, match = CAMERA_INFO_REJECTED[case]
+    processor = procs[name]
+    got = answers(processor, name, Frame(_rgb(13), camera_info=make()))  # depth/camera_info is not among them
+    assert processor.counts["camera_info_rejected"] == 1 and match in processor.reasons["camera_info_rejected"]
+    good = answers(processor, name, Frame(_rgb(14), camera_info=_info(WIDTH * 2, HEIGHT * 2, k=[2 * v for v in K])),
+                   expected=EXPECTED[name] | {"depth/camera_info"})
+    info = good["depth/camera_info"]
+    assert (info.width, info.height) == (WIDTH, HEIGHT) and list(info.k[:6]) == K[:6]  # scaled to the image
+    assert processor.counts["camera_info_rejected"] == 1
+    assert "depth/image" in got
+
+
+@pytest.mark.parametrize("size, scale", [((WIDTH, HEIGHT), 1.0), ((WIDTH * 10, HEIGHT * 10), 0.1),
+                                         ((WIDTH // 2, HEIGHT // 2), 2.0), ((WIDTH + 1, HEIGHT), WIDTH / (WIDTH + 1))],
+                         ids=["same_size", "ten_times", "half", "within_a_pixel"])
+def test_a_camera_info_of_the_same_aspect_is_scaled_to_the_depth(procs, size, scale):
+    processor = procs["depth_estimator"]
+    got = answers(processor, "depth_estimator", Frame(_rgb(15), camera_info=_info(*size)),
+                  expected=EXPECTED["depth_estimator"] | {"depth/camera_info"})
+    info = got["depth/camera_info"]
+    assert (info.width, info.height) == (WIDTH, HEIGHT) and info.k[0] == pytest.approx(50.0 * scale)
+    assert info.header.stamp == _header(15).stamp and not processor.counts["camera_info_rejected"]
+
+
+def test_a_camera_info_100_s_older_than_the_image_is_not_paired():
+    assembler = FrameAssembler(0.02, ("camera_info",))
+    old = _info(i=0)
+    old.header.stamp.sec -= 100
+    assert assembler.add("camera_info", old) == []
+    assert assembler.add("camera_info", _info(i=0)) == []
+    assert assembler.add("image", _rgb(-200)) != []  # older than any info: decided, paired with none
+    frames = assembler.add("image", _rgb(0)) + assembler.flush()
+    assert [f.camera_info.header.stamp.sec for f in frames] == [3000]
