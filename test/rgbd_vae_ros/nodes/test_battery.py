@@ -524,3 +524,241 @@ def test_a_camera_info_100_s_older_than_the_image_is_not_paired():
     assert assembler.add("image", _rgb(-200)) != []  # older than any info: decided, paired with none
     frames = assembler.add("image", _rgb(0)) + assembler.flush()
     assert [f.camera_info.header.stamp.sec for f in frames] == [3000]
+
+
+# --- latents: the decoder refuses what it cannot decode, and never publishes a non-finite output -----
+def _mu(value, where=slice(None)):
+    mu = np.zeros(LATENT_DIM, np.float32)
+    mu[where] = value
+    return mu
+
+
+LATENT_FAULTS = {
+    "width_15": (lambda: _latent(dim=15), ImageConversionError, "latent message has width 15; this decoder takes 16"),
+    "width_17": (lambda: _latent(dim=17), ImageConversionError, "has width 17"),
+    "width_1": (lambda: _latent(dim=1), ImageConversionError, "has width 1"),
+    "width_4096": (lambda: _latent(dim=4096), ImageConversionError, "has width 4096"),
+    "width_0": (lambda: _hostile(_latent(), width=0, step=0, data=b""), ImageConversionError, "at least 1"),
+    "nan_mu": (lambda: _latent(mu=_mu(np.nan)), ImageConversionError, "NaN or infinite"),
+    "one_nan": (lambda: _latent(mu=_mu(np.nan, 3)), ImageConversionError, "NaN or infinite"),
+    "inf_mu": (lambda: _latent(mu=_mu(np.inf, 0)), ImageConversionError, "NaN or infinite"),
+    "minus_inf_mu": (lambda: _latent(mu=_mu(-np.inf)), ImageConversionError, "NaN or infinite"),
+    "nan_logvar": (lambda: latent_to_msg(_mu(0.0), _mu(np.nan), _header(16)), ImageConversionError,
+                   "NaN or infinite"),
+    "max_float_everywhere": (lambda: _latent(mu=_mu(3.4e38)), StageError,
+                             "decoder output holds NaN or infinite values for this latent"),
+    "min_float_everywhere": (lambda: _latent(mu=_mu(-3.4e38)), StageError, "decoder output holds NaN or infinite"),
+    "encoding_64FC1": (lambda: numpy_to_image(np.zeros((2, LATENT_DIM)), "64FC1", _header(16)), ImageConversionError,
+                       "latent message is 64FC1 with height 2; expected 32FC1 with height 2"),
+    "encoding_32FC2": (lambda: numpy_to_image(np.zeros((1, LATENT_DIM, 2), np.float32), "32FC2", _header(16)),
+                       ImageConversionError, "latent message is 32FC2"),
+    "encoding_16UC1": (lambda: numpy_to_image(np.zeros((2, LATENT_DIM), np.uint16), "16UC1", _header(16)),
+                       ImageConversionError, "latent message is 16UC1"),
+    "encoding_rgb8": (lambda: _rgb(16, LATENT_DIM, 2), ImageConversionError, "latent message is rgb8"),
+    "height_1": (lambda: numpy_to_image(np.zeros((1, LATENT_DIM), np.float32), "32FC1", _header(16)),
+                 ImageConversionError, "with height 1; expected 32FC1 with height 2"),
+    "height_3": (lambda: numpy_to_image(np.zeros((3, LATENT_DIM), np.float32), "32FC1", _header(16)),
+                 ImageConversionError, "with height 3"),
+    "truncated": (lambda: _hostile(_latent(), data=_data(-4)), ImageConversionError, "expected step x height"),
+    "empty_data": (lambda: _hostile(_latent(), data=b""), ImageConversionError, "data holds 0 bytes"),
+    "step_below_width": (lambda: _hostile(_latent(), step=LATENT_DIM * 4 - 1), ImageConversionError,
+                         "is smaller than width"),
+    "data_of_text": (lambda: _hostile(_latent(), data="mu" * LATENT_DIM * 4), ImageConversionError,
+                     "is not a byte sequence"),
+}
+
+
+@pytest.mark.parametrize("case", list(LATENT_FAULTS))
+def test_a_latent_the_decoder_cannot_decode_is_refused_and_the_next_latent_answered(procs, case):
+    make, error, match = LATENT_FAULTS[case]
+    refused(procs["rgbd_decoder"], "rgbd_decoder", Frame(make()), error, match)
+
+
+FAR_LATENTS = {
+    "max_float_in_one_dimension": _mu(3.4e38, 5),
+    "min_float_in_one_dimension": _mu(-3.4e38, 5),
+    "1e30_everywhere": _mu(1e30),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="a finite latent far outside what the encoder produces (±3.4e38 in one "
+                                       "dimension, 1e30) is decoded into a saturated image and a depth clamped to "
+                                       "0 m / max_depth, published as valid (issue 13 #4)")
+@pytest.mark.parametrize("case", list(FAR_LATENTS))
+def test_a_latent_far_outside_the_encoders_range_is_refused(procs, case):
+    refused(procs["rgbd_decoder"], "rgbd_decoder", Frame(_latent(mu=FAR_LATENTS[case])), StageError, "latent")
+
+
+def test_a_latent_with_padded_rows_is_decoded_like_the_plain_one(procs):
+    plain = _latent(17)
+    row = LATENT_DIM * 4
+    padded = _hostile(plain, step=row + 12, data=b"".join(bytes(plain.data)[r * row:(r + 1) * row] + bytes(12)
+                                                         for r in range(2)))
+    a = answers(procs["rgbd_decoder"], "rgbd_decoder", Frame(padded))
+    b = answers(procs["rgbd_decoder"], "rgbd_decoder", Frame(plain))
+    np.testing.assert_array_equal(image_to_numpy(a["decoded/depth"]), image_to_numpy(b["decoded/depth"]))
+
+
+# --- parameters: problem() refuses each bad set with its sentence --------------------------------
+BAD_PARAMETERS = {
+    "backend_tflite": ({"backend": "tflite"}, "backend 'tflite' is not one of auto"),
+    "backend_empty": ({"backend": ""}, "backend '' is not one of"),
+    "device_tpu": ({"device": "tpu"}, "device 'tpu' is not one of"),
+    "depth_encoding_mono16": ({"depth_encoding": "mono16"}, "depth_encoding 'mono16' is not one of 32FC1, 16UC1"),
+    "depth_encoding_lower_case": ({"depth_encoding": "32fc1"}, "depth_encoding '32fc1'"),
+    "reliable_input_sometimes": ({"reliable_input": "sometimes"}, "reliable_input 'sometimes' is not one of auto"),
+    "min_depth_nan": ({"min_depth": float("nan")}, "min_depth is nan; expected a finite number"),
+    "max_depth_inf": ({"max_depth": float("inf")}, "max_depth is inf; expected a finite number"),
+    "sync_slop_nan": ({"sync_slop": float("nan")}, "sync_slop is nan"),
+    "min_above_max": ({"min_depth": 5.0, "max_depth": 2.0}, "min_depth 5 m is not below max_depth 2 m"),
+    "min_equal_max": ({"min_depth": 3.0, "max_depth": 3.0}, "min_depth 3 m is not below max_depth 3 m"),
+    "output_width_alone": ({"output_width": 64}, "output_width is 64 and output_height 0; set both"),
+    "output_height_alone": ({"output_height": 48}, "output_width is 0 and output_height 48; set both"),
+    "fp16_on_cpu": ({"fp16": True, "device": "cpu"}, "fp16 needs a CUDA device and device is cpu"),
+}
+if "image_transport" in defaults():
+    BAD_PARAMETERS["image_transport_theora"] = ({"image_transport": "theora"}, "image_transport 'theora' is not one of")
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMETERS))
+def test_a_bad_parameter_set_is_refused_with_its_sentence(case):
+    changes, sentence = BAD_PARAMETERS[case]
+    reason = problem({**defaults(), **changes}, lambda: False)
+    assert reason is not None and sentence in reason, reason
+    assert "\n" not in reason
+    assert problem(defaults(), lambda: False) is None  # the defaults that follow are fine
+
+
+def test_fp16_on_a_machine_without_cuda_is_refused():
+    reason = problem({**defaults(), "fp16": True}, lambda: False)
+    assert reason == "fp16 needs a CUDA device and this machine has none; set fp16 to false"
+
+
+# --- min/max depth: what lies outside is no reading, never a clamped value ------------------------
+@pytest.fixture(scope="module")
+def unbanded(built):
+    """One image and its depth with the widest band."""
+    processor, params = built["depth_estimator"]
+    image = _rgb(18)
+    saved = dict(params)
+    params.update(min_depth=0.0, max_depth=100.0, depth_encoding="32FC1")
+    try:
+        depth = image_to_numpy(dict(processor(Frame(image)))["depth/image"])
+    finally:
+        params.update(saved)
+    assert np.isfinite(depth).all()
+    return image, depth
+
+
+BANDS = {"near_quarter": (None, 25), "middle_half": (25, 75), "far_quarter": (75, None), "max_0.5_m": (None, "0.5"),
+         "one_value": (50, 50.5)}
+
+
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+@pytest.mark.parametrize("band", list(BANDS))
+def test_depth_outside_min_and_max_depth_is_no_reading_never_clamped(built, procs, unbanded, band, encoding):
+    image, full = unbanded
+    low_at, high_at = BANDS[band]
+    low = 0.0 if low_at is None else float(np.percentile(full, low_at))
+    high = float(high_at) if isinstance(high_at, str) else 100.0 if high_at is None else float(
+        np.percentile(full, high_at))
+    high = max(high, low + 1e-3)
+    _params(built, "depth_estimator").update(min_depth=low, max_depth=high, depth_encoding=encoding)
+    out = answers(procs["depth_estimator"], "depth_estimator", Frame(image))
+    msg = out["depth/image"]
+    assert msg.encoding == encoding
+    depth = image_to_numpy(msg)
+    inside = (full >= low) & (full <= high)
+    if encoding == "32FC1":
+        np.testing.assert_array_equal(depth[inside], full[inside])
+        assert np.isnan(depth[~inside]).all()
+    else:  # millimetres, 0 = no reading: never 500 mm for a pixel beyond max_depth 0.5 m
+        np.testing.assert_array_equal(depth[inside], np.rint(full[inside] * 1000).astype(np.uint16))
+        assert (depth[~inside] == 0).all()
+    assert (~inside).any() or band == "far_quarter"
+
+
+# --- model files: refused at load with a sentence; a good model loads after ------------------------
+def _truncated(folder, part):
+    data = (folder / f"{part}.onnx").read_bytes()
+    return data[: len(data) // 2]
+
+
+MODEL_FAULTS = {
+    "missing": (DepthEstimator, lambda tmp, models: tmp / "missing.onnx", "does not exist"),
+    "empty_file": (DepthEstimator, lambda tmp, models: _write(tmp / "empty.onnx", b""), "empty.onnx"),
+    "png_bytes": (DepthEstimator, lambda tmp, models: _write(tmp / "foreign.onnx", b"\x89PNG\r\n\x1a\n" * 10),
+                  "foreign.onnx"),
+    "truncated_onnx": (DepthEstimator, lambda tmp, models: _write(tmp / "depth.onnx",
+                                                                  _truncated(models["unet_depth"][0], "depth")),
+                       "depth.onnx"),
+    "decoder_as_depth": (DepthEstimator, lambda tmp, models: models["conv_vae"][0] / "decoder.onnx", "depth"),
+    "depth_as_encoder": (Encoder, lambda tmp, models: models["unet_depth"][0] / "depth.onnx", "encoder"),
+    "empty_folder": (Decoder, lambda tmp, models: _mkdir(tmp / "nothing"), "nothing"),
+    "empty_model_parameter": (Decoder, lambda tmp, models: "", "parameter 'model' is empty"),
+}
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path):
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("case", list(MODEL_FAULTS))
+def test_a_bad_model_file_is_one_sentence_at_load_and_a_good_one_loads(exported, tmp_path, case):
+    cls, make, match = MODEL_FAULTS[case]
+    params = {**defaults(), "model": str(make(tmp_path, exported)), "backend": "onnxruntime"}
+    with pytest.raises(LOAD_ERRORS) as raised:
+        cls(params.__getitem__)
+    assert match in str(raised.value) and "\n" not in str(raised.value).strip(), str(raised.value)
+    name = {DepthEstimator: "depth_estimator", Encoder: "rgbd_encoder", Decoder: "rgbd_decoder"}[cls]
+    params["model"] = str(exported["unet_depth" if cls is DepthEstimator else "conv_vae"][0])
+    processor = cls(params.__getitem__)
+    try:
+        answers(processor, name)
+    finally:
+        processor.close()
+
+
+def test_parts_of_different_checkpoints_are_refused_by_the_pipeline(exported, pipeline_models, tmp_path):
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(pipeline_models, mixed)
+    shutil.copy(exported["rgb2rgbd"][0] / "decoder.onnx", mixed / "decoder.onnx")
+    with pytest.raises(LOAD_ERRORS, match="come from different checkpoints"):
+        Pipeline({**defaults(), "model": str(mixed), "backend": "onnxruntime"}.__getitem__)
+
+
+# --- frames the pairing leaves without a partner --------------------------------------------------
+def test_an_image_whose_depth_is_half_a_second_away_is_refused_by_the_rgb_d_encoder(procs):
+    assembler = FrameAssembler(0.02, ("depth",))
+    far = _depth(20)
+    far.header.stamp.nanosec = 507_000_000
+    frames = assembler.add("depth", far) + assembler.add("image", _rgb(20)) + assembler.flush()
+    assert len(frames) == 1 and frames[0].depth is None
+    refused(procs["rgbd_encoder"], "rgbd_encoder", frames[0], StageError, "a depth image is needed")
+
+
+def test_out_of_order_stamps_still_make_one_frame_each():
+    assembler = FrameAssembler(0.02, ("depth",))
+    frames = []
+    for i in (5, 3, 4, 1):  # images and depths arriving out of order
+        frames += assembler.add("depth", _depth(i)) + assembler.add("image", _rgb(i))
+    frames += assembler.flush()
+    assert sorted(f.image.header.stamp.sec for f in frames) == [3001, 3003, 3004, 3005]
+    assert all(f.depth is None or f.depth.header.stamp == f.image.header.stamp for f in frames)
+
+
+def test_images_of_ever_changing_sizes_keep_the_resize_cache_bounded(procs):
+    from rgbd_vae_ros import processing
+
+    for width in range(40, 190):  # 150 distinct widths (issue 13 #14)
+        answers(procs["depth_estimator"], "depth_estimator", Frame(_rgb(21, width, 8)))
+    cache = processing._RESIZE_WEIGHTS
+    assert cache.nbytes <= cache.max_bytes
