@@ -762,3 +762,121 @@ def test_images_of_ever_changing_sizes_keep_the_resize_cache_bounded(procs):
         answers(procs["depth_estimator"], "depth_estimator", Frame(_rgb(21, width, 8)))
     cache = processing._RESIZE_WEIGHTS
     assert cache.nbytes <= cache.max_bytes
+
+
+# --- live nodes: hostile messages over rclpy are counted and the next good frame is published -------
+def _raw(i, height=HEIGHT, width=WIDTH, encoding="rgb8", step=WIDTH * 3, size=None, bigendian=0) -> Image:
+    return Image(header=_header(i), height=height, width=width, encoding=encoding, is_bigendian=bigendian,
+                 step=step, data=bytes(step * height if size is None else size))
+
+
+LIVE_IMAGE_FAULTS = [
+    _raw(1, encoding="hsv8"),
+    _raw(2, encoding=""),
+    _raw(3, encoding="32FC1"),
+    _raw(4, step=WIDTH * 3 - 1),
+    _raw(5, size=WIDTH * HEIGHT * 3 - 1),
+    _raw(6, size=WIDTH * HEIGHT * 3 + 7),
+    _raw(7, height=0, width=0, step=0),
+    _raw(8, width=100_000, step=300_000, size=10),
+    _raw(9, encoding="yuv422", width=WIDTH - 1, step=(WIDTH - 1) * 2),
+    _raw(10, encoding="bayer_rggb8", height=1, width=1, step=1),
+]
+
+
+def _live(harness, cls, model, **params):
+    from rclpy.parameter import Parameter
+
+    overrides = [Parameter(k, value=v) for k, v in {"model": str(model), "backend": "onnxruntime", **params}.items()]
+    return harness.add(cls(context=harness.context, parameter_overrides=overrides))
+
+
+def _stamped(messages, sec):
+    return any(m.header.stamp.sec == sec for m in messages)
+
+
+def _each_refused_then_answered(harness, node, send_bad, send_good, out, bad_count):
+    for count, send in enumerate(send_bad, start=1):
+        assert harness.wait_for(lambda: (send(), node.counters.rejected >= count)[1]), (count, node.counters.last_reject)
+    assert harness.wait_for(lambda: (send_good(), _stamped(out, 3099))[1])
+    assert node.counters.rejected >= bad_count and node.counters.frames_out >= 2
+
+
+def _pause():
+    import time
+
+    time.sleep(0.1)
+
+
+def test_live_depth_estimator_counts_hostile_images_and_answers_the_next(harness, exported):
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+
+    node = _live(harness, DepthEstimatorNode, exported["unet_depth"][0])
+    depth = harness.listen(Image, "depth/image")
+    pub = harness.publisher(Image, "image")
+    assert harness.send(pub, _rgb(0), lambda: depth)
+    bad = [lambda m=m: (pub.publish(m), _pause()) for m in LIVE_IMAGE_FAULTS]
+    _each_refused_then_answered(harness, node, bad, lambda: (pub.publish(_rgb(99)), _pause()), depth, len(bad))
+    assert not any(3001 <= m.header.stamp.sec <= 3010 for m in depth)  # nothing published for the bad ones
+
+
+def test_live_encoder_counts_hostile_images_and_depths_and_answers_the_next(harness, exported):
+    from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
+
+    node = _live(harness, RgbdEncoderNode, exported["conv_vae"][0], sync_slop=0.01)
+    latent = harness.listen(Image, "latent")
+    rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+
+    def pair(rgb, depth):
+        return lambda: (depth_pub.publish(depth), rgb_pub.publish(rgb), _pause())
+
+    assert harness.wait_for(lambda: (pair(_rgb(0), _depth(0))(), latent)[1])
+    bad = [pair(m, _depth(m.header.stamp.sec - 3000)) for m in LIVE_IMAGE_FAULTS[:6]]
+    negative = np.full((HEIGHT, WIDTH), 2.0, np.float32)
+    negative[3, 3] = -1.0
+    bad += [pair(_rgb(11), _depth(11, 48, 48)),  # another aspect
+            pair(_rgb(12), numpy_to_image(negative, "32FC1", _header(12))),
+            pair(_rgb(13), _rgb(13)),  # colour on the depth topic
+            pair(_rgb(14), _raw(14, encoding="32FC1", step=WIDTH * 4, size=10))]
+    _each_refused_then_answered(harness, node, bad, pair(_rgb(99), _depth(99)), latent, len(bad))
+    assert not any(3001 <= m.header.stamp.sec <= 3014 for m in latent)
+
+
+def test_live_decoder_counts_hostile_latents_and_answers_the_next(harness, exported):
+    from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
+
+    node = _live(harness, RgbdDecoderNode, exported["conv_vae"][0])
+    image = harness.listen(Image, "decoded/image")
+    pub = harness.publisher(Image, "latent")
+    assert harness.send(pub, _latent(0), lambda: image)
+    hostile = [_latent(1, dim=12), _latent(2, dim=17), _latent(3, mu=_mu(np.nan)), _latent(4, mu=_mu(np.inf, 2)),
+               _latent(5, mu=_mu(3.4e38)), _latent(6, mu=_mu(-3.4e38)),
+               numpy_to_image(np.zeros((3, LATENT_DIM), np.float32), "32FC1", _header(7)),
+               numpy_to_image(np.zeros((2, LATENT_DIM)), "64FC1", _header(8)),
+               _raw(9, height=2, width=LATENT_DIM, encoding="32FC1", step=LATENT_DIM * 4, size=10),
+               _raw(10, height=2, width=LATENT_DIM, encoding="32FC1", step=3)]
+    bad = [lambda m=m: (pub.publish(m), _pause()) for m in hostile]
+    _each_refused_then_answered(harness, node, bad, lambda: (pub.publish(_latent(99)), _pause()), image, len(bad))
+    assert not any(3001 <= m.header.stamp.sec <= 3010 for m in image)
+
+
+def test_live_pipeline_counts_hostile_input_and_answers_the_next(harness, pipeline_models):
+    from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode
+
+    node = _live(harness, RgbdPipelineNode, pipeline_models, use_depth=False)
+    topics = {t: harness.listen(Image, t) for t in ("depth/image", "latent", "decoded/image", "decoded/depth")}
+    info = harness.listen(CameraInfo, "depth/camera_info")
+    pub, info_pub = harness.publisher(Image, "image"), harness.publisher(CameraInfo, "camera_info")
+    assert harness.send(pub, _rgb(0), lambda: all(topics.values()))
+    bad = [lambda m=m: (pub.publish(m), _pause()) for m in LIVE_IMAGE_FAULTS]
+    _each_refused_then_answered(harness, node, bad, lambda: (pub.publish(_rgb(99)), _pause()), topics["decoded/depth"],
+                                len(bad))
+    assert all(_stamped(out, 3099) for out in topics.values())
+    assert not any(3001 <= m.header.stamp.sec <= 3010 for out in topics.values() for m in out)
+    # camera_info that cannot describe the image: counted, not republished; every image output still goes out
+    for count, (i, bad_info) in enumerate([(20, _info(k=[0.0] * 9, i=20)), (21, _info(100, 100, i=21)),
+                                           (22, _info(k=_k(k0=float("nan")), i=22))], start=1):
+        assert harness.wait_for(lambda i=i, bad_info=bad_info, count=count: (
+            info_pub.publish(bad_info), pub.publish(_rgb(i)), _pause(),
+            node.processor.counts["camera_info_rejected"] >= count and _stamped(topics["latent"], 3000 + i))[-1])
+    assert not info
