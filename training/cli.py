@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("rgbd_vae_training.export", "export a checkpoint's parts to ONNX with metadata and parity check"),
     "engine": ("rgbd_vae_training.engine", "build a TensorRT engine from an exported ONNX file"),
     "bag": ("rgbd_vae_training.bag", "convert NYU sequences to rosbag2, play a bag, record topics"),
-    "bench": ("rgbd_vae_training.bench", "measure conversion, backend, pipeline and codec speed"),
+    "bench": ("rgbd_vae_training.bench", "measure conversion, backends, training, the pipeline and frame transport"),
     "demo": ("rgbd_vae_training.demo", "run the whole system on synthetic data into demo_out/"),
 }
 

@@ -130,12 +130,16 @@ class PerceptionNode(LifecycleNode):
 
     def _input_reliability(self, stream: str) -> ReliabilityPolicy:
         """reliable_input: true / false, or auto: reliable when every publisher found is (a reliable
-        subscription never hears a best-effort publisher), else best effort."""
+        subscription never hears a best-effort publisher), else best effort. With no publisher yet,
+        best effort (it hears either kind) and, once subscribed, whatever it was."""
         mode = reliable_input(self.param("reliable_input"))
         if mode != "auto":
             return ReliabilityPolicy.RELIABLE if mode == "true" else ReliabilityPolicy.BEST_EFFORT
         publishers = self.get_publishers_info_by_topic(self.resolve_topic_name(self._input_topic(stream)[0]))
-        if publishers and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
+        if not publishers:
+            current = self._inputs.get(stream)
+            return current.qos_profile.reliability if current is not None else ReliabilityPolicy.BEST_EFFORT
+        if all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
             return ReliabilityPolicy.RELIABLE
         return ReliabilityPolicy.BEST_EFFORT
 

@@ -9,15 +9,11 @@ from pathlib import Path
 
 from rgbd_vae_ros.files import atomic_write_text
 
-# Benchmarks that exist; the others say which part of the project brings them.
-_BENCHMARKS = ("conversion", "training", "backends", "pipeline")
-_PENDING = {
-    "codec": "will compare latent codes with JPEG/WebP + PNG depth at equal bytes, and is not built yet",
-}
+_BENCHMARKS = ("conversion", "training", "backends", "pipeline", "transport")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("benchmark", choices=[*_BENCHMARKS, *_PENDING], help="what to measure")
+    parser.add_argument("benchmark", choices=_BENCHMARKS, help="what to measure")
     parser.add_argument("--runs", type=int, default=None,
                         help="timed runs per case after warm-up (default 200; backends 50; training 5 steps)")
     parser.add_argument("--models", nargs="+", default=None,
@@ -41,8 +37,6 @@ def machine_description() -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.benchmark in _PENDING:
-        raise RuntimeError(f"benchmark {args.benchmark!r} is not available yet; it {_PENDING[args.benchmark]}")
     if args.runs is not None and args.runs < 1:
         raise ValueError(f"--runs is {args.runs}; expected at least 1")
     if args.batch < 1:
@@ -55,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         results = _backends(args)
     elif args.benchmark == "pipeline":
         results = _pipeline(args)
+    elif args.benchmark == "transport":
+        results = _transport(args)
     else:
         from .conversion import bench_conversion
         from .timing import format_table
@@ -103,6 +99,17 @@ def _pipeline(args: argparse.Namespace) -> list[dict]:
         return rows
     rows = bench_pipeline(backends, models=args.model_dir, seconds=args.seconds)
     print(f"rgbd_pipeline, 640x480 rgb8 at 30 Hz for {args.seconds:g} s per backend ({platform.machine()}):")
+    print(format_rows(rows))
+    return rows
+
+
+def _transport(args: argparse.Namespace) -> list[dict]:
+    from .transport import bench_transport, format_rows
+
+    frames = args.runs or 150
+    rows = bench_transport(frames=frames)
+    print(f"640x480 rgb8 at 30 Hz from a publisher in another process into depth_estimator, {frames} frames "
+          f"({platform.machine()}):")
     print(format_rows(rows))
     return rows
 
