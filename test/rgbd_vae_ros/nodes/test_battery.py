@@ -15,7 +15,8 @@ import types
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from rclpy._rclpy_pybind11 import RMWError  # what rclpy raises on bytes that do not deserialise
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from rgbd_vae_ros.conversion import (MAX_IMAGE_SIDE, RGB_ENCODINGS, ImageConversionError, image_to_numpy,
@@ -26,7 +27,6 @@ from rgbd_vae_ros.nodes.base import BAD_INPUT, LOAD_ERRORS
 from rgbd_vae_ros.nodes.parameters import defaults, problem
 from rgbd_vae_ros.nodes.processors import Decoder, DepthEstimator, Encoder, Pipeline
 from rgbd_vae_ros.stages import StageError
-from rclpy._rclpy_pybind11 import RMWError
 
 WIDTH, HEIGHT = 64, 48  # small, so hundreds of frames run in seconds
 LATENT_DIM = 16  # conv_vae in the small settings (test/rgbd_vae_ros/conftest.py)
@@ -112,10 +112,6 @@ def procs(built):
 
 def _params(built, name) -> dict:
     return built[name][1]
-
-
-def _topics(outputs) -> set[str]:
-    return {topic for topic, _ in outputs}
 
 
 def _good_frame(name: str, i: int = 100) -> Frame:
@@ -228,6 +224,28 @@ def test_16_bit_colour_is_read_in_its_byte_order(procs, bigendian):
     same = answers(procs["depth_estimator"], "depth_estimator",
                    Frame(numpy_to_image((pixels >> 8).astype(np.uint8), "rgb8", _header(3))))
     np.testing.assert_array_equal(image_to_numpy(got["depth/image"]), image_to_numpy(same["depth/image"]))
+
+
+EXTREME_SIZES = [(1, 1), (2, 2), (3, 1), (MAX_IMAGE_SIDE, 1), (1, MAX_IMAGE_SIDE)]
+
+
+@pytest.mark.parametrize("name", IMAGE_TAKERS)
+@pytest.mark.parametrize("size", EXTREME_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_an_image_of_an_extreme_but_allowed_size_is_answered_at_its_size(procs, name, size):
+    width, height = size
+    depth = _depth(22, width, height) if name == "rgbd_encoder" else None
+    answers(procs[name], name, Frame(_rgb(22, width, height), depth=depth))
+    answers(procs[name], name)
+
+
+def test_a_padded_step_reads_the_same_pixels(procs):
+    image = _rgb(23)
+    row = WIDTH * 3
+    padded = _hostile(image, step=row + 5, data=b"".join(bytes(image.data)[r * row:(r + 1) * row] + b"\xff" * 5
+                                                        for r in range(HEIGHT)))
+    a = answers(procs["depth_estimator"], "depth_estimator", Frame(padded))
+    b = answers(procs["depth_estimator"], "depth_estimator", Frame(image))
+    np.testing.assert_array_equal(image_to_numpy(a["depth/image"]), image_to_numpy(b["depth/image"]))
 
 
 # --- every supported encoding: answered when whole, refused when truncated -------------------------
@@ -374,7 +392,8 @@ DEPTH_REFUSED = {
     "zero_by_zero": (lambda: _hostile(_depth(8), width=0, height=0, step=0, data=b""), ImageConversionError,
                      "at least 1"),
     "huge_height": (lambda: _hostile(_depth(8), height=MAX_IMAGE_SIDE + 1), ImageConversionError, "at most"),
-    "another_aspect_square": (lambda: _depth(8, 48, 48), StageError, "depth is 48x48 and the image 64x48: another aspect"),
+    "another_aspect_square": (lambda: _depth(8, 48, 48), StageError,
+                              "depth is 48x48 and the image 64x48: another aspect"),
     "another_aspect_wide": (lambda: _depth(8, 64, 32), StageError, "another aspect"),
     "another_aspect_portrait": (lambda: _depth(8, 48, 64), StageError, "another aspect"),
     "another_aspect_a_row": (lambda: _depth(8, 64, 1), StageError, "another aspect"),
@@ -408,10 +427,6 @@ def _big_endian_32fc1():
 
 def _mm(values) -> Image:
     return _depth_msg(np.asarray(values, np.uint16) * np.ones((HEIGHT, WIDTH), np.uint16), "16UC1")
-
-
-def _same(pixels, encoding="32FC1"):
-    return lambda: (_depth_msg(pixels, encoding), None)
 
 
 NO_READING = np.full((HEIGHT, WIDTH), np.nan, np.float32)
@@ -582,9 +597,12 @@ FAR_LATENTS = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="a finite latent far outside what the encoder produces (±3.4e38 in one "
-                                       "dimension, 1e30) is decoded into a saturated image and a depth clamped to "
-                                       "0 m / max_depth, published as valid (issue 13 #4)")
+FAR_LATENT_BUG = ("a finite latent far outside what the encoder produces (±3.4e38 in one dimension, 1e30 in all) "
+                  "is decoded into a black/white image and a depth clamped to 0 m / max_depth, published as valid "
+                  "(issue 13 #4)")
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=FAR_LATENT_BUG)
 @pytest.mark.parametrize("case", list(FAR_LATENTS))
 def test_a_latent_far_outside_the_encoders_range_is_refused(procs, case):
     refused(procs["rgbd_decoder"], "rgbd_decoder", Frame(_latent(mu=FAR_LATENTS[case])), StageError, "latent")
@@ -798,7 +816,8 @@ def _stamped(messages, sec):
 
 def _each_refused_then_answered(harness, node, send_bad, send_good, out, bad_count):
     for count, send in enumerate(send_bad, start=1):
-        assert harness.wait_for(lambda: (send(), node.counters.rejected >= count)[1]), (count, node.counters.last_reject)
+        assert harness.wait_for(lambda: (send(), node.counters.rejected >= count)[1]), (count,
+                                                                                       node.counters.last_reject)
     assert harness.wait_for(lambda: (send_good(), _stamped(out, 3099))[1])
     assert node.counters.rejected >= bad_count and node.counters.frames_out >= 2
 
@@ -1002,9 +1021,11 @@ def test_bag_process_counts_camera_info_it_cannot_use_and_republishes_only_the_g
     assert all((m.width, m.height) == (WIDTH, HEIGHT) and m.k[0] > 0 for m in published)
 
 
-@pytest.mark.xfail(strict=True, raises=RMWError, reason="rgbd-vae bag process stops at the first message that does not deserialise "
-                                       "(RMWError) and writes no output, instead of counting it as rejected and "
-                                       "processing the good frames")
+UNDECODABLE_BUG = ("rgbd-vae bag process stops at the first message that does not deserialise (RMWError) and "
+                   "writes no output, instead of counting it as rejected and processing the good frames")
+
+
+@pytest.mark.xfail(strict=True, raises=RMWError, reason=UNDECODABLE_BUG)
 @pytest.mark.parametrize("garbage", [b"", b"\x00\x01\x00\x00", b"\x00\x01\x00\x00" + b"\xff" * 64],
                          ids=["empty", "cdr_header_only", "cdr_header_then_0xff"])
 def test_bag_process_counts_undecodable_bytes_on_the_image_topic_and_processes_the_good_frames(
@@ -1022,8 +1043,9 @@ def test_rgbd_vae_bag_process_reports_the_rejects_in_one_line(pipeline_models, t
     from rgbd_vae_ros.bags import RGB_TOPIC
     from rgbd_vae_training.cli import main
 
-    bag = _bag(tmp_path / "hostile", [(RGB_TOPIC, IMAGE_TYPE, _rgb(90)), (RGB_TOPIC, IMAGE_TYPE, _raw(91, encoding="hsv8")),
-                                        (RGB_TOPIC, IMAGE_TYPE, _rgb(92))])
+    bag = _bag(tmp_path / "hostile", [(RGB_TOPIC, IMAGE_TYPE, _rgb(90)),
+                                      (RGB_TOPIC, IMAGE_TYPE, _raw(91, encoding="hsv8")),
+                                      (RGB_TOPIC, IMAGE_TYPE, _rgb(92))])
     code = main(["bag", "process", str(bag), str(tmp_path / "out"), "--model", str(pipeline_models), "--backend",
                  "onnxruntime", "--node", "depth_estimator"])
     out = capsys.readouterr()
