@@ -21,6 +21,10 @@ from .processing import (depth_from_unit_range, depth_to_unit_range, resize_dept
 __all__ = ["DecodeStage", "DepthStage", "EncodeStage", "StageError", "check_same_checkpoint"]
 
 
+# Beyond this a latent is not an encoder's output: with a N(0, 1) prior it would be a 100-sigma event.
+MAX_ABS_LATENT = 100.0
+
+
 class StageError(ValueError):
     """An input a stage cannot use; one sentence naming what was wrong and what was expected."""
 
@@ -132,6 +136,11 @@ class DecodeStage(_Stage):
             raise StageError(f"latent has shape {mu.shape}; this decoder takes {self.latent_dim} floats")
         if not np.isfinite(mu).all():
             raise StageError("latent holds NaN or infinite values")
+        largest = float(np.abs(mu).max())
+        if largest > MAX_ABS_LATENT:
+            raise StageError(f"latent holds a value of magnitude {largest:.3g}; an encoder's mean lies within a few "
+                             f"units of 0 (the prior is N(0, 1)), so a code beyond {MAX_ABS_LATENT:g} is not one and "
+                             "its decoding would be saturated nonsense")
         if output_size is not None and min(output_size) < 1:
             raise StageError(f"output size {tuple(output_size)} is not a positive (height, width)")
         out = self.backend.run({self.info.inputs[0]: mu.astype(np.float32)[None]})

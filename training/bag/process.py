@@ -120,7 +120,13 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
                                  else INPUT_TYPES[stream] for topic, stream in by_topic.items()}
                 for topic, recorded, data in reader.messages(list(by_topic)):
                     stream = by_topic[topic]
-                    msg = deserialize_message(data, message_types[topic])
+                    try:
+                        msg = deserialize_message(data, message_types[topic])
+                    except Exception as exc:  # bytes that are not a message of the topic's type: counted
+                        result.frames_in += stream == main
+                        result.rejected[f"a message on {topic} does not deserialise as "
+                                        f"{reader.topics[topic].msgtype} ({type(exc).__name__})"] += 1
+                        continue
                     if stream == main:
                         result.frames_in += 1
                         recorded_at[id(msg)] = recorded

@@ -39,6 +39,21 @@ def _small_depth_model(folder: Path) -> Path:
     return folder / "depth.onnx"
 
 
+def _wait_for_publisher(context, topic: str, timeout_s: float = 60.0) -> None:
+    """Until this process sees the camera's publisher: auto chooses its QoS from what it finds."""
+    import rclpy
+
+    probe = rclpy.create_node("bench_transport_probe", context=context)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not probe.get_publishers_info_by_topic(topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the camera process did not publish {topic} within {timeout_s:g} s")
+            time.sleep(0.05)
+    finally:
+        probe.destroy_node()
+
+
 def bench_transport(frames: int = 150, rate_hz: float = 30.0, width: int = 640, height: int = 480) -> list[dict]:
     import rclpy
     from rclpy.context import Context
@@ -57,7 +72,7 @@ def bench_transport(frames: int = 150, rate_hz: float = 30.0, width: int = 640, 
                                           transport, str(frames), str(rate_hz), str(width), str(height)],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
-                time.sleep(2.0)  # the publisher exists before the node looks for it (auto)
+                _wait_for_publisher(context, "/image/compressed" if transport == "compressed" else "/image")
                 node = DepthEstimatorNode(context=context, parameter_overrides=[
                     Parameter("model", value=str(model)), Parameter("reliable_input", value=setting),
                     Parameter("image_transport", value=transport), Parameter("backend", value="onnxruntime")])
