@@ -57,9 +57,10 @@ class TrainSettings:
     warmup_steps: int = 0
     min_lr: float = 0.0
     validate: bool = True  # a pass over the held-out split after each epoch; best.pt keeps the best
+    validate_every: int = 1  # epochs between those passes (and after the last step)
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "log_every"):
+        for name in ("batch_size", "epochs", "log_every", "validate_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_steps", "num_workers", "weight_decay", "grad_clip"):

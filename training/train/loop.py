@@ -202,7 +202,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                                     "is kept; lower train.lr")
             if dist.main:
                 validation = None
-                if held_out is not None:
+                if held_out is not None and ((epoch + 1) % settings.validate_every == 0 or step >= total_steps):
                     validation = validate(model, task, held_out, settings.batch_size, device, amp_context, step)
                     result.validation.append({"step": step, **validation})
                     for name, value in validation.items():

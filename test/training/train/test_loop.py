@@ -196,12 +196,17 @@ def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(
     assert not is_finished(result.checkpoint, _config("train.epochs=3"))  # finished, but another run
 
 
+def test_validate_every_spaces_the_passes_and_the_last_step_always_has_one(nyu_raw_dir, tmp_path):
+    result = train(_config("train.epochs=3", "train.validate_every=2"), nyu_raw_dir, tmp_path, progress=False)
+    assert [v["step"] for v in result.validation] == [6, 9]  # after epoch 2, and after the last step
+
+
 def test_each_epoch_validates_on_held_out_scenes_keeps_the_best_and_logs_the_learning_rate(nyu_raw_dir, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from rgbd_vae_training.train.validation import lr_at
 
-    config = _config("train.epochs=3", "train.warmup_steps=2", "train.min_lr=1e-5")
+    config = _config("train.epochs=3", "train.warmup_steps=2", "train.min_lr=1e-5", "train.validate_every=1")
     result = train(config, nyu_raw_dir, tmp_path, progress=False)
     assert [v["step"] for v in result.validation] == [3, 6, 9]  # one pass per epoch over the 3 held-out frames
     best = min(result.validation, key=lambda v: v["recon"])
