@@ -152,8 +152,11 @@ def test_a_conversion_failing_midway_leaves_no_bag_and_no_scratch(nyu_raw_dir, t
 def _convert_killed_at_frame(scene, out, signal_name: str) -> subprocess.CompletedProcess:
     """``bag from-nyu-raw`` in its own process, sent ``signal_name`` after its second frame."""
     env = {**os.environ, "RGBD_VAE_KILL_AT": f"bag-frame:2:{signal_name}"}
+    # A shell that starts the suite in the background leaves SIGINT ignored in its children, and
+    # Python then never raises KeyboardInterrupt; a user's terminal gives the default.
     return subprocess.run([sys.executable, "-m", "rgbd_vae_training.cli", "bag", "from-nyu-raw", str(scene), str(out)],
-                          env=env, capture_output=True, text=True, timeout=120)
+                          env=env, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_an_interrupted_conversion_leaves_no_bag_under_the_target_name(nyu_raw_dir, tmp_path):
