@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC
+from rgbd_vae_ros.frames import stamp_ns
 
 NAMESPACE = "/rgbd_vae"
 IMAGE, CAMERA_INFO = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
@@ -96,9 +97,9 @@ def replay_through_pipeline(bag: Path, models: Path, outputs: Path, backend: str
         sent: dict[int, list[int]] = {}
         images = [0]
 
-        def published(topic: str, stamp_ns: int) -> None:
+        def published(topic: str, recorded_ns: int) -> None:
             if topic == RGB_TOPIC:
-                sent.setdefault(stamp_ns, []).append(time.time_ns())
+                sent.setdefault(recorded_ns, []).append(time.time_ns())
                 images[0] += 1
 
         player.on_publish = published
@@ -151,10 +152,6 @@ def replay_through_pipeline(bag: Path, models: Path, outputs: Path, backend: str
 # ---------------------------------------------------------------------------------------------
 # What the recorded outputs say: depth against the bag's depth, reconstruction, latency, drops.
 
-def _stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
 def _pixels(msg) -> np.ndarray:
     from rgbd_vae_ros.conversion import image_to_numpy
 
@@ -166,7 +163,7 @@ def _by_stamp(reader, topic: str) -> dict[int, tuple[int, object]]:
     """header stamp -> (recorded time, message); the last one where a loop repeated a stamp."""
     if topic not in reader.topics:
         return {}
-    return {_stamp_ns(msg): (recorded, msg) for recorded, msg in reader.decoded(topic)}
+    return {stamp_ns(msg): (recorded, msg) for recorded, msg in reader.decoded(topic)}
 
 
 def pipeline_diagnostics(replay: Replay) -> dict[str, str]:
@@ -284,7 +281,7 @@ def end_to_end_latencies_ms(replay: Replay) -> list[float]:
     latencies = []
     with BagReader(replay.outputs) as out:
         for received, msg in out.decoded(DECODED_TOPIC) if DECODED_TOPIC in out.topics else []:
-            sent = [t for t in replay.image_sent_ns.get(_stamp_ns(msg), []) if t <= received]
+            sent = [t for t in replay.image_sent_ns.get(stamp_ns(msg), []) if t <= received]
             if sent:
                 latencies.append((received - max(sent)) / 1e6)
     return latencies

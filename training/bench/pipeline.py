@@ -45,6 +45,7 @@ def bench_pipeline(backends: list[str], models: Path | None = None, rate_hz: flo
     from sensor_msgs.msg import Image
 
     from rgbd_vae_ros.conversion import numpy_to_image
+    from rgbd_vae_ros.frames import stamp_ns
     from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode
 
     rows = []
@@ -62,7 +63,7 @@ def bench_pipeline(backends: list[str], models: Path | None = None, rate_hz: flo
 
                 def received(msg, probe=probe):
                     now = probe.get_clock().now().nanoseconds
-                    latencies.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
+                    latencies.append((now - stamp_ns(msg)) / 1e6)
                     arrivals.append(time.monotonic())
 
                 probe.create_subscription(Image, "decoded/image", received, 10)
