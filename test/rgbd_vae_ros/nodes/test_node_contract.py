@@ -137,18 +137,43 @@ def test_diagnostics_say_error_warn_and_ok_when_spec_section_4_says_so(harness, 
     assert level_is(DiagnosticStatus.ERROR, "configured, not active")
 
 
-def test_an_active_node_logs_its_topics_backend_and_models_once_it_starts():
-    done = subprocess.Popen([str(Path(sys.executable).with_name("rgbd_decoder")), "--ros-args", "-p",
-                             "model:=/nonexistent"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _log_until(args: list[str], text: str) -> str:
+    """Start an executable and return the first log line holding ``text`` (30 s at most), then stop it."""
+    import threading
+
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    found = []
+    done = threading.Event()
+
+    def read():
+        for line in process.stdout:
+            if text in line and not found:
+                found.append(line)
+                done.set()
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
     try:
-        line = ""
-        while "configure failed" not in line:
-            line = done.stdout.readline()
-            assert line, "the node ended before saying why it is not configured"
+        done.wait(timeout=60)
     finally:
-        done.send_signal(2)
-        done.communicate(timeout=30)
+        process.send_signal(2)
+        process.wait(timeout=30)
+    assert found, f"no log line with {text!r}"
+    return found[0]
+
+
+def test_a_node_that_cannot_configure_says_why():
+    line = _log_until([str(Path(sys.executable).with_name("rgbd_decoder")), "--ros-args", "-p", "model:=/nonexistent"],
+                      "configure failed")
     assert "model file '/nonexistent' does not exist" in line
+
+
+def test_an_active_node_logs_its_topics_backend_and_models_once_it_starts(exported):
+    folder = exported["conv_vae"][0]
+    line = _log_until([str(Path(sys.executable).with_name("rgbd_decoder")), "--ros-args", "-r", "__ns:=/robot1",
+                       "-p", f"model:={folder}", "-p", "backend:=onnxruntime"], "active:")
+    assert "inputs /robot1/latent" in line and "/robot1/decoded/image" in line
+    assert "backend onnxruntime on cpu" in line and f"{folder}/decoder.onnx" in line
 
 
 # What the processors compute: checked directly, deterministic ------------------------------------
