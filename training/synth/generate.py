@@ -52,9 +52,12 @@ class SynthFrame:
 class SceneRenderer:
     """Renders one scene through the NYU Kinect's RGB and IR cameras at a given size."""
 
-    def __init__(self, scene: Scene, width: int, height: int, noise_seed: int):
+    def __init__(self, scene: Scene, width: int, height: int, noise_seed: int, yaw_offset_rad: float = 0.0,
+                 shift_m: np.ndarray | None = None):
         self.scene = scene
         self.width, self.height = width, height
+        # a revisit's view (revisit.py): the path turned about the vertical by yaw_offset_rad and moved by shift_m
+        self.yaw_offset_rad, self.shift_m = float(yaw_offset_rad), None if shift_m is None else np.asarray(shift_m)
         self.rays_rgb = camera_rays(width, height, *intrinsics("rgb", width, height))
         self.rays_ir = camera_rays(width, height, *intrinsics("depth", width, height))
         self.noise = np.random.default_rng(noise_seed)
@@ -62,16 +65,27 @@ class SceneRenderer:
     def _image(self, values: np.ndarray) -> np.ndarray:
         return values.reshape(self.height, self.width)
 
+    def pose(self, time_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """World-from-RGB-camera rotation and position at ``time_s`` (the scene's path, turned and moved
+        by this renderer's view offset)."""
+        rotation, position = camera_pose(self.scene, time_s)
+        if self.yaw_offset_rad:
+            c, s = np.cos(self.yaw_offset_rad), np.sin(self.yaw_offset_rad)
+            rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ rotation
+        if self.shift_m is not None:
+            position = position + self.shift_m
+        return rotation, position
+
     def rgb_camera(self, time_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """RGB image, exact depth and object ids seen by the RGB camera at ``time_s``."""
-        hits = cast(self.scene, *camera_pose(self.scene, time_s), self.rays_rgb)
+        hits = cast(self.scene, *self.pose(time_s), self.rays_rgb)
         colour = shade(self.scene, hits).T.reshape(self.height, self.width, 3)
         colour = colour + self.noise.normal(0, 0.01, colour.shape)  # a little sensor noise
         rgb = np.clip(np.rint(colour * 255), 0, 255).astype(np.uint8)
         return rgb, self._image(hits.t.astype(np.float32)), self._image(hits.obj)
 
     def depth_ir(self, time_s: float) -> np.ndarray:
-        rotation, position = camera_pose(self.scene, time_s)
+        rotation, position = self.pose(time_s)
         # p_rgb = M p_ir + m  =>  IR camera: world_R_ir = world_R_rgb M, centre = pos + world_R_rgb m
         hits = cast(self.scene, rotation @ _RGB_FROM_IR_R, position + rotation @ _RGB_FROM_IR_T, self.rays_ir)
         return self._image(hits.t.astype(np.float32))
@@ -91,8 +105,14 @@ def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, h
     rng = np.random.default_rng([seed, scene_index])
     scene = make_scene(rng)
     renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)))
+    yield from render_frames(renderer, rng, frames, FIRST_STAMP_S + SCENE_SPACING_S * scene_index, synchronised)
+
+
+def render_frames(renderer: SceneRenderer, rng: np.random.Generator, frames: int, start_s: float,
+                  synchronised: bool = False) -> Iterator[SynthFrame]:
+    """``frames`` frames at 30 Hz along the renderer's path from path time 0, stamped from ``start_s``;
+    ``rng`` draws the RGB clock's offset and jitter."""
     rgb_offset_s = float(rng.uniform(0.003, 0.012))  # the RGB clock runs a few ms behind the depth clock
-    start_s = FIRST_STAMP_S + SCENE_SPACING_S * scene_index
     for k in range(frames):
         t_depth = k / FRAME_RATE_HZ
         t_rgb = t_depth + rgb_offset_s + float(rng.uniform(-0.001, 0.001))
@@ -100,7 +120,7 @@ def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, h
         if not synchronised:
             rgb = renderer.rgb_camera(t_rgb)[0]
         pose = np.eye(4)
-        pose[:3, :3], pose[:3, 3] = camera_pose(scene, t_depth)
+        pose[:3, :3], pose[:3, 3] = renderer.pose(t_depth)
         yield SynthFrame(rgb, start_s + (t_depth if synchronised else t_rgb), renderer.depth_ir(t_depth),
                          start_s + t_depth, depth_rgb, ids, pose)
 
