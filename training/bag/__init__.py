@@ -1,4 +1,4 @@
-"""``rgbd-vae bag``: convert NYU sequences to rosbag2, play a bag, record topics, and run a bag's
+"""``rgbd-vae bag``: convert NYU, TUM RGB-D and 7-Scenes sequences to rosbag2, play a bag, record topics, and run a bag's
 frames through a node offline (SPEC §9)."""
 
 from __future__ import annotations
@@ -26,7 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mat.add_argument("--split", choices=("train", "test"), help="only this split of splits.mat")
     mat.add_argument("--filled-depth", action="store_true",
                      help="write the in-painted 'depths' instead of the measured 'rawDepths'")
-    converter("from-synth", "DIR", "convert the output of rgbd-vae synth (either layout) to a rosbag2")
+    intrinsics_help = "the camera's fx fy cx cy at the images' size, 0-based pixels (default: {})"
+    tum = converter("from-tum", "DIR", "convert one TUM RGB-D sequence (rgb.txt, depth.txt, groundtruth.txt) to a "
+                                       "rosbag2 with its ground-truth poses on /ground_truth/pose and /tf")
+    tum.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                     help=intrinsics_help.format("TUM's calibration of the Freiburg sensor the folder name names"))
+    seven = converter("from-7scenes", "DIR", "convert one 7-Scenes sequence (seq-XX of frame-XXXXXX.color.png, "
+                                             ".depth.png, .pose.txt) to a rosbag2 with its ground-truth poses")
+    seven.add_argument("--rate", type=_positive_hz, default=30.0,
+                       help="frame rate the frames are stamped at, from their index (default 30)")
+    seven.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                       help=intrinsics_help.format("the set's Kinect defaults 585 585 320 240 at 640x480, scaled"))
+    converter("from-synth", "DIR", "convert the output of rgbd-vae synth (any layout) to a rosbag2")
 
     play = sub.add_parser("play", help="publish a bag's messages with their recorded timing",
                           description="publish a bag's messages with their recorded timing (the bag_player node)")
@@ -65,6 +76,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     record.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
     record.add_argument("--queue-size", type=int, default=100,
                         help="messages waiting to be written at most; more are dropped and counted (default 100)")
+
+
+def _positive_hz(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive frame rate in Hz")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,6 +142,14 @@ def _convert(args: argparse.Namespace) -> int:
 
     if args.action == "from-nyu-raw":
         sequence = nyu_raw_sequence(args.source, args.scene)
+    elif args.action == "from-tum":
+        from .slam import tum_sequence
+
+        sequence = tum_sequence(args.source, args.scene, intrinsics=args.intrinsics)
+    elif args.action == "from-7scenes":
+        from .slam import seven_scenes_sequence
+
+        sequence = seven_scenes_sequence(args.source, args.scene, rate_hz=args.rate, intrinsics=args.intrinsics)
     elif args.action == "from-nyu-mat":
         sequence = nyu_mat_sequence(args.source, split=args.split, scene=args.scene, filled_depth=args.filled_depth)
     else:

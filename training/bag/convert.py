@@ -1,15 +1,19 @@
-"""NYU sequences (raw scene folders, the labeled .mat, synthetic output) to a rosbag2 (SPEC §9).
+"""RGB-D sequences to a rosbag2 (SPEC §9): the NYU ones (raw scene folders, the labeled .mat,
+synthetic output) here, and the shared writer the TUM / 7-Scenes converters (``slam.py``) use.
 
 Each frame becomes ``/camera/rgb/image_raw`` (rgb8) and ``/camera/depth/image_raw`` (32FC1 metres,
-registered to the RGB camera, NaN = no reading), each with its CameraInfo, stamped with the data
-set's own times; ``/tf_static`` carries the camera frames once, latched.
+NaN = no reading; registered to the RGB camera where the set is), each with its CameraInfo, stamped
+with the data set's own times; ``/tf_static`` carries the camera frames once, latched. Sequences
+with ground truth add ``/ground_truth/pose`` (geometry_msgs/PoseStamped in ``world``) and ``/tf``
+(``world`` to ``camera_link``).
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,10 @@ from ..faults import kill_point
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+GROUND_TRUTH_TOPIC = "/ground_truth/pose"
+TF_TOPIC = "/tf"
+WORLD_FRAME = "world"
 BASE_FRAME = "camera_link"
 RGB_FRAME = "camera_rgb_optical_frame"  # registered depth lives in the RGB camera's frame too
 DEPTH_FRAME = "camera_depth_optical_frame"
@@ -40,6 +48,7 @@ DEPTH_FRAME = "camera_depth_optical_frame"
 LABELED_RATE_HZ = 30.0
 LABELED_START_S = 1_300_000_000.0
 SENSOR_QOS = Qos(reliable=True, transient_local=False, depth=10)
+TF_QOS = Qos(reliable=True, transient_local=False, depth=100)
 
 
 @dataclass
@@ -48,15 +57,51 @@ class BagFrame:
     rgb_stamp_ns: int
     depth_m: np.ndarray
     depth_stamp_ns: int
+    pose: np.ndarray | None = None  # (4, 4) world-from-camera ground truth of the camera's pose_frame
+    pose_stamp_ns: int | None = None  # when that pose held (the ground truth's own time)
+
+
+Transform = tuple[str, str, np.ndarray, np.ndarray]  # parent, child, rotation (3, 3), translation (3,)
+
+
+@dataclass
+class Camera:
+    """A sequence's sensor: the intrinsics of its images and where their frames are.
+
+    ``rgb_k`` / ``depth_k`` give K (ROS, 0-based pixels) at an image's width and height;
+    ``depth_frame`` is the RGB optical frame where the set registers depth to the RGB camera;
+    ``transforms`` are the static frames (``/tf_static``); ``pose_frame`` is the frame whose pose in
+    the world the ground truth gives.
+    """
+
+    rgb_k: Callable[[int, int], np.ndarray]
+    depth_k: Callable[[int, int], np.ndarray]
+    depth_frame: str
+    transforms: list[Transform]
+    pose_frame: str = RGB_FRAME
+
+
+def nyu_camera() -> Camera:
+    """The NYU Kinect: depth registered to the RGB camera, the IR camera placed by the calibration."""
+    return Camera(lambda w, h: camera_matrix_ros("rgb", w, h), lambda w, h: camera_matrix_ros("rgb", w, h),
+                  RGB_FRAME, camera_transforms())
 
 
 @dataclass
 class Sequence:
-    """Frames to convert: how many, and a function that yields them (read lazily)."""
+    """Frames to convert: how many, and a function that yields them (read lazily).
+
+    ``poses``: its frames carry ground-truth poses (the bag gets the pose topics). ``max_skew_ns``:
+    how far before its depth stamp a frame's other stamps (RGB, pose) may lie, for writing them in
+    time order; frames come in order of depth stamp.
+    """
 
     description: str
     count: int
     frames: Callable[[], Iterator[BagFrame]]
+    camera: Camera = field(default_factory=lambda: nyu_camera())
+    poses: bool = False
+    max_skew_ns: int = 0
 
 
 def seconds_to_ns(stamp_s: float) -> int:
@@ -113,7 +158,7 @@ def nyu_mat_sequence(mat_file: str | os.PathLike, split: str | None = None, scen
 
 
 def detected_sequence(path: str | os.PathLike, scene: str | None = None) -> Sequence:
-    """Output of ``rgbd-vae synth`` in either layout."""
+    """Output of ``rgbd-vae synth`` in any of its layouts (TUM and 7-Scenes with the camera it rendered)."""
     from ..data.detect import detect_layout
 
     layout = detect_layout(path)
@@ -121,7 +166,39 @@ def detected_sequence(path: str | os.PathLike, scene: str | None = None) -> Sequ
         return nyu_raw_sequence(path, scene)
     if layout == "nyu-mat":
         return nyu_mat_sequence(path, scene=scene)
-    raise DataError(f"{str(path)!r} is in the {layout} layout; expected the nyu-raw or nyu-mat output of rgbd-vae synth")
+    if layout in ("tum", "7scenes"):
+        from .slam import seven_scenes_sequence, synth_camera, tum_sequence
+
+        if not _made_by_synth(Path(path), layout):
+            raise DataError(f"{str(path)!r} is a {layout} sequence that rgbd-vae synth did not write (no synth.json "
+                            f"beside it); convert it with bag from-{'tum' if layout == 'tum' else '7scenes'}")
+        convert = tum_sequence if layout == "tum" else seven_scenes_sequence
+        return convert(path, scene, camera=synth_camera(layout))
+    raise DataError(f"{str(path)!r} is in the {layout} layout; expected the nyu-raw, nyu-mat, tum or 7scenes output "
+                    "of rgbd-vae synth")
+
+
+def _made_by_synth(path: Path, layout: str) -> bool:
+    """Whether ``path`` (or the data set folder it is in: a scene, or a 7-Scenes seq-XX) is synth output."""
+    import json
+
+    from ..synth.generate import MARKER_NAME
+
+    for folder in (path, path.parent, path.parent.parent):
+        try:
+            return json.loads((folder / MARKER_NAME).read_text()).get("layout") == layout
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
+def scaled_k(intrinsics: tuple[float, float, float, float], size: tuple[int, int], width: int,
+             height: int) -> np.ndarray:
+    """K (0-based pixels) of intrinsics (fx, fy, cx, cy) given at ``size`` = (width, height), at
+    ``width`` x ``height``; pixel edges sit at -0.5 and W - 0.5."""
+    fx, fy, cx, cy = intrinsics
+    sx, sy = width / size[0], height / size[1]
+    return np.array([[fx * sx, 0.0, (cx + 0.5) * sx - 0.5], [0.0, fy * sy, (cy + 0.5) * sy - 0.5], [0.0, 0.0, 1.0]])
 
 
 def _header(stamp_ns: int, frame_id: str):
@@ -138,10 +215,10 @@ def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str
         step=array.strides[0], data=array.view(np.uint8).reshape(-1))
 
 
-def camera_info_message(width: int, height: int, stamp_ns: int, frame_id: str):
-    """The NYU RGB camera's intrinsics at ``width`` x ``height`` (pinhole; registered depth shares them)."""
+def camera_info_message(k: np.ndarray, width: int, height: int, stamp_ns: int, frame_id: str):
+    """A pinhole camera of matrix ``k`` at ``width`` x ``height``, no distortion."""
     types = typestore().types
-    k = camera_matrix_ros("rgb", width, height)
+    k = np.asarray(k, dtype=np.float64)
     projection = np.hstack([k, np.zeros((3, 1))])
     roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return types[CAMERA_INFO](
@@ -169,18 +246,62 @@ def camera_transforms() -> list[tuple[str, str, np.ndarray, np.ndarray]]:
             (RGB_FRAME, DEPTH_FRAME, -R_DEPTH_TO_RGB, -T_DEPTH_TO_RGB)]
 
 
-def tf_static_message(stamp_ns: int):
+def optical_transform(child: str) -> Transform:
+    """An optical frame placed on camera_link (the same point, axes turned)."""
+    return BASE_FRAME, child, _OPTICAL_FROM_LINK, np.zeros(3)
+
+
+def _transform_stamped(stamp_ns: int, parent: str, child: str, rotation: np.ndarray, translation: np.ndarray):
     types = typestore().types
-    transforms = []
-    for parent, child, rotation, translation in camera_transforms():
-        x, y, z, w = _quaternion(rotation)
-        transforms.append(types["geometry_msgs/msg/TransformStamped"](
-            header=_header(stamp_ns, parent), child_frame_id=child,
-            transform=types["geometry_msgs/msg/Transform"](
-                translation=types["geometry_msgs/msg/Vector3"](x=float(translation[0]), y=float(translation[1]),
-                                                               z=float(translation[2])),
-                rotation=types["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w))))
-    return types[TF_MESSAGE](transforms=transforms)
+    x, y, z, w = _quaternion(rotation)
+    return types["geometry_msgs/msg/TransformStamped"](
+        header=_header(stamp_ns, parent), child_frame_id=child,
+        transform=types["geometry_msgs/msg/Transform"](
+            translation=types["geometry_msgs/msg/Vector3"](x=float(translation[0]), y=float(translation[1]),
+                                                           z=float(translation[2])),
+            rotation=types["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)))
+
+
+def tf_static_message(stamp_ns: int, transforms: list[Transform] | None = None):
+    """The static frames (the NYU Kinect's unless ``transforms`` are given)."""
+    transforms = camera_transforms() if transforms is None else transforms
+    return typestore().types[TF_MESSAGE](
+        transforms=[_transform_stamped(stamp_ns, *transform) for transform in transforms])
+
+
+def _matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = rotation, translation
+    return matrix
+
+
+def base_from_frame(transforms: list[Transform], frame: str) -> np.ndarray:
+    """camera_link-from-``frame`` (4x4) through the static ``transforms``."""
+    parents = {child: (parent, _matrix(rotation, translation)) for parent, child, rotation, translation in transforms}
+    result = np.eye(4)
+    while frame != BASE_FRAME:
+        if frame not in parents:
+            raise ValueError(f"frame {frame!r} is not below {BASE_FRAME} in the static transforms")
+        frame, step = parents.pop(frame)  # popped: a cycle ends in the error above
+        result = step @ result
+    return result
+
+
+def pose_messages(pose: np.ndarray, stamp_ns: int, camera: Camera) -> tuple[object, object]:
+    """PoseStamped of ``camera.pose_frame`` in the world (the ground truth as given), and the /tf
+    TFMessage placing camera_link in the world so that the static frames put ``pose_frame`` there."""
+    types = typestore().types
+    x, y, z, w = _quaternion(pose[:3, :3])
+    t = pose[:3, 3]
+    pose_msg = types[POSE_STAMPED](
+        header=_header(stamp_ns, WORLD_FRAME),
+        pose=types["geometry_msgs/msg/Pose"](
+            position=types["geometry_msgs/msg/Point"](x=float(t[0]), y=float(t[1]), z=float(t[2])),
+            orientation=types["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)))
+    world_from_base = pose @ np.linalg.inv(base_from_frame(camera.transforms, camera.pose_frame))
+    tf = types[TF_MESSAGE](transforms=[_transform_stamped(stamp_ns, WORLD_FRAME, BASE_FRAME, world_from_base[:3, :3],
+                                                          world_from_base[:3, 3])])
+    return pose_msg, tf
 
 
 def _check_frame(frame: BagFrame, index: int) -> None:
@@ -189,40 +310,81 @@ def _check_frame(frame: BagFrame, index: int) -> None:
     if frame.depth_m is None or frame.depth_m.shape != frame.rgb_u8.shape[:2]:
         shape = None if frame.depth_m is None else frame.depth_m.shape
         raise DataError(f"frame {index}: depth {shape} does not match RGB {frame.rgb_u8.shape[:2]}")
+    if frame.pose is not None:
+        pose = np.asarray(frame.pose)
+        rotation = pose[:3, :3] if pose.shape == (4, 4) else None
+        if (rotation is None or not np.isfinite(pose).all() or frame.pose_stamp_ns is None
+                or not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-4) or np.linalg.det(rotation) < 0):
+            raise DataError(f"frame {index}: ground-truth pose is not a rigid 4x4 camera-to-world transform "
+                            "with a time; expected a rotation and a translation")
+
+
+def _frame_messages(frame: BagFrame, camera: Camera) -> list[tuple[int, str, str, object]]:
+    """(stamp, topic, type, message) of one frame."""
+    height, width = frame.depth_m.shape
+    depth = np.asarray(frame.depth_m, dtype=np.float32)
+    rgb_k, depth_k = camera.rgb_k(width, height), camera.depth_k(width, height)
+    messages = [
+        (frame.depth_stamp_ns, DEPTH_TOPIC, IMAGE, image_message(depth, "32FC1", frame.depth_stamp_ns, camera.depth_frame)),
+        (frame.depth_stamp_ns, DEPTH_INFO_TOPIC, CAMERA_INFO,
+         camera_info_message(depth_k, width, height, frame.depth_stamp_ns, camera.depth_frame)),
+        (frame.rgb_stamp_ns, RGB_TOPIC, IMAGE, image_message(frame.rgb_u8, "rgb8", frame.rgb_stamp_ns, RGB_FRAME)),
+        (frame.rgb_stamp_ns, RGB_INFO_TOPIC, CAMERA_INFO, camera_info_message(rgb_k, width, height, frame.rgb_stamp_ns,
+                                                                               RGB_FRAME)),
+    ]
+    if frame.pose is not None:
+        pose_msg, tf = pose_messages(np.asarray(frame.pose, dtype=np.float64), frame.pose_stamp_ns, camera)
+        messages += [(frame.pose_stamp_ns, GROUND_TRUTH_TOPIC, POSE_STAMPED, pose_msg),
+                     (frame.pose_stamp_ns, TF_TOPIC, TF_MESSAGE, tf)]
+    return messages
 
 
 def write_sequence(sequence: Sequence, out: str | os.PathLike, storage: str = "mcap",
                    progress: Callable[[], None] | None = None, overwrite: bool = False) -> dict[str, int]:
-    """Write ``sequence`` as a rosbag2 at ``out`` (atomically); returns messages per topic."""
+    """Write ``sequence`` as a rosbag2 at ``out`` (atomically); returns messages per topic.
+
+    Messages are recorded in time order, as a recorder would have: each frame's wait in a small
+    queue until no later frame can bring an earlier one (its depth stamp less ``max_skew_ns``).
+    """
+    if sequence.count < 1:
+        raise DataError(f"{sequence.description} has no frames; nothing to convert")
+    camera = sequence.camera
     with write_bag(out, storage, overwrite=overwrite) as bag:
         bag.add_topic(TF_STATIC_TOPIC, TF_MESSAGE, LATCHED)
         for topic, msgtype in ((RGB_TOPIC, IMAGE), (RGB_INFO_TOPIC, CAMERA_INFO),
                                (DEPTH_TOPIC, IMAGE), (DEPTH_INFO_TOPIC, CAMERA_INFO)):
             bag.add_topic(topic, msgtype, SENSOR_QOS)
-        last_ns = -1
+        if sequence.poses:
+            bag.add_topic(GROUND_TRUTH_TOPIC, POSE_STAMPED, SENSOR_QOS)
+            bag.add_topic(TF_TOPIC, TF_MESSAGE, TF_QOS)
+        queue: list[tuple[int, int, str, str, object]] = []
+        written_ns, order = -1, 0
+
+        def flush(until_ns: int | None) -> None:
+            nonlocal written_ns
+            while queue and (until_ns is None or queue[0][0] <= until_ns):
+                stamp_ns, _, topic, msgtype, message = heapq.heappop(queue)
+                bag.write(topic, msgtype, stamp_ns, message)
+                written_ns = stamp_ns
+
         for index, frame in enumerate(sequence.frames()):
             _check_frame(frame, index)
+            if frame.pose is not None and not sequence.poses:
+                raise DataError(f"frame {index} has a ground-truth pose but {sequence.description} was declared "
+                                "without poses")
+            messages = _frame_messages(frame, camera)
             if index == 0:
-                bag.write(TF_STATIC_TOPIC, TF_MESSAGE, min(frame.rgb_stamp_ns, frame.depth_stamp_ns),
-                          tf_static_message(min(frame.rgb_stamp_ns, frame.depth_stamp_ns)))
-            height, width = frame.depth_m.shape
-            depth = np.asarray(frame.depth_m, dtype=np.float32)
-            messages = [
-                (frame.depth_stamp_ns, DEPTH_TOPIC, IMAGE, image_message(depth, "32FC1", frame.depth_stamp_ns, RGB_FRAME)),
-                (frame.depth_stamp_ns, DEPTH_INFO_TOPIC, CAMERA_INFO,
-                 camera_info_message(width, height, frame.depth_stamp_ns, RGB_FRAME)),
-                (frame.rgb_stamp_ns, RGB_TOPIC, IMAGE, image_message(frame.rgb_u8, "rgb8", frame.rgb_stamp_ns, RGB_FRAME)),
-                (frame.rgb_stamp_ns, RGB_INFO_TOPIC, CAMERA_INFO,
-                 camera_info_message(width, height, frame.rgb_stamp_ns, RGB_FRAME)),
-            ]
-            messages.sort(key=lambda m: m[0])  # recorded in time order, as a recorder would have
-            if messages[0][0] < last_ns:
+                first_ns = min(m[0] for m in messages)
+                bag.write(TF_STATIC_TOPIC, TF_MESSAGE, first_ns, tf_static_message(first_ns, camera.transforms))
+            if min(m[0] for m in messages) < written_ns:
                 raise DataError(f"frame {index} is stamped before the frame ahead of it; expected increasing times")
             for stamp_ns, topic, msgtype, message in messages:
-                bag.write(topic, msgtype, stamp_ns, message)
-            last_ns = messages[-1][0]
+                heapq.heappush(queue, (stamp_ns, order, topic, msgtype, message))
+                order += 1
+            flush(frame.depth_stamp_ns - sequence.max_skew_ns)
             kill_point("bag-frame")
             if progress:
                 progress()
+        flush(None)
         counts = dict(bag.counts)
     return counts

@@ -21,6 +21,9 @@ from .png_files import read_depth_u16, read_matrix, read_rgb, read_text, split_s
 
 DEPTH_UNITS_PER_M = 1000.0
 NO_READING = (0, 65535)
+# The set's own suggestion for both cameras, "default Kinect intrinsics" (fx, fy, cx, cy) at 640x480
+KINECT_INTRINSICS = (585.0, 585.0, 320.0, 240.0)
+KINECT_SIZE = (640, 480)
 _SEQUENCE = re.compile(r"^seq-(\d+)$")
 _COLOR = re.compile(r"^frame-(\d+)\.color\.png$")
 SPLIT_FILES = {"train": "TrainSplit.txt", "test": "TestSplit.txt"}
@@ -30,6 +33,11 @@ SPLIT_FILES = {"train": "TrainSplit.txt", "test": "TestSplit.txt"}
 class SevenScenesFrame:
     sequence: str  # "<scene>/seq-XX"
     color_path: Path
+
+    @property
+    def number(self) -> int:
+        """The XXXXXX of frame-XXXXXX: the frame's index in its sequence (recorded at 30 Hz)."""
+        return int(_COLOR.match(self.color_path.name).group(1))
 
     def sibling(self, kind: str) -> Path:
         return self.color_path.with_name(self.color_path.name.replace(".color.png", f".{kind}"))

@@ -40,6 +40,7 @@ class TUMFrame:
     rgb_stamp_s: float
     depth_stamp_s: float
     pose: np.ndarray | None
+    pose_stamp_s: float | None = None  # the ground-truth row the pose comes from
 
 
 def is_tum_sequence(path: Path) -> bool:
@@ -146,16 +147,17 @@ def _sequence_frames(sequence: Path) -> list[TUMFrame]:
     rgb_stamps, depth_stamps = np.array([s for s, _ in rgb]), np.array([s for s, _ in depth])
     frames = []
     for i, j in associate(rgb_stamps, depth_stamps):
-        pose = None
+        pose = pose_stamp = None
         if len(gt_stamps):
             nearest = int(np.argmin(np.abs(gt_stamps - depth_stamps[j])))
             if abs(gt_stamps[nearest] - depth_stamps[j]) < MAX_DIFFERENCE_S:
-                pose = gt_poses[nearest]
-        frames.append(TUMFrame(sequence.name, rgb[i][1], depth[j][1], rgb[i][0], depth[j][0], pose))
+                pose, pose_stamp = gt_poses[nearest], float(gt_stamps[nearest])
+        frames.append(TUMFrame(sequence.name, rgb[i][1], depth[j][1], rgb[i][0], depth[j][0], pose, pose_stamp))
     return frames
 
 
-def _intrinsics(sequence: str) -> tuple[float, float, float, float] | None:
+def freiburg_intrinsics(sequence: str) -> tuple[float, float, float, float] | None:
+    """(fx, fy, cx, cy) at 640x480 of the Freiburg sensor a sequence's name mentions, else None."""
     match = re.search(r"freiburg[123]", sequence)
     return FREIBURG_INTRINSICS[match.group(0)] if match else None
 
@@ -190,4 +192,4 @@ class TUMSequences(FrameReader):
             raise DataError(f"{f.depth_path.name} is {depth_m.shape[1]}x{depth_m.shape[0]} but {f.rgb_path.name} is "
                             f"{rgb.shape[1]}x{rgb.shape[0]}; expected registered images of equal size")
         return RGBDFrame(rgb, depth_m, scene=f.sequence, stamp_s=f.depth_stamp_s,
-                         pose=None if f.pose is None else f.pose.copy(), intrinsics=_intrinsics(f.sequence))
+                         pose=None if f.pose is None else f.pose.copy(), intrinsics=freiburg_intrinsics(f.sequence))
