@@ -1,9 +1,10 @@
-"""``rgbd-vae eval {vae,depth} --checkpoint FILE --data PATH [--out DIR]``: metrics JSON + PNG figure.
+"""``rgbd-vae eval {vae,depth,places} --checkpoint FILE --data PATH [--out DIR]``: metrics JSON + PNG figure.
 
 Depth models are scored with the NYU protocol (:mod:`.metrics`) on the data set's test split at
 the ground truth's own resolution, next to a baseline that predicts the mean training depth
 everywhere. VAEs are scored at the model resolution: RGB PSNR/SSIM, depth RMSE/AbsRel in metres,
-KL, bytes per latent, next to a baseline that outputs the mean training image.
+KL, bytes per latent, next to a baseline that outputs the mean training image. ``places`` scores
+place recognition on a revisit walk (:mod:`.place_eval`).
 """
 
 from __future__ import annotations
@@ -20,15 +21,34 @@ BATCH = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", choices=("vae", "depth"), help="what the checkpoint is scored as")
+    parser.add_argument("task", choices=("vae", "depth", "places"),
+                        help="what the checkpoint is scored as (places: a VAE's codes for place recognition on a "
+                             "walk written by 'rgbd-vae synth --walk revisit')")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by rgbd-vae train")
     parser.add_argument("--data", required=True, help="data set with a test split (SPEC §6)")
     parser.add_argument("--out", default=None, help="output folder (default: eval/ beside the checkpoint)")
     parser.add_argument("--limit", type=int, default=0, help="score at most this many test frames")
+    places = parser.add_argument_group("places")
+    places.add_argument("--json", type=Path, default=None, help="also write the metrics JSON to this file")
+    places.add_argument("--train-data", default=None,
+                        help="fit PCA and the code standardisation on this data set's training frames "
+                             "(default: the walk's first visits)")
+    places.add_argument("--recent-window", type=float, default=10.0,
+                        help="seconds before a frame whose keyframes it is not matched to (default 10)")
+    places.add_argument("--keyframe-distance", type=float, default=0.0,
+                        help="cosine distance a code moves before it is a new keyframe (default 0: every frame)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "eval"
+    if args.task == "places":
+        from .place_eval import places_table
+
+        result = evaluate_places_command(args.checkpoint, args.data, out, args.json, args.train_data,
+                                         args.recent_window, args.keyframe_distance)
+        print(places_table(result))
+        print(json.dumps(result["summary"]))
+        return 0
     result = evaluate(args.task, args.checkpoint, args.data, out, limit=args.limit)
     print(metrics_table(result))
     print(json.dumps(result["summary"]))
@@ -78,6 +98,33 @@ def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -
     write_png(out / "figure.png", figure)
     result["summary"] = {"model": payload["model_name"], "images": result["images"],
                          "metrics": str(out / "metrics.json"), "figure": str(out / "figure.png")}
+    return result
+
+
+def evaluate_places_command(checkpoint: str, data: str, out: Path, json_file: Path | None = None,
+                            train_data: str | None = None, recent_window_s: float = 10.0,
+                            keyframe_distance: float = 0.0) -> dict:
+    """``eval places``: metrics into ``out/places.json`` (and ``json_file``)."""
+    from rgbd_vae_ros.files import atomic_write_text
+    from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
+
+    from .place_eval import evaluate_places
+
+    if not recent_window_s >= 0 or not math.isfinite(recent_window_s):
+        raise ValueError(f"--recent-window is {recent_window_s}; expected a finite number of seconds >= 0")
+    if not 0.0 <= keyframe_distance <= 2.0:
+        raise ValueError(f"--keyframe-distance is {keyframe_distance}; expected a cosine distance in [0, 2]")
+    payload = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(payload)
+    result = evaluate_places(model, payload, data, train_data, recent_window_s, keyframe_distance)
+    result.update(checkpoint=str(checkpoint), model=payload["model_name"], data=str(data))
+    text = json.dumps(_finite_or_null(result), indent=2, allow_nan=False) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "places.json"] + ([Path(json_file)] if json_file else [])
+    for path in written:
+        atomic_write_text(path, text)
+    result["summary"] = {"model": payload["model_name"], "images": result["images"],
+                         "metrics": [str(p) for p in written]}
     return result
 
 
