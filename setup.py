@@ -90,6 +90,7 @@ setup(
             "rgbd_pipeline = rgbd_vae_ros.nodes.rgbd_pipeline:main",
             "bag_player = rgbd_vae_ros.nodes.bag_player:main",
             "bag_recorder = rgbd_vae_ros.nodes.bag_recorder:main",
+            "place_recognition = rgbd_vae_ros.nodes.place_recognition:main",
             "rgbd-vae = rgbd_vae_training.cli:main",
         ],
     },

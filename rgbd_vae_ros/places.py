@@ -70,6 +70,11 @@ class PlaceIndex:
         return self._count
 
     @property
+    def last_stamp_ns(self) -> int | None:
+        """The stamp of the last code added (None when empty); a later one must not be before it."""
+        return self._last_stamp_ns
+
+    @property
     def dim(self) -> int | None:
         return self._codes.shape[1] if self._count else None
 
