@@ -167,6 +167,8 @@ def test_tum_sequence_reads_back_with_stamps_depth_intrinsics_and_ground_truth(t
             assert (info.width, info.height) == (160, 120) and stamp == image_stamp
             assert info.header.frame_id == image.header.frame_id
             np.testing.assert_allclose(info.k.reshape(3, 3), [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], rtol=1e-12)
+            assert info.distortion_model == "plumb_bob"  # Freiburg 1 images are distorted; registered depth too
+            np.testing.assert_array_equal(info.d, [0.2624, -0.9531, -0.0054, 0.0026, 1.1633])
 
     # ground truth: each frame's nearest row (within 0.02 s) at that row's own time, as in the file
     truth = _groundtruth(tum_dir / "groundtruth.txt")
@@ -193,6 +195,7 @@ def test_tum_intrinsics_given_apply_as_given_and_an_unnamed_sensor_needs_them(tu
     _, messages = _read(tmp_path / "a")
     for _, info in messages[RGB_INFO_TOPIC] + messages[DEPTH_INFO_TOPIC]:
         np.testing.assert_array_equal(info.k.reshape(3, 3), [[130, 0, 79.5], [0, 131, 60], [0, 0, 1]])
+        np.testing.assert_array_equal(info.d, np.zeros(5))
 
 
 def test_synth_output_converts_with_the_camera_synth_rendered(tum_dir, seven_dir, tmp_path):

@@ -68,8 +68,9 @@ Transform = tuple[str, str, np.ndarray, np.ndarray]  # parent, child, rotation (
 class Camera:
     """A sequence's sensor: the intrinsics of its images and where their frames are.
 
-    ``rgb_k`` / ``depth_k`` give K (ROS, 0-based pixels) at an image's width and height;
-    ``depth_frame`` is the RGB optical frame where the set registers depth to the RGB camera;
+    ``rgb_k`` / ``depth_k`` give K (ROS, 0-based pixels) at an image's width and height, and
+    ``rgb_d`` / ``depth_d`` the images' plumb_bob distortion (k1, k2, p1, p2, k3); ``depth_frame`` is
+    the depth images' frame (RGB_FRAME where the set registers depth to the RGB camera);
     ``transforms`` are the static frames (``/tf_static``); ``pose_frame`` is the frame whose pose in
     the world the ground truth gives.
     """
@@ -79,6 +80,8 @@ class Camera:
     depth_frame: str
     transforms: list[Transform]
     pose_frame: str = RGB_FRAME
+    rgb_d: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    depth_d: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def nyu_camera() -> Camera:
@@ -215,15 +218,16 @@ def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str
         step=array.strides[0], data=array.view(np.uint8).reshape(-1))
 
 
-def camera_info_message(k: np.ndarray, width: int, height: int, stamp_ns: int, frame_id: str):
-    """A pinhole camera of matrix ``k`` at ``width`` x ``height``, no distortion."""
+def camera_info_message(k: np.ndarray, width: int, height: int, stamp_ns: int, frame_id: str,
+                        distortion: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)):
+    """A pinhole camera of matrix ``k`` at ``width`` x ``height``, plumb_bob ``distortion``."""
     types = typestore().types
     k = np.asarray(k, dtype=np.float64)
     projection = np.hstack([k, np.zeros((3, 1))])
     roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return types[CAMERA_INFO](
         header=_header(stamp_ns, frame_id), height=height, width=width, distortion_model="plumb_bob",
-        d=np.zeros(5), k=k.reshape(-1), r=np.eye(3).reshape(-1), p=projection.reshape(-1),
+        d=np.asarray(distortion, dtype=np.float64), k=k.reshape(-1), r=np.eye(3).reshape(-1), p=projection.reshape(-1),
         binning_x=0, binning_y=0, roi=roi)
 
 
@@ -327,10 +331,10 @@ def _frame_messages(frame: BagFrame, camera: Camera) -> list[tuple[int, str, str
     messages = [
         (frame.depth_stamp_ns, DEPTH_TOPIC, IMAGE, image_message(depth, "32FC1", frame.depth_stamp_ns, camera.depth_frame)),
         (frame.depth_stamp_ns, DEPTH_INFO_TOPIC, CAMERA_INFO,
-         camera_info_message(depth_k, width, height, frame.depth_stamp_ns, camera.depth_frame)),
+         camera_info_message(depth_k, width, height, frame.depth_stamp_ns, camera.depth_frame, camera.depth_d)),
         (frame.rgb_stamp_ns, RGB_TOPIC, IMAGE, image_message(frame.rgb_u8, "rgb8", frame.rgb_stamp_ns, RGB_FRAME)),
-        (frame.rgb_stamp_ns, RGB_INFO_TOPIC, CAMERA_INFO, camera_info_message(rgb_k, width, height, frame.rgb_stamp_ns,
-                                                                               RGB_FRAME)),
+        (frame.rgb_stamp_ns, RGB_INFO_TOPIC, CAMERA_INFO,
+         camera_info_message(rgb_k, width, height, frame.rgb_stamp_ns, RGB_FRAME, camera.rgb_d)),
     ]
     if frame.pose is not None:
         pose_msg, tf = pose_messages(np.asarray(frame.pose, dtype=np.float64), frame.pose_stamp_ns, camera)

@@ -8,8 +8,9 @@ atomic output and refusals, plus ``/ground_truth/pose`` and ``/tf``.
   ground-truth row nearest in time (within 0.02 s; a frame whose ground truth is further away has no
   pose). Stamps are the set's own (RGB, depth and ground-truth rows each their own time). Depth is
   registered to the RGB camera (as TUM's is), so both images are in ``camera_rgb_optical_frame``,
-  which is what the ground truth places in the world. Intrinsics: TUM's calibration of the
-  Freiburg 1/2/3 sensor that the sequence folder's name names, or ``intrinsics`` given.
+  which is what the ground truth places in the world. Intrinsics and distortion: TUM's calibration
+  of the Freiburg 1/2/3 sensor that the sequence folder's name names, or ``intrinsics`` given (of
+  images without distortion).
 - 7-Scenes: no times, so frame ``frame-XXXXXX`` is stamped XXXXXX / 30 s after a fixed start. Depth
   is not registered to colour (the set has no calibration between its cameras): depth is in
   ``camera_depth_optical_frame``, which the poses place in the world, and colour stays in
@@ -77,7 +78,7 @@ def tum_sequence(path: str | os.PathLike, scene: str | None = None, intrinsics: 
                  camera: Camera | None = None) -> Sequence:
     """One TUM RGB-D sequence folder (or the one named ``scene`` of a folder of them); ``camera``
     replaces the set's own (the one ``rgbd-vae synth`` rendered)."""
-    from ..data.tum import MAX_DIFFERENCE_S, TUMSequences, freiburg_intrinsics
+    from ..data.tum import FREIBURG_DISTORTION, FREIBURG_INTRINSICS, MAX_DIFFERENCE_S, TUMSequences, freiburg_sensor
 
     reader = TUMSequences(path)
     name = _pick(reader.sequences, scene, path, "TUM RGB-D")
@@ -87,16 +88,20 @@ def tum_sequence(path: str | os.PathLike, scene: str | None = None, intrinsics: 
                         "of it; nothing to convert")
     indices.sort(key=lambda i: reader.frames[i].depth_stamp_s)  # depth-primary: in order of depth time
     if camera is None:
+        distortion = (0.0,) * 5
         if intrinsics is not None:
             k = _given_k(_check_intrinsics(intrinsics))
         else:
-            freiburg = freiburg_intrinsics(name)
-            if freiburg is None:
+            sensor = freiburg_sensor(name)
+            if sensor is None:
                 raise DataError(f"TUM sequence {name!r} names no Freiburg sensor (freiburg1, freiburg2 or freiburg3) "
                                 "whose calibration would apply; give the camera's intrinsics with --intrinsics FX FY "
                                 "CX CY")
-            k = lambda width, height: scaled_k(freiburg, (640, 480), width, height)  # noqa: E731
-        camera = Camera(k, k, RGB_FRAME, [optical_transform(RGB_FRAME)], pose_frame=RGB_FRAME)
+            k = lambda width, height: scaled_k(FREIBURG_INTRINSICS[sensor], (640, 480), width, height)  # noqa: E731
+            distortion = FREIBURG_DISTORTION[sensor]
+        # registered depth is resampled onto the (distorted) RGB image: it shares K and D
+        camera = Camera(k, k, RGB_FRAME, [optical_transform(RGB_FRAME)], pose_frame=RGB_FRAME, rgb_d=distortion,
+                        depth_d=distortion)
     with_pose = sum(reader.frames[i].pose is not None for i in indices)
 
     def frames() -> Iterator[BagFrame]:

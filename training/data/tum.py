@@ -30,6 +30,12 @@ FREIBURG_INTRINSICS = {
     "freiburg2": (520.9, 521.0, 325.1, 249.7),
     "freiburg3": (535.4, 539.2, 320.1, 247.6),
 }
+# and its distortion (d0..d4 = k1, k2, p1, p2, k3, plumb_bob); Freiburg 3's images come undistorted
+FREIBURG_DISTORTION = {
+    "freiburg1": (0.2624, -0.9531, -0.0054, 0.0026, 1.1633),
+    "freiburg2": (0.2312, -0.7849, -0.0033, -0.0001, 0.9172),
+    "freiburg3": (0.0, 0.0, 0.0, 0.0, 0.0),
+}
 
 
 @dataclass(frozen=True)
@@ -156,10 +162,16 @@ def _sequence_frames(sequence: Path) -> list[TUMFrame]:
     return frames
 
 
+def freiburg_sensor(sequence: str) -> str | None:
+    """'freiburg1', 'freiburg2' or 'freiburg3': the sensor a sequence's name mentions, else None."""
+    match = re.search(r"freiburg[123]", sequence)
+    return match.group(0) if match else None
+
+
 def freiburg_intrinsics(sequence: str) -> tuple[float, float, float, float] | None:
     """(fx, fy, cx, cy) at 640x480 of the Freiburg sensor a sequence's name mentions, else None."""
-    match = re.search(r"freiburg[123]", sequence)
-    return FREIBURG_INTRINSICS[match.group(0)] if match else None
+    sensor = freiburg_sensor(sequence)
+    return FREIBURG_INTRINSICS[sensor] if sensor else None
 
 
 class TUMSequences(FrameReader):
