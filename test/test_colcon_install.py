@@ -89,6 +89,7 @@ def test_the_installed_cli_runs_from_the_install_tree(colcon_install, tmp_path):
     assert all(Path(line).is_relative_to(site_packages) for line in where.stdout.split()), where.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_an_installed_node_executable_starts_from_the_install_tree(colcon_install, tmp_path):
     prefix, site_packages, _ = colcon_install

@@ -86,6 +86,7 @@ def test_every_third_party_import_of_the_runtime_and_tools_is_an_exec_depend():
         assert ROSDEP_KEYS[module] in exec_deps, f"{module!r} needs <exec_depend>{ROSDEP_KEYS[module]}</exec_depend>"
 
 
+@pytest.mark.slow
 def test_every_third_party_import_of_the_tests_is_a_dependency():
     deps = _dependencies("exec_depend", "depend", "test_depend")
     for module, path in _third_party_imports("test").items():
@@ -171,6 +172,7 @@ def test_runtime_package_imports_without_ros_on_the_path():
     assert result.stdout.strip() == "[[97, 98]]"
 
 
+@pytest.mark.slow
 def test_the_bag_tools_without_a_bag_say_so_and_fail():
     for executable in ("bag_player", "bag_recorder"):
         result = subprocess.run([Path(sys.executable).with_name(executable)], capture_output=True, text=True,

@@ -33,6 +33,7 @@ def _pixels(encoding: str, seed: int) -> np.ndarray:
     return raw.view(fmt.dtype.newbyteorder("=")).reshape(shape)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_every_encoding_arrives_identical_in_another_process(rclpy_context, tmp_path):
     expected = {enc: _pixels(enc, seed) for seed, enc in enumerate(ENCODINGS)}

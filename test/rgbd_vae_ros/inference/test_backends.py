@@ -16,6 +16,7 @@ from rgbd_vae_ros.models import model_from_checkpoint
 DEPLOYABLE = ["conv_vae", "rgb2rgbd", "vgg_vae", "resnet_vae", "fc_vae", "unet_depth"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DEPLOYABLE)
 def test_onnx_runtime_equals_torch_within_1e_4_on_fresh_inputs(name, exported, small_checkpoints):
     folder, rows = exported[name]

@@ -143,6 +143,7 @@ def test_a_small_checkpoint_whose_config_asks_for_a_huge_latent_fails_before_all
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_loading_the_huge_latent_checkpoint_keeps_peak_memory_low(small_checkpoints, tmp_path):
     # Built for real, the config's encoder and decoder would need 2e6 x 512 floats each (> 8 GB);
     # the process that refuses the file stays far below that.

@@ -81,6 +81,7 @@ def test_a_config_asking_for_huge_tensors_is_refused_before_anything_is_allocate
         model_from_checkpoint(tmp_path / "m.pt")
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_names_the_full_disk_not_torch_internals(tmp_path):
     import subprocess
     import sys

@@ -29,6 +29,7 @@ def test_registry_holds_every_model_of_the_spec():
     assert set(model_names()) == set(VAES) | {"unet_depth"}
 
 
+@pytest.mark.slow
 def test_parameter_counts_are_reported(capsys):
     rows = []
     for name in model_names():
@@ -40,6 +41,7 @@ def test_parameter_counts_are_reported(capsys):
     assert 8e6 < sum(p.numel() for p in unet.parameters()) < 12e6  # "about 10 M"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", model_names())
 def test_default_model_output_shapes_and_ranges(name):
     torch.manual_seed(0)
@@ -163,6 +165,7 @@ def test_configs_are_plain_dataclasses_that_round_trip(small_configs):
         assert config_from_dict(name, dataclasses.asdict(config)) == config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", model_names())
 def test_each_model_overfits_one_tiny_batch(name, small_configs):
     """Loss falls by at least half in a few dozen steps on 4 fixed samples."""

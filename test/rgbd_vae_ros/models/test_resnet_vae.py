@@ -37,6 +37,7 @@ def torchvision_resnet34_state(seed=0):
     return state
 
 
+@pytest.mark.slow
 def test_torchvision_weights_load_and_the_depth_filter_starts_as_the_rgb_mean(tmp_path):
     state = torchvision_resnet34_state()
     path = tmp_path / "resnet34-local.pth"
@@ -52,6 +53,7 @@ def test_torchvision_weights_load_and_the_depth_filter_starts_as_the_rgb_mean(tm
     assert torch.equal(rgb_only.encoder.conv1.weight, state["conv1.weight"])
 
 
+@pytest.mark.slow
 def test_weights_of_another_network_are_refused_clearly(tmp_path):
     state = torchvision_resnet34_state()
     del state["layer4.2.conv2.weight"]

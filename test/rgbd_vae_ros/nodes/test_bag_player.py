@@ -96,6 +96,7 @@ def test_every_message_goes_out_in_order_with_the_recorded_timing_and_arrives(ha
     pytest.fail(f"publish timing outside the tolerance in 3 runs at rate {rate:g}")
 
 
+@pytest.mark.slow
 def test_clock_follows_the_bag_time(harness, rclpy_context, sequence_bag):
     from rosgraph_msgs.msg import Clock
 
@@ -124,6 +125,7 @@ def test_clock_follows_the_bag_time(harness, rclpy_context, sequence_bag):
     assert 0.1 * 100 * span_s < len(published) - FRAMES < 1.5 * 100 * span_s + FRAMES
 
 
+@pytest.mark.slow
 def test_loop_plays_again_and_start_offset_skips_the_beginning(harness, rclpy_context, sequence_bag):
     recorded = [s for _, s in _recorded(sequence_bag, [RGB_TOPIC])]
     arrivals = Arrivals(harness, topics=(RGB_TOPIC,))
@@ -142,6 +144,7 @@ def test_loop_plays_again_and_start_offset_skips_the_beginning(harness, rclpy_co
     assert stamps[:2 * (FRAMES - 5)] == recorded[5:] * 2
 
 
+@pytest.mark.slow
 def test_a_missing_bag_or_topic_is_one_sentence(rclpy_context, sequence_bag, tmp_path):
     with pytest.raises(BagError, match="does not exist"):
         BagPlayerNode(context=rclpy_context, parameter_overrides=[Parameter("bag", value=str(tmp_path / "no"))])
@@ -157,6 +160,7 @@ def _script(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+@pytest.mark.slow
 def test_the_bag_player_executable_plays_to_the_end_and_exits_0(sequence_bag, tmp_path):
     done = subprocess.run([_script("bag_player"), "--ros-args", "-p", f"bag:={sequence_bag}", "-p", "rate:=4.0"],
                           capture_output=True, text=True, timeout=60)
@@ -175,6 +179,7 @@ def test_the_bag_player_executable_plays_to_the_end_and_exits_0(sequence_bag, tm
     ("bag_recorder", ["duration:=-1.0", "topics:=[/a]"], "duration out of range"),
     ("depth_estimator", ["queue_size:=0"], "queue_size out of range"),
 ])
+@pytest.mark.slow
 def test_a_bad_parameter_at_start_is_one_sentence_and_status_1(sequence_bag, tmp_path, executable, params, message):
     args = [_script(executable), "--ros-args", "-p", f"bag:={sequence_bag if executable == 'bag_player' else tmp_path / 'b'}"]
     if executable == "depth_estimator":
@@ -249,6 +254,7 @@ def test_an_abandoned_recording_leaves_nothing_and_an_existing_bag_is_refused(rc
         BagRecorderNode(tmp_path / "out", topics=["/x"], context=rclpy_context)
 
 
+@pytest.mark.slow
 def test_rgbd_vae_bag_record_stops_after_its_duration_with_a_whole_bag(tmp_path):
     done = subprocess.run([_script("rgbd-vae"), "bag", "record", str(tmp_path / "out"), "/diagnostics",
                            "--duration", "1"], capture_output=True, text=True, timeout=60)
@@ -277,6 +283,7 @@ def _copy_bag(source: Path, out: Path, storage: str = "mcap", extra_types=()) ->
     return out
 
 
+@pytest.mark.slow
 def test_a_bag_naming_modules_as_types_plays_the_rest_and_imports_none_of_them(sequence_bag, tmp_path):
     bag = _copy_bag(sequence_bag, tmp_path / "hostile", extra_types=HOSTILE_TYPES)
     with BagReader(bag) as reader:
@@ -334,6 +341,7 @@ def _corrupt_middle(bag: Path, size: int = 2000) -> None:
 
 @pytest.mark.parametrize("storage, command", [("mcap", "bag_player"), ("sqlite3", "bag_player"),
                                               ("mcap", "rgbd-vae bag play")])
+@pytest.mark.slow
 def test_a_damaged_bag_is_one_sentence_and_status_1(sequence_bag, tmp_path, storage, command):
     bag = _copy_bag(sequence_bag, tmp_path / "damaged", storage)
     _corrupt_middle(bag)

@@ -34,6 +34,7 @@ def _image(i: int, height: int = 4, width: int = 6):
     return msg
 
 
+@pytest.mark.slow
 def test_a_stalled_then_full_disk_drops_counted_reports_at_once_and_keeps_what_was_written(
         harness, rclpy_context, tmp_path, monkeypatch, capfd):
     disk_moves = threading.Event()
@@ -91,6 +92,7 @@ def _limit_file_size(limit_bytes: int):
     return apply
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_rgbd_vae_bag_record_onto_a_full_disk_says_so_at_once_keeps_the_bag_and_exits_1(harness, tmp_path, storage):
     out = tmp_path / "out"

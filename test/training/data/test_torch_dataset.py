@@ -1,6 +1,7 @@
 """Readers feed a DataLoader with workers as normalised tensors; augmentation moves RGB and depth together."""
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -10,6 +11,7 @@ from rgbd_vae_training.data.nyu_raw import NYURawScenes
 from rgbd_vae_training.data.torch_dataset import Augment, RGBDDataset
 
 
+@pytest.mark.slow
 def test_dataloader_with_workers_yields_normalised_batches(nyu_raw_dir, nyu_mat_dir):
     for reader in (NYURawScenes(nyu_raw_dir), NYULabeled(nyu_mat_dir / LABELED_NAME)):
         dataset = RGBDDataset(reader, 64, 64, augment=Augment())
