@@ -328,3 +328,36 @@ def test_an_existing_output_is_kept_as_it_was(seven_dir, tmp_path, capsys):
     assert main(["bag", "from-7scenes", str(seven_dir), str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+
+
+# --- the shared writer: time order across frames --------------------------------------------------------------
+
+def _interleaved(skew_s: float, second_pose_s: float):
+    """Two frames (depth at 1.000 s and 1.030 s) where the second's ground truth, at
+    ``second_pose_s``, may precede the first's messages."""
+    from rgbd_vae_training.bag.convert import BagFrame, Camera, Sequence, optical_transform
+
+    rgb, depth = np.zeros((12, 16, 3), np.uint8), np.ones((12, 16), np.float32)
+    k = lambda w, h: np.array([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]])  # noqa: E731
+    camera = Camera(k, k, RGB_FRAME, [optical_transform(RGB_FRAME)])
+    frames = [BagFrame(rgb, seconds_to_ns(1.015), depth, seconds_to_ns(1.000), np.eye(4), seconds_to_ns(1.001)),
+              BagFrame(rgb, seconds_to_ns(1.031), depth, seconds_to_ns(1.030), np.eye(4),
+                         seconds_to_ns(second_pose_s))]
+    return Sequence("two frames", 2, lambda: iter(frames), camera, poses=True, max_skew_ns=seconds_to_ns(skew_s))
+
+
+def test_messages_of_neighbouring_frames_are_recorded_in_time_order_or_refused(tmp_path):
+    from rgbd_vae_training.bag.convert import write_sequence
+    from rgbd_vae_training.data.errors import DataError
+
+    for name, pose_s, before in (("a", 1.012, (RGB_TOPIC, 1.015)), ("b", 0.995, (DEPTH_TOPIC, 1.000))):
+        counts = write_sequence(_interleaved(0.02, pose_s), tmp_path / name)
+        assert counts[GROUND_TRUTH_TOPIC] == counts[RGB_TOPIC] == 2
+        with BagReader(tmp_path / name) as bag:
+            recorded = [(topic, stamp) for topic, stamp, _ in bag.messages()]
+        assert [s for _, s in recorded] == sorted(s for _, s in recorded) and recorded[0][0] == TF_STATIC_TOPIC
+        assert recorded.index((TF_TOPIC, seconds_to_ns(pose_s))) < recorded.index((before[0], seconds_to_ns(before[1])))
+    # a sequence that promises no such overlap (depth stamps only) and has one is refused, and leaves nothing
+    with pytest.raises(DataError, match="stamped before the frame ahead"):
+        write_sequence(_interleaved(0.0, 0.995), tmp_path / "other")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

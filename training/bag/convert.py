@@ -377,9 +377,9 @@ def write_sequence(sequence: Sequence, out: str | os.PathLike, storage: str = "m
                 raise DataError(f"frame {index} has a ground-truth pose but {sequence.description} was declared "
                                 "without poses")
             messages = _frame_messages(frame, camera)
-            if index == 0:
-                first_ns = min(m[0] for m in messages)
-                bag.write(TF_STATIC_TOPIC, TF_MESSAGE, first_ns, tf_static_message(first_ns, camera.transforms))
+            if index == 0:  # the static frames come first: before anything a later frame may bring
+                written_ns = min(min(m[0] for m in messages), frame.depth_stamp_ns - sequence.max_skew_ns)
+                bag.write(TF_STATIC_TOPIC, TF_MESSAGE, written_ns, tf_static_message(written_ns, camera.transforms))
             if min(m[0] for m in messages) < written_ns:
                 raise DataError(f"frame {index} is stamped before the frame ahead of it; expected increasing times")
             for stamp_ns, topic, msgtype, message in messages:
