@@ -307,9 +307,18 @@ def test_input_that_is_not_the_layout_or_is_empty_is_refused_and_nothing_is_writ
              "is not a positive frame rate", status=2)
     _refused(["bag", "from-tum", str(tum_dir), str(out), "--intrinsics", "0", "500", "80", "60"], capsys, out,
              "positive focal lengths")
+    scenes = tmp_path / "scenes"
+    for name in ("chess", "office"):
+        shutil.copytree(seven_dir / "synth_room_0000", scenes / name)
+    _refused(["bag", "from-7scenes", str(scenes), str(out)], capsys, out,
+             "holds 2 7-Scenes sequences (chess/seq-01, office/seq-01)")
+    _refused(["bag", "from-7scenes", str(scenes), str(out), "--scene", "seq-01"], capsys, out,
+             "has 2 sequences named 'seq-01'")
     copy = tmp_path / "not_synth"
     shutil.copytree(seven_dir / "synth_room_0000", copy / "office")
     _refused(["bag", "from-synth", str(copy), str(out)], capsys, out, "convert it with bag from-7scenes")
+    assert main(["bag", "from-7scenes", str(scenes / "office"), str(out), "--scene", "seq-01"]) == 0
+    assert main(["bag", "from-7scenes", str(scenes), str(tmp_path / "chess"), "--scene", "chess/seq-01"]) == 0
 
 
 def test_a_broken_frame_half_way_leaves_no_bag(seven_dir, tmp_path, capsys):

@@ -1,5 +1,5 @@
-"""``rgbd-vae bag``: convert NYU, TUM RGB-D and 7-Scenes sequences to rosbag2, play a bag, record topics, and run a bag's
-frames through a node offline (SPEC §9)."""
+"""``rgbd-vae bag``: convert NYU, TUM RGB-D and 7-Scenes sequences to rosbag2, play a bag, record
+topics, and run a bag's frames through a node offline (SPEC §9)."""
 
 from __future__ import annotations
 

@@ -329,7 +329,8 @@ def _frame_messages(frame: BagFrame, camera: Camera) -> list[tuple[int, str, str
     depth = np.asarray(frame.depth_m, dtype=np.float32)
     rgb_k, depth_k = camera.rgb_k(width, height), camera.depth_k(width, height)
     messages = [
-        (frame.depth_stamp_ns, DEPTH_TOPIC, IMAGE, image_message(depth, "32FC1", frame.depth_stamp_ns, camera.depth_frame)),
+        (frame.depth_stamp_ns, DEPTH_TOPIC, IMAGE,
+         image_message(depth, "32FC1", frame.depth_stamp_ns, camera.depth_frame)),
         (frame.depth_stamp_ns, DEPTH_INFO_TOPIC, CAMERA_INFO,
          camera_info_message(depth_k, width, height, frame.depth_stamp_ns, camera.depth_frame, camera.depth_d)),
         (frame.rgb_stamp_ns, RGB_TOPIC, IMAGE, image_message(frame.rgb_u8, "rgb8", frame.rgb_stamp_ns, RGB_FRAME)),

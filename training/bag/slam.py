@@ -11,7 +11,7 @@ atomic output and refusals, plus ``/ground_truth/pose`` and ``/tf``.
   which is what the ground truth places in the world. Intrinsics and distortion: TUM's calibration
   of the Freiburg 1/2/3 sensor that the sequence folder's name names, or ``intrinsics`` given (of
   images without distortion).
-- 7-Scenes: no times, so frame ``frame-XXXXXX`` is stamped XXXXXX / 30 s after a fixed start. Depth
+- 7-Scenes: no times, so frame ``frame-XXXXXX`` is stamped XXXXXX / rate (30 Hz) after a fixed start. Depth
   is not registered to colour (the set has no calibration between its cameras): depth is in
   ``camera_depth_optical_frame``, which the poses place in the world, and colour stays in
   ``camera_rgb_optical_frame`` with no transform to it. Intrinsics: the set's suggested Kinect
@@ -128,7 +128,10 @@ def seven_scenes_sequence(path: str | os.PathLike, scene: str | None = None, rat
     names = list(dict.fromkeys(reader.frame_scenes))
     if scene is not None and scene not in names:  # "seq-02" for "chess/seq-02" where that is unambiguous
         matches = [n for n in names if n.split("/")[-1] == scene]
-        scene = matches[0] if len(matches) == 1 else scene
+        if len(matches) > 1:
+            raise DataError(f"{str(path)!r} has {len(matches)} sequences named {scene!r} ({', '.join(matches[:4])}); "
+                            "give --scene as SCENE/seq-XX")
+        scene = matches[0] if matches else scene
     name = _pick(names, scene, path, "7-Scenes")
     indices = [i for i, f in enumerate(reader.frames) if f.sequence == name]
     if camera is None:
