@@ -148,13 +148,11 @@ def _check_rgb(rgb_u8: Any, shape: tuple[int, int]) -> np.ndarray:
     return rgb_u8
 
 
-def depth_to_points(depth_m: np.ndarray, camera: Any, rgb_u8: np.ndarray | None = None, *,
-                    min_depth_m: float = 0.0, max_depth_m: float = math.inf) -> np.ndarray:
-    """Valid pixels of ``depth_m`` (H, W) as a structured array (N,) of :func:`cloud_dtype`.
+def _point_bytes(depth_m: Any, camera: Any, rgb_u8: Any, min_depth_m: float, max_depth_m: float) -> array.array:
+    """The valid pixels of ``depth_m`` as the bytes of a PointCloud2's ``data`` (see :func:`depth_to_points`).
 
-    ``camera`` is K (3x3 or flat 9) or (fx, fy, cx, cy) for the depth's own size. A pixel is
-    skipped when its depth is NaN, infinite, 0 or negative, or outside [``min_depth_m``,
-    ``max_depth_m``]. ``rgb_u8`` (H, W, 3), registered to the depth, adds the packed ``rgb`` field.
+    Built in place in an ``array('B')``, the type the generated message setter keeps as it is, so
+    the cloud (4-8 MB for a 640x480 frame) is not copied once more into the message.
     """
     depth_m = _check_depth(depth_m)
     height, width = depth_m.shape
@@ -169,18 +167,31 @@ def depth_to_points(depth_m: np.ndarray, camera: Any, rgb_u8: np.ndarray | None 
     # Gathering 1-D columns by index and writing field by field measured faster here (about 1.5x
     # with colour) than boolean-indexing rows of an (H·W, 4) table and multiplying those.
     index = np.flatnonzero(valid)  # (N,) row-major pixel numbers
+    floats = 4 if rgb_u8 is None else 8  # point_step / 4
+    data = array.array("B", b"\0") * (index.size * floats * 4)  # zeros: the padding depth_image_proc leaves
+    cloud = np.frombuffer(data, dtype="<f4").reshape(index.size, floats)  # (N, point_step / 4), little-endian
     z = flat.take(index)
-    cloud = np.empty((index.size, 4 if rgb_u8 is None else 8), dtype="<f4")  # (N, point_step / 4), little-endian
     np.multiply(ray_x.take(index), z, out=cloud[:, 0])
     np.multiply(ray_y.take(index), z, out=cloud[:, 1])
     cloud[:, 2] = z
-    cloud[:, 3:] = 0.0  # padding, zero as depth_image_proc leaves it
     if rgb_u8 is not None:
         point_bytes = cloud.view(np.uint8)  # (N, 32)
         colours = rgb_u8.reshape(-1, 3)
         for channel, offset in ((0, 18), (1, 17), (2, 16)):  # b, g, r, 0 at 16..19: little-endian 0x00RRGGBB
             point_bytes[:, offset] = colours[:, channel].take(index)
-    return cloud.view(cloud_dtype(rgb_u8 is not None)).reshape(-1)
+    return data
+
+
+def depth_to_points(depth_m: np.ndarray, camera: Any, rgb_u8: np.ndarray | None = None, *,
+                    min_depth_m: float = 0.0, max_depth_m: float = math.inf) -> np.ndarray:
+    """Valid pixels of ``depth_m`` (H, W) as a structured array (N,) of :func:`cloud_dtype`.
+
+    ``camera`` is K (3x3 or flat 9) or (fx, fy, cx, cy) for the depth's own size. A pixel is
+    skipped when its depth is NaN, infinite, 0 or negative, or outside [``min_depth_m``,
+    ``max_depth_m``]. ``rgb_u8`` (H, W, 3), registered to the depth, adds the packed ``rgb`` field.
+    """
+    data = _point_bytes(depth_m, camera, rgb_u8, min_depth_m, max_depth_m)
+    return np.frombuffer(data, dtype=cloud_dtype(rgb_u8 is not None))
 
 
 def points_message(header: Any, depth_m: np.ndarray, camera_info: Any, rgb_u8: np.ndarray | None = None, *,
@@ -202,19 +213,17 @@ def points_message(header: Any, depth_m: np.ndarray, camera_info: Any, rgb_u8: n
         raise PointCloudError(problem)
     if (camera_info.width, camera_info.height) != (width, height):
         camera_info = scale_camera_info(camera_info, width, height)
-    cloud = depth_to_points(depth_m, camera_info.k, rgb_u8, min_depth_m=min_depth_m, max_depth_m=max_depth_m)
+    data = _point_bytes(depth_m, camera_info.k, rgb_u8, min_depth_m, max_depth_m)
+    layout = cloud_dtype(rgb_u8 is not None)
     msg = PointCloud2()
     msg.header = header
-    msg.height, msg.width = 1, cloud.size
-    names = ("x", "y", "z", "rgb")[:len(cloud.dtype.names)]
-    msg.fields = [PointField(name=name, offset=cloud.dtype.fields[name][1], datatype=PointField.FLOAT32, count=1)
-                  for name in names]
+    msg.height, msg.width = 1, len(data) // layout.itemsize
+    msg.fields = [PointField(name=name, offset=layout.fields[name][1], datatype=PointField.FLOAT32, count=1)
+                  for name in layout.names]
     msg.is_bigendian = False
-    msg.point_step = cloud.dtype.itemsize
-    msg.row_step = cloud.dtype.itemsize * cloud.size
+    msg.point_step = layout.itemsize
+    msg.row_step = len(data)
     msg.is_dense = True  # every point is a reading: invalid pixels were skipped
-    data = array.array("B")
-    data.frombytes(cloud.view(np.uint8).data)  # one copy; the generated setter keeps an array('B') as is
     msg.data = data
     return msg
 
