@@ -16,8 +16,8 @@ unorganized (height 1, ``is_dense`` true) and holds only valid readings, in row-
 It also takes fx, fy, cx, cy from K (the package checks and scales K; SPEC §4.2) where
 depth_image_proc reads them from P, which it expects of a rectified ``image_rect``.
 
-The unit ray of every pixel is computed once per (K, size) and kept in a small cache bounded in
-bytes, so a frame costs a validity mask, a gather and a multiply per coordinate.
+The ray of every pixel (its x and y at z = 1) is computed once per (K, size) and kept in a small
+cache bounded in bytes, so a frame costs a validity mask, a gather and a multiply per coordinate.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def depth_to_points(depth_m: np.ndarray, camera: Any, rgb_u8: np.ndarray | None 
 
 def points_message(header: Any, depth_m: np.ndarray, camera_info: Any, rgb_u8: np.ndarray | None = None, *,
                    min_depth_m: float = 0.0, max_depth_m: float = math.inf) -> Any:
-    """A ``sensor_msgs/msg/PointCloud2`` of the valid pixels of ``depth_m``, ``header`` copied.
+    """A ``sensor_msgs/msg/PointCloud2`` of the valid pixels of ``depth_m``, with ``header`` if given.
 
     ``camera_info`` is checked as everywhere in the package (K finite with fx, fy > 0, the depth's
     size or the same aspect) and, at another size, scaled to the depth's like image_proc's resize.
@@ -216,7 +216,8 @@ def points_message(header: Any, depth_m: np.ndarray, camera_info: Any, rgb_u8: n
     data = _point_bytes(depth_m, camera_info.k, rgb_u8, min_depth_m, max_depth_m)
     layout = cloud_dtype(rgb_u8 is not None)
     msg = PointCloud2()
-    msg.header = header
+    if header is not None:
+        msg.header = header
     msg.height, msg.width = 1, len(data) // layout.itemsize
     msg.fields = [PointField(name=name, offset=layout.fields[name][1], datatype=PointField.FLOAT32, count=1)
                   for name in layout.names]
