@@ -108,6 +108,7 @@ def evaluate_places_command(checkpoint: str, data: str, out: Path, json_file: Pa
     from rgbd_vae_ros.files import atomic_write_text
     from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
 
+    from .figures import write_png
     from .place_eval import evaluate_places
 
     if not recent_window_s >= 0 or not math.isfinite(recent_window_s):
@@ -116,15 +117,16 @@ def evaluate_places_command(checkpoint: str, data: str, out: Path, json_file: Pa
         raise ValueError(f"--keyframe-distance is {keyframe_distance}; expected a cosine distance in [0, 2]")
     payload = load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload)
-    result = evaluate_places(model, payload, data, train_data, recent_window_s, keyframe_distance)
+    figure, result = evaluate_places(model, payload, data, train_data, recent_window_s, keyframe_distance)
     result.update(checkpoint=str(checkpoint), model=payload["model_name"], data=str(data))
     text = json.dumps(_finite_or_null(result), indent=2, allow_nan=False) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "places.json"] + ([Path(json_file)] if json_file else [])
     for path in written:
         atomic_write_text(path, text)
+    write_png(out / "places.png", figure)
     result["summary"] = {"model": payload["model_name"], "images": result["images"],
-                         "metrics": [str(p) for p in written]}
+                         "metrics": [str(p) for p in written], "figure": str(out / "places.png")}
     return result
 
 

@@ -116,8 +116,9 @@ def _walk_codes(model, task, dataset, indices, batch: int = 16) -> dict[str, np.
 
 
 def evaluate_places(model, payload: dict, data: str, train_data: str | None = None,
-                    recent_window_s: float = RECENT_WINDOW_S, keyframe_distance: float = 0.0) -> dict:
-    """recall@1 and R@100%P by view-change bin for the VAE's μ, PCA-D and the tiny image (see the module text)."""
+                    recent_window_s: float = RECENT_WINDOW_S, keyframe_distance: float = 0.0) -> tuple[np.ndarray, dict]:
+    """(figure, metrics): recall@1 and R@100%P by view-change bin for the VAE's μ, PCA-D and the tiny
+    image (see the module text); the figure shows queries of the middle bin and each method's match."""
     from .evaluate import _spread
     from .synth.revisit import read_places
     from .train.config import config_from_values
@@ -155,18 +156,60 @@ def evaluate_places(model, payload: dict, data: str, train_data: str | None = No
     stamps_ns = np.rint(codes["stamp_s"] * 1e9).astype(np.int64)
     rooms = [r["room"] for r in frame_rows]
     changes = [r["view_change_deg"] for r in frame_rows]
-    results = {}
+    results, all_matches = {}, {}
     for name, (walk_codes, fit_codes) in methods.items():
         for scoring in ("cosine", "standardised cosine"):
             centre, scale = standardisation(fit_codes) if scoring != "cosine" else (None, None)
             matches = retrieve(stamps_ns, walk_codes, recent_window_s, keyframe_distance, centre, scale)
             results[f"{name}, {scoring}"] = place_metrics(matches, stamps_ns, rooms, changes)
+            all_matches[f"{name}, {scoring}"] = matches
+    figure = match_figure(walk, stamps_ns, rooms, changes, results, all_matches)
     rooms_count = len(set(rooms))
-    return {"task": "places", "images": len(walk), "rooms": rooms_count, "first_visit_frames": len(first_visits),
+    return figure, {"task": "places", "images": len(walk), "rooms": rooms_count, "first_visit_frames": len(first_visits),
             "recent_window_s": recent_window_s, "keyframe_distance": keyframe_distance,
             "normalisation_and_pca_fit_on": fitted_on, "latent_dim": latent, "methods": results,
             "metrics_note": "recall_at_100_precision: revisit frames matched correctly above every wrong match's "
                             "score (the bin's and every first-visit frame's)"}
+
+
+FIGURE_QUERIES = 4
+
+
+def match_figure(walk, stamps_ns, rooms, changes, results: dict, all_matches: dict) -> np.ndarray:
+    """Queries of the 12-48 degree bin (or any revisits) and, per method under its better scoring
+    (by recall@1 over all revisits), the frame it matched: a green frame when right, red when wrong."""
+    from .figures import labelled_grid
+
+    lo, hi = BINS_DEG[1]
+    queries = [i for i, c in enumerate(changes) if c is not None and lo <= c < hi] or \
+        [i for i, c in enumerate(changes) if c is not None]
+    shown = [queries[k] for k in np.linspace(0, len(queries) - 1, min(FIGURE_QUERIES, len(queries))).round().astype(int)]
+    best = {}
+    for key in results:
+        method = key.split(", ")[0]
+        recall = results[key]["all revisits"]["recall_at_1"] or 0.0
+        if method not in best or recall > (results[best[method]]["all revisits"]["recall_at_1"] or 0.0):
+            best[method] = key
+    at = {int(s): i for i, s in enumerate(stamps_ns)}
+
+    def framed(index: int | None, right: bool) -> np.ndarray:
+        if index is None:
+            return np.full_like(walk.cache[shown[0]].rgb_u8, 255)
+        tile = walk.cache[index].rgb_u8.copy()
+        tile[:3], tile[-3:], tile[:, :3], tile[:, -3:] = [(40, 170, 60) if right else (210, 40, 40)] * 4
+        return tile
+
+    rows = []
+    for q in shown:
+        row = [walk.cache[q].rgb_u8]
+        for key in best.values():
+            match = all_matches[key][q]
+            index = None if match is None else at[match.stamp_ns]
+            row.append(framed(index, index is not None and rooms[index] == rooms[q]))
+        rows.append(row)
+    titles = ["query"] + [f"{key.split(', ')[0].replace('-image-16x12', ' image')} "
+                          f"({'std.' if 'standardised' in key else 'cos.'})" for key in best.values()]
+    return labelled_grid(rows, titles, tile_height=max(96, rows[0][0].shape[0]))
 
 
 def places_table(result: dict) -> str:

@@ -89,6 +89,10 @@ def test_eval_places_reports_every_method_and_bin_into_json_and_names_bad_input(
         for values in bins.values():
             assert values["queries"] == 0 or 0.0 <= values["recall_at_100_precision"] <= values["recall_at_1"] <= 1.0
     assert "12-48 deg" in printed and "R@100%P" in printed and "tiny-image-16x12" in printed
+    from PIL import Image
+
+    figure = np.asarray(Image.open(tmp_path / "eval" / "places.png"))
+    assert figure.ndim == 3 and figure.shape[0] > 96 and figure.std() > 10
 
     (tiny_walk / "synth_walk" / "places.csv").rename(tmp_path / "moved.csv")
     try:
