@@ -11,8 +11,10 @@ best earlier keyframe outside the recent window. Per view-change bin:
   visit). It is the recall a loop-closure threshold can reach with no false loop closure.
 
 Codes: the VAE's μ, PCA-D of the same input (D = the latent size) and a 16×12 RGB thumbnail, each
-scored as plain cosine and as cosine of standardised codes (mean and spread per dimension fit on
-the fitting frames: ``--train-data`` training frames, else the walk's first visits).
+scored as plain cosine, as cosine of standardised codes (mean and spread per dimension) and as cosine
+of whitened codes (mean and covariance), all fit on the fitting frames: ``--train-data`` training
+frames, else the walk's first visits. The node can standardise (by the quantiser range of
+``latent/info``); whitening would need the covariance, which no message carries.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ BINS_DEG = ((0.0, 12.0), (12.0, 48.0), (48.0, math.inf))
 TINY_IMAGE = (12, 16)  # height, width
 RECENT_WINDOW_S = 10.0  # revisit walks space visits 20 s apart
 FIT_FRAMES = 400
+SCORINGS = ("cosine", "standardised cosine", "whitened cosine")
+SHORT = {"cosine": "cos", "standardised cosine": "std", "whitened cosine": "white"}
 
 
 def bin_label(lo: float, hi: float) -> str:
@@ -75,6 +79,20 @@ def standardisation(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and spread (a floor keeps constant dimensions finite)."""
     spread = codes.std(axis=0)
     return codes.mean(axis=0), np.maximum(spread, 1e-6 * max(float(spread.max()), 1e-12))
+
+
+def whitening(codes: np.ndarray, floor: float = 0.01):
+    """x -> (x - mean) Σ^-1/2 over the fit codes' covariance, its eigenvalues floored at ``floor``
+    times their mean (fewer fit codes than dimensions leave some directions without spread)."""
+    mean = codes.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(codes - mean, rowvar=False))
+    values = np.maximum(values, floor * max(float(values.mean()), 1e-12))
+    matrix = vectors / np.sqrt(values)
+
+    def whiten(x: np.ndarray) -> np.ndarray:
+        return (x - mean) @ matrix
+
+    return whiten
 
 
 class PCA:
@@ -158,9 +176,10 @@ def evaluate_places(model, payload: dict, data: str, train_data: str | None = No
     changes = [r["view_change_deg"] for r in frame_rows]
     results, all_matches = {}, {}
     for name, (walk_codes, fit_codes) in methods.items():
-        for scoring in ("cosine", "standardised cosine"):
-            centre, scale = standardisation(fit_codes) if scoring != "cosine" else (None, None)
-            matches = retrieve(stamps_ns, walk_codes, recent_window_s, keyframe_distance, centre, scale)
+        for scoring in SCORINGS:
+            centre, scale = standardisation(fit_codes) if scoring == "standardised cosine" else (None, None)
+            scored = whitening(fit_codes)(walk_codes) if scoring == "whitened cosine" else walk_codes
+            matches = retrieve(stamps_ns, scored, recent_window_s, keyframe_distance, centre, scale)
             results[f"{name}, {scoring}"] = place_metrics(matches, stamps_ns, rooms, changes)
             all_matches[f"{name}, {scoring}"] = matches
     figure = match_figure(walk, stamps_ns, rooms, changes, results, all_matches)
@@ -208,7 +227,7 @@ def match_figure(walk, stamps_ns, rooms, changes, results: dict, all_matches: di
             row.append(framed(index, index is not None and rooms[index] == rooms[q]))
         rows.append(row)
     titles = ["query"] + [f"{key.split(', ')[0].replace('-image-16x12', ' image')} "
-                          f"({'std.' if 'standardised' in key else 'cos.'})" for key in best.values()]
+                          f"({SHORT[key.split(', ')[1]]})" for key in best.values()]
     return labelled_grid(rows, titles, tile_height=max(96, rows[0][0].shape[0]))
 
 

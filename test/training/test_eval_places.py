@@ -83,7 +83,7 @@ def test_eval_places_reports_every_method_and_bin_into_json_and_names_bad_input(
     assert json.loads((tmp_path / "eval" / "places.json").read_text()) == result
     assert result["images"] == 3 * 4 * 2 and result["rooms"] == 3 and result["first_visit_frames"] == 6
     assert set(result["methods"]) == {f"{m}, {s}" for m in ("vae", "pca-8", "tiny-image-16x12")
-                                      for s in ("cosine", "standardised cosine")}
+                                      for s in ("cosine", "standardised cosine", "whitened cosine")}
     for bins in result["methods"].values():
         assert set(bins) == {LOW, MID, HIGH, "all revisits"} and bins["all revisits"]["queries"] == 18
         for values in bins.values():
