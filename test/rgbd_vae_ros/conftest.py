@@ -11,6 +11,7 @@ SMALL = {
     "fc_vae": {"image_size": 16, "latent_dim": 8, "hidden": (128, 64)},
     "cvae": {"image_size": 16, "latent_dim": 8, "hidden": (128, 64)},
     "unet_depth": {"input_height": 32, "input_width": 48, "widths": (8, 16, 32), "attention_heads": 2},
+    "fast_depth": {"input_height": 32, "input_width": 64, "width_multiplier": 0.35, "final_width": 8},
 }
 
 

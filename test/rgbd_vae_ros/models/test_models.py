@@ -26,7 +26,7 @@ def _inputs(model, batch=2, generator=None):
 
 
 def test_registry_holds_every_model_of_the_spec():
-    assert set(model_names()) == set(VAES) | {"unet_depth"}
+    assert set(model_names()) == set(VAES) | {"unet_depth", "fast_depth"}
 
 
 @pytest.mark.slow
