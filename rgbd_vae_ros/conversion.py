@@ -32,8 +32,6 @@ __all__ = [
     "image_format",
     "image_to_numpy",
     "image_msg_to_rgb",
-    "latent_from_msg",
-    "latent_to_msg",
     "numpy_to_image",
     "rgb_to_compressed_msg",
     "scale_camera_info",
@@ -422,29 +420,6 @@ def rgb_to_compressed_msg(rgb_u8: np.ndarray, fmt: str = "jpeg", header: Any = N
     data.frombytes(buffer.getvalue())
     msg.data = data
     return msg
-
-
-def latent_to_msg(mu: np.ndarray, logvar: np.ndarray, header: Any = None) -> Any:
-    """The latent message of SPEC §4.3: a 32FC1 Image, height 2, width = latent size, row 0 = mu,
-    row 1 = log sigma^2."""
-    mu, logvar = np.asarray(mu, dtype=np.float32), np.asarray(logvar, dtype=np.float32)
-    if mu.ndim != 1 or mu.shape != logvar.shape:
-        raise ImageConversionError(f"mu {mu.shape} and logvar {logvar.shape} must be two vectors of one length")
-    return numpy_to_image(np.stack([mu, logvar]), "32FC1", header)
-
-
-def latent_from_msg(msg: Any, latent_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, logvar) from a latent message; ``latent_dim`` checks the width."""
-    if msg.encoding != "32FC1" or msg.height != 2:
-        raise ImageConversionError(f"latent message is {msg.encoding} with height {msg.height}; expected 32FC1 "
-                                   "with height 2 (row 0 mu, row 1 log sigma^2)")
-    rows = image_to_numpy(msg)
-    if latent_dim is not None and rows.shape[1] != latent_dim:
-        raise ImageConversionError(f"latent message has width {rows.shape[1]}; this decoder takes {latent_dim} "
-                                   "(a latent from another model?)")
-    if not np.isfinite(rows).all():
-        raise ImageConversionError("latent message holds NaN or infinite values")
-    return rows[0].copy(), rows[1].copy()
 
 
 def scale_camera_info(info: Any, width: int, height: int) -> Any:

@@ -222,9 +222,18 @@ def encode(mu, codec: str, quantiser: Quantiser | None = None) -> bytes:
     return (codes[0::2] | (codes[1::2] << 4)).astype(np.uint8).tobytes()
 
 
+def _bytes(data, what: str = "latent") -> bytes:
+    if isinstance(data, str) or not hasattr(data, "__len__"):
+        raise LatentError(f"{what} data is a {type(data).__name__}, not a byte sequence")
+    try:
+        return bytes(data)
+    except (TypeError, ValueError):
+        raise LatentError(f"{what} data is a {type(data).__name__}, not a byte sequence") from None
+
+
 def decode(data: bytes, fmt: LatentFormat, quantiser: Quantiser | None = None) -> np.ndarray:
     """μ (float32, (dim,)) from the first ``fmt.mu_bytes`` of ``data``; its length must be exact."""
-    data = bytes(data)
+    data = _bytes(data)
     if len(data) != fmt.mu_bytes:
         raise LatentError(f"latent data holds {len(data)} bytes; dim={fmt.dim} codec={fmt.codec} takes "
                           f"{fmt.mu_bytes}")
@@ -264,7 +273,7 @@ def build_latent_message(header, mu, *, codec: str, depth: str, model: str, quan
 def parse_latent_message(msg, quantiser: Quantiser | None = None) -> tuple[LatentFormat, np.ndarray, np.ndarray | None]:
     """(format, μ, log σ² or None) of a ``latent`` message; LatentError when it is not one."""
     fmt = parse_format(msg.format)
-    data = bytes(msg.data)
+    data = _bytes(msg.data)
     if len(data) == 2 * fmt.mu_bytes and fmt.codec in _FLOAT:
         return fmt, decode(data[:fmt.mu_bytes], fmt, quantiser), _logvar(data[fmt.mu_bytes:], fmt)
     if len(data) != fmt.mu_bytes:
@@ -302,7 +311,7 @@ def parse_info_message(msg) -> tuple[str, Quantiser]:
     values = _fields(msg.format, INFO_PREFIX, ("dim", "model"), "latent/info")
     dim, model = int(values["dim"]), values["model"]
     info_format(dim, model)
-    data = bytes(msg.data)
+    data = _bytes(msg.data, "latent/info")
     if len(data) != 8 * dim:
         raise LatentError(f"latent/info data holds {len(data)} bytes; dim={dim} takes {8 * dim} (float32 lo then hi)")
     table = np.frombuffer(data, dtype="<f4")

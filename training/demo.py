@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     frames, live = metrics["frames"], metrics["frames"]["live"]
     print(f"demo: every frame ({frames['processed']} of {frames['images']}): depth AbsRel {depth['abs_rel']:.3f} vs "
           f"{baseline['abs_rel']:.3f} for the mean depth; RGB PSNR {metrics['reconstruction']['rgb_psnr_db']:.1f} dB")
+    latent = metrics["latent"]
+    print(f"demo: latent codes: {latent['codec']}, {latent['data_bytes']} bytes of data per frame "
+          f"({latent['message_bytes']} bytes serialised, header included), depth encoded: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(latent["depth"].items())))
     print(f"demo: live replay at 30 Hz: {live['decoded']} of {live['images_played']} images decoded ({live['dropped']} "
           f"dropped, {live['node_frames_dropped']} of them by the node's keep-latest worker); end-to-end latency "
           f"median {metrics['latency_ms']['end_to_end_median']:.0f} ms")
@@ -133,12 +137,14 @@ def evaluate_tiny_models(out: Path, checkpoints: dict[str, Path]) -> None:
 
 
 def export_tiny_models(out: Path, checkpoints: dict[str, Path]) -> Path:
-    """ONNX files for the pipeline: depth.onnx, encoder.onnx, decoder.onnx in ``out/models/onnx``."""
+    """ONNX files for the pipeline: depth.onnx, encoder.onnx, decoder.onnx in ``out/models/onnx``; the
+    VAE's latent quantiser table is fit on the training rooms it was trained on."""
     from rgbd_vae_training.export import export_checkpoint
 
     folder = out / "models" / "onnx"
     for task in ("depth", "vae"):
-        for row in export_checkpoint(str(checkpoints[task]), folder):
+        data = str(out / "data" / "rooms") if task == "vae" else None
+        for row in export_checkpoint(str(checkpoints[task]), folder, data=data):
             print(f"demo: exported {row['file']} (ONNX Runtime vs torch max abs error {row['max_abs_error']:.2g})")
     return folder
 
@@ -171,6 +177,7 @@ def replay_and_report(out: Path, bag: Path, models: Path) -> tuple[dict, Path]:
                     "latency: the live replay into the rgbd_pipeline process",
         "depth": content["depth"], "reconstruction": content["reconstruction"],
         "frames": {**content["frames"], "processed": processed.frames_out, "live": live["frames"]},
+        "latent": content["latent"],
         "latency_ms": live["latency_ms"], "backend": live["backend"], "device": live["device"],
         "play_seconds": live["play_seconds"],
         "models": {part: str(models / f"{part}.onnx") for part in ("depth", "encoder", "decoder")},

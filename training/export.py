@@ -1,7 +1,13 @@
 """``rgbd-vae export --checkpoint FILE --out DIR``: one ONNX file per deployable part
 (``encoder.onnx`` + ``decoder.onnx`` for a VAE, ``depth.onnx`` for a depth model or an rgb2rgbd
 VAE), with named inputs/outputs, a dynamic batch axis, ``onnx.checker``, the model metadata, and
-ONNX Runtime checked against torch on fresh random inputs."""
+ONNX Runtime checked against torch on fresh random inputs.
+
+A VAE's encoder and decoder also carry the quantiser table of its latent codes (SPEC §4.3): the
+per-dimension range of μ over the training split of ``--data`` (the data the checkpoint was
+trained on; the checkpoint does not record where that was). Without ``--data``, the table is fit
+on synthetic rooms rendered here (``rgbd-vae synth``'s generator), and the metadata says so
+(``latent_quantiser.fit_on``)."""
 
 from __future__ import annotations
 
@@ -20,10 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by rgbd-vae train")
     parser.add_argument("--out", required=True, help="folder for <part>.onnx")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    parser.add_argument("--data", default=None,
+                        help="the data set the checkpoint was trained on: a VAE's latent quantiser table is fit on "
+                             "its training split (default: on synthetic rooms, said in the metadata)")
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = export_checkpoint(args.checkpoint, args.out, opset=args.opset)
+    rows = export_checkpoint(args.checkpoint, args.out, opset=args.opset, data=getattr(args, "data", None))
     width = max(len(r["file"]) for r in rows)
     print(f"{'file':<{width}}  {'inputs':<8} {'outputs':<12} {'max abs error vs torch':>22}")
     for r in rows:
@@ -36,9 +45,15 @@ class ExportError(RuntimeError):
     """An export that would not deploy as trained; nothing of it is written."""
 
 
-def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET) -> list[dict]:
+# Frames the quantiser table is fit on: at most this many of the training split (evenly spaced), or
+# this many synthetic rooms without data.
+QUANTISER_FRAMES, SYNTHETIC_ROOMS = 1000, 32
+
+
+def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET, data: str | None = None) -> list[dict]:
     """Every part of ``checkpoint`` into ``out``, all or none: the parts are written and checked in
-    a staging folder beside ``out`` and moved in only when every one passed."""
+    a staging folder beside ``out`` and moved in only when every one passed. A VAE's parts carry
+    the latent quantiser table fit on ``data``'s training split (or synthetic rooms)."""
     import shutil
 
     from rgbd_vae_ros.files import staging_dir
@@ -50,12 +65,14 @@ def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET) -> l
     _check_depth_scale(payload, checkpoint)
     model = model_from_checkpoint(payload)
     digest = file_sha256(checkpoint)
+    quantiser = fit_latent_quantiser(checkpoint, data) if {"encoder", "decoder"} <= set(part_names(model)) else None
     out = Path(out)
     staging = staging_dir(out.resolve())  # resolved: "--out ." has a name to stage beside
     try:
         rows = []
         for part in part_names(model):
-            row = _export_part(model, payload, part, digest, staging, opset)
+            row = _export_part(model, payload, part, digest, staging, opset,
+                               quantiser if part in ("encoder", "decoder") else None)
             rows.append({**row, "file": str(out / f"{part}.onnx")})
         _move_in(staging, out, [f"{row['part']}.onnx" for row in rows])
     except OSError as exc:
@@ -74,7 +91,58 @@ def _check_depth_scale(payload: dict, checkpoint: str) -> None:
                           "positive number of metres")
 
 
-def _export_part(model, payload: dict, part: str, digest: str, folder: Path, opset: int) -> dict:
+def fit_latent_quantiser(checkpoint: str, data: str | None = None) -> dict:
+    """The quantiser table of the checkpoint's latent (metadata ``latent_quantiser``): the robust
+    per-dimension range of μ (:meth:`rgbd_vae_ros.latent.Quantiser.fit`) over the training split of
+    ``data``, or over synthetic rooms when no data is given; the encoder runs with the nodes'
+    own pre-processing (:class:`rgbd_vae_ros.stages.EncodeStage` on torch)."""
+    import numpy as np
+
+    from rgbd_vae_ros.latent import LatentError, Quantiser
+    from rgbd_vae_ros.stages import EncodeStage, StageError
+
+    from .data import DataError
+
+    stage = EncodeStage.open(checkpoint, "torch", "cpu")
+    try:
+        if data is not None:
+            from .data import open_dataset
+
+            try:
+                frames = open_dataset(data, split="train")
+                count = len(frames)
+            except DataError as exc:
+                raise ExportError(f"cannot fit the latent quantiser on {str(data)!r}: {exc}") from None
+            if count == 0:
+                raise ExportError(f"{str(data)!r} has no training frames to fit the latent quantiser on")
+            picked = np.unique(np.linspace(0, count - 1, min(count, QUANTISER_FRAMES)).round().astype(int))
+            fit_on = f"training split of {data} ({count} frames)"
+            samples = ((frames[int(i)].rgb_u8, frames[int(i)].depth_m) for i in picked)
+        else:
+            from .synth.generate import generate_scene
+
+            height = max(48, stage.height)
+            width = height * 4 // 3
+            fit_on = (f"{SYNTHETIC_ROOMS} synthetic rooms rendered at export ({width}x{height}); no training data "
+                      "was given (rgbd-vae export --data)")
+            samples = ((f.rgb_u8, f.depth_rgb_m) for i in range(SYNTHETIC_ROOMS)
+                       for f in generate_scene(seed=7919, scene_index=i, frames=1, width=width, height=height,
+                                               synchronised=True))
+        try:
+            mus = [stage(rgb, depth if stage.uses_depth else None)[0] for rgb, depth in samples]
+        except (StageError, DataError) as exc:
+            raise ExportError(f"cannot fit the latent quantiser: {exc}") from None
+        try:
+            table = Quantiser.fit(np.stack(mus))
+        except LatentError as exc:
+            raise ExportError(f"cannot fit the latent quantiser: {exc}") from None
+    finally:
+        stage.close()
+    return {**table.to_dict(), "fit_on": fit_on, "frames": len(mus)}
+
+
+def _export_part(model, payload: dict, part: str, digest: str, folder: Path, opset: int,
+                 quantiser: dict | None = None) -> dict:
     import onnx
     import torch
 
@@ -84,6 +152,7 @@ def _export_part(model, payload: dict, part: str, digest: str, folder: Path, ops
 
     module = model_part(model, part)
     info = info_from_checkpoint(payload, part, digest)
+    info.latent_quantiser = quantiser
     names = info.inputs + info.outputs
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():

@@ -23,8 +23,10 @@ from rgbd_vae_ros.frames import stamp_ns
 
 NAMESPACE = "/rgbd_vae"
 IMAGE, CAMERA_INFO = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"  # the latent and latent/info (SPEC §4.3)
 OUTPUT_TYPES = {f"{NAMESPACE}/depth/image": IMAGE, f"{NAMESPACE}/depth/camera_info": CAMERA_INFO,
-                f"{NAMESPACE}/depth/colorized": IMAGE, f"{NAMESPACE}/latent": IMAGE,
+                f"{NAMESPACE}/depth/colorized": IMAGE, f"{NAMESPACE}/latent": COMPRESSED,
+                f"{NAMESPACE}/latent/info": COMPRESSED,
                 f"{NAMESPACE}/decoded/image": IMAGE, f"{NAMESPACE}/decoded/depth": IMAGE,
                 "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"}
 DECODED_TOPIC = f"{NAMESPACE}/decoded/image"
@@ -233,6 +235,7 @@ def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max
                   "mean_depth_baseline": {"depth_m": baseline_depth_m, **average(baseline_scores)}},
         "reconstruction": {"rgb_psnr_db": float(np.mean(psnrs)) if psnrs else None,
                            "depth": average(decoded_depth_scores)},
+        "latent": latent_summary([msg for _, msg in latents.values()]),
     }
     shown = [rows[i] for i in sorted({round(k * (len(rows) - 1) / max(1, max_frames_shown - 1))
                                       for k in range(max_frames_shown)})] if rows else []
@@ -247,6 +250,25 @@ def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max
                          titles=["input RGB", "true depth", "estimated depth", "decoded RGB", "decoded depth"],
                          note=f"depth colour: blue near, red at {scale_m:g} m; black = no reading")
     return metrics, grid
+
+
+def latent_summary(messages: list) -> dict:
+    """What the latents (SPEC §4.3) were: codec, dim, model, bytes per frame (data alone and the
+    serialised message), and how many encoded measured, estimated or no depth."""
+    from collections import Counter
+
+    from rclpy.serialization import serialize_message
+
+    from rgbd_vae_ros.latent import parse_format
+
+    if not messages:
+        return {"frames": 0}
+    formats = [parse_format(m.format) for m in messages]
+    first = formats[0]
+    return {"frames": len(messages), "codec": first.codec, "dim": first.dim, "model": first.model,
+            "data_bytes": int(np.median([len(m.data) for m in messages])),
+            "message_bytes": int(np.median([len(serialize_message(m)) for m in messages])),
+            "depth": dict(Counter(f.depth for f in formats))}
 
 
 def live_metrics(replay: Replay) -> dict:

@@ -36,6 +36,9 @@ class ModelInfo:
     normalisation: str = NORMALISATION
     format: str = METADATA_FORMAT
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. engine build details
+    # VAE parts: the per-dimension range of the latent's uniform codes (SPEC §4.3), fit at export:
+    # {"lo": [...], "hi": [...], "fit_on": "what it was fit on", "frames": N}; None in older exports
+    latent_quantiser: dict[str, Any] | None = None
 
     @property
     def latent_dim(self) -> int | None:
@@ -109,6 +112,18 @@ class ModelInfo:
         if not isinstance(self.checkpoint_sha256, str) or not isinstance(self.extra, dict):
             raise BackendError(f"{source} carries metadata whose checkpoint_sha256 is not text or whose extra is "
                                "not a mapping")
+        if self.latent_quantiser is not None:
+            table = self.latent_quantiser
+            lists = isinstance(table, dict) and all(isinstance(table.get(k), list) for k in ("lo", "hi"))
+            if (not lists or self.kind != "vae" or len(table["lo"]) != self.latent_dim
+                    or len(table["hi"]) != self.latent_dim):
+                raise BackendError(f"{source} carries a latent quantiser table that is not lists 'lo' and 'hi' of "
+                                   f"latent_dim ({self.latent_dim}) values each")
+
+    @property
+    def model_id(self) -> str:
+        """The model id of latent messages (SPEC §4.3): the first 12 hex of the checkpoint's SHA-256."""
+        return self.checkpoint_sha256[:12]
 
     def sample_shapes(self) -> dict[str, list[int]]:
         """Input and output name -> the shape of one sample (without the batch axis), from the config."""
@@ -166,8 +181,10 @@ def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") 
         channels = 3 if part == "depth" or config.get("mode") in ("rgb", "rgb2rgbd") else 4
         shape = [channels, config["image_size"], config["image_size"]]
     max_depth_m = float(payload.get("config", {}).get("train", {}).get("max_depth_m", 10.0))
+    # a checkpoint may carry the latent quantiser table too (an export's, saved into it)
+    quantiser = payload.get("latent_quantiser") if part in ("encoder", "decoder") else None
     return ModelInfo(payload["model_name"], kind, part, _plain(config), list(inputs), list(outputs), shape,
-                     max_depth_m, checkpoint_sha256)
+                     max_depth_m, checkpoint_sha256, latent_quantiser=_plain(quantiser))
 
 
 def _plain(value):

@@ -18,11 +18,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from rgbd_vae_ros.conversion import ImageConversionError
 from rgbd_vae_ros.frames import FrameAssembler, stamp_ns
 from rgbd_vae_ros.inference import BackendError
+from rgbd_vae_ros.latent import LatentError
 from rgbd_vae_ros.stages import StageError
 from rgbd_vae_ros.sync import LatestSlot
 
@@ -30,7 +31,10 @@ from .diagnostics import Counters, Snapshot, level_and_message
 from .parameters import COMMON_PARAMETERS, RELOADING, problem, reliable_input
 from .processors import COMPRESSED_IMAGE, INPUT_TYPES, ON_DEMAND, Processor
 
-BAD_INPUT = (ImageConversionError, StageError)
+BAD_INPUT = (ImageConversionError, StageError, LatentError)
+# latent/info: one message per model that a subscriber joining later still receives
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOAD_ERRORS = (BackendError, StageError, ValueError)
 PAIRED = ("depth", "camera_info")  # streams an image is paired with by stamp
 WARN_EVERY_S = 2.0
@@ -73,6 +77,9 @@ class PerceptionNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._inputs: dict[str, Any] = {}  # stream -> subscription (not rclpy's own _subscriptions)
+        self._side_inputs: dict[str, Any] = {}  # topic -> subscription (latent/info)
+        self.latched_publishers: dict = {}
+        self._latched_model = None  # the processor whose latched outputs went out (once per model)
         self._active = False
         self._not_active = "not configured (autostart is off: configure and activate it)"
         self._previous = Snapshot()
@@ -117,8 +124,9 @@ class PerceptionNode(LifecycleNode):
         with self._processor_lock:
             old, self.processor = self.processor, new
         old.close()
-        if self._active and new.inputs != old.inputs:
-            self._subscribe()
+        if self._active:
+            self._subscribe()  # also hears the latched latent/info again, for the new model
+            self._publish_latched()  # the new model's latent/info
         self.get_logger().info(f"reloaded: {self._describe()}")
         return None
 
@@ -163,6 +171,9 @@ class PerceptionNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.output_publishers = {topic: self.create_lifecycle_publisher(msg_type, topic, self.output_qos())
                                   for topic, msg_type in self.processor.outputs.items()}
+        self.latched_publishers = {topic: self.create_lifecycle_publisher(msg_type, topic, LATCHED_QOS)
+                                   for topic, msg_type in self.processor.latched.items()}
+        self._latched_model = None
         self._not_active = "configured, not active"
         return TransitionCallbackReturn.SUCCESS
 
@@ -184,6 +195,8 @@ class PerceptionNode(LifecycleNode):
             self.counters.last_input = time.monotonic()
         self._active = True
         result = super().on_activate(state)
+        if self._latched_model != self._model_key():
+            self._publish_latched()
         self.get_logger().info(f"active: {self._describe()}")
         return result
 
@@ -194,9 +207,9 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._stop_work()
-        for publisher in self.output_publishers.values():
+        for publisher in (*self.output_publishers.values(), *self.latched_publishers.values()):
             self.destroy_lifecycle_publisher(publisher)
-        self.output_publishers = {}
+        self.output_publishers, self.latched_publishers = {}, {}
         if self.processor is not None:
             self.processor.close()
         self.processor = None
@@ -209,13 +222,38 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _subscribe(self) -> None:
-        """(Re)subscribe to the processor's input streams with the QoS each calls for now."""
+        """(Re)subscribe to the processor's input streams with the QoS each calls for now, and to
+        its side inputs (transient local: the latest latched message arrives at once)."""
         for stream in list(self._inputs):
             self.destroy_subscription(self._inputs.pop(stream))
+        for topic in list(self._side_inputs):
+            self.destroy_subscription(self._side_inputs.pop(topic))
         for stream in self.processor.inputs:
             topic, msg_type = self._input_topic(stream)
             self._inputs[stream] = self.create_subscription(msg_type, topic, self._receiver(stream),
                                                             self.input_qos(stream))
+        for topic, msg_type in self.processor.side_inputs.items():
+            self._side_inputs[topic] = self.create_subscription(msg_type, topic, self._side_receiver(topic),
+                                                                LATCHED_QOS)
+
+    def _side_receiver(self, topic: str):
+        def receive(msg) -> None:
+            processor = self.processor
+            if processor is not None:
+                processor.side_input(topic, msg)
+
+        return receive
+
+    def _model_key(self):
+        return id(self.processor)
+
+    def _publish_latched(self) -> None:
+        """The processor's latched outputs (latent/info), once per loaded model while active."""
+        if self.processor is None or not self.latched_publishers:
+            return
+        for topic, msg in self.processor.latched_messages(_header(self)):
+            self.latched_publishers[topic].publish(msg)
+        self._latched_model = self._model_key()
 
     def _input_topic(self, stream: str) -> tuple[str, type]:
         if stream == "image" and self.param("image_transport") == "compressed":
@@ -231,9 +269,9 @@ class PerceptionNode(LifecycleNode):
 
     def _stop_work(self) -> None:
         self._active = False
-        for subscription in self._inputs.values():
+        for subscription in (*self._inputs.values(), *self._side_inputs.values()):
             self.destroy_subscription(subscription)
-        self._inputs = {}
+        self._inputs, self._side_inputs = {}, {}
         assembler, self.assembler = self.assembler, None
         self._stop.set()
         self._slot.close()
@@ -247,8 +285,9 @@ class PerceptionNode(LifecycleNode):
         self._slot.close()
 
     def _describe(self) -> str:
-        inputs = ", ".join(sub.topic_name for sub in self._inputs.values()) or "none yet"
-        outputs = ", ".join(pub.topic_name for pub in self.output_publishers.values())
+        inputs = ", ".join(sub.topic_name for sub in (*self._inputs.values(), *self._side_inputs.values())) or "none yet"
+        outputs = ", ".join(pub.topic_name for pub in (*self.output_publishers.values(),
+                                                        *self.latched_publishers.values()))
         described = self.processor.describe() if self.processor is not None else {}
         models = ", ".join(v for k, v in described.items() if k.startswith("model_"))
         return (f"inputs {inputs}; outputs {outputs}; backend {described.get('backend', '?')} on "
@@ -374,8 +413,9 @@ def usage(node_cls, program: str) -> str:
 
     lines = [f"usage: {os.path.basename(program)} [--ros-args -p NAME:=VALUE ... -r TOPIC:=NEW ...]", "",
              (node_cls.processor_cls.__doc__ or "").strip(), "",
-             "subscribes: " + ", ".join(node_cls.processor_cls.inputs),
-             "publishes: " + ", ".join(node_cls.processor_cls.outputs) + ", /diagnostics", "", "parameters:"]
+             "subscribes: " + ", ".join([*node_cls.processor_cls.inputs, *node_cls.processor_cls.side_inputs]),
+             "publishes: " + ", ".join([*node_cls.processor_cls.outputs, *node_cls.processor_cls.latched])
+             + ", /diagnostics", "", "parameters:"]
     for name, (default, description, read_only, _) in COMMON_PARAMETERS.items():
         lines.append(f"  {name} (default {default!r}{', read-only' if read_only else ''}): {description}")
     return "\n".join(lines)

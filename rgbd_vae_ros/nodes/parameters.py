@@ -13,6 +13,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 
 from rgbd_vae_ros.inference import BACKENDS, DEVICES
+from rgbd_vae_ros.latent import CODECS
 
 __all__ = ["COMMON_PARAMETERS", "RELOADING", "defaults", "problem", "reliable_input"]
 
@@ -44,11 +45,16 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
     "autostart": (True, "configure and activate on start", True, {}),
     "output_width": (0, "decoded image width (0: the model's; set both or neither)", False, _ints(0, 8192)),
     "output_height": (0, "decoded image height (0: the model's; set both or neither)", False, _ints(0, 8192)),
+    "latent_codec": ("q8", "latent data (SPEC §4.3): f32 | f16 (little-endian floats) | q8 | q4 (8/4-bit codes over "
+                     "the model's quantiser table, latent/info)", False, {}),
+    "latent_logvar": (False, "send log sigma^2 after mu in each latent (f32 / f16 only)", False, {}),
 }
 CHOICES = {"backend": BACKENDS, "device": DEVICES, "depth_encoding": ("32FC1", "16UC1"),
-           "reliable_input": ("auto", "true", "false"), "image_transport": ("raw", "compressed")}
-# A change of these while configured loads the model again (and is refused if it cannot load).
-RELOADING = ("model", "backend", "device", "fp16")
+           "reliable_input": ("auto", "true", "false"), "image_transport": ("raw", "compressed"),
+           "latent_codec": CODECS}
+# A change of these while configured loads the model again (and is refused if it cannot load);
+# latent_codec: a q codec needs the model's quantiser table, which an old export lacks.
+RELOADING = ("model", "backend", "device", "fp16", "latent_codec")
 
 
 def defaults() -> dict[str, Any]:
@@ -74,6 +80,9 @@ def problem(values: dict[str, Any], cuda_available=None) -> str | None:
     if bool(values["output_width"]) != bool(values["output_height"]):
         return (f"output_width is {values['output_width']} and output_height {values['output_height']}; "
                 "set both (the decoded size) or neither (the model's size)")
+    if values["latent_logvar"] and values["latent_codec"] not in ("f32", "f16"):
+        return (f"latent_logvar is true with latent_codec {values['latent_codec']}; log sigma^2 travels only with "
+                "f32 or f16, so set latent_codec to one of them or latent_logvar to false")
     if values["fp16"]:
         if values["device"] == "cpu":
             return "fp16 needs a CUDA device and device is cpu; set fp16 to false"

@@ -9,6 +9,14 @@ offline and deterministically.
 Parameters come through ``param(name)`` (a node's parameter, or a plain dict offline) and are read
 per frame, so a change applies to the next frame. ``wanted(topic)`` says whether an optional
 output has a reader; outputs nobody reads are not computed.
+
+The latent (SPEC §4.3) is a self-describing CompressedImage (:mod:`rgbd_vae_ros.latent`) in the
+codec of ``latent_codec``; the encoder and the pipeline also have a *latched* output,
+``latent/info`` (the quantiser table, once per model: :meth:`Processor.latched_messages`), and the
+decoder a *side input*, ``latent/info`` (:meth:`Processor.side_input`). The decoder refuses a
+latent of another model id or dim. For q8/q4 codes it uses the table of the latest ``latent/info``
+of its own model id, and before one has arrived the table in its own model metadata (the encoder
+and decoder of one export carry the same table); a model with neither refuses q codes.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from rgbd_vae_ros.conversion import (ImageConversionError, compressed_msg_to_rgb, depth_m_to_mm, depth_msg_to_m,
-                                     image_msg_to_rgb, latent_from_msg, latent_to_msg, numpy_to_image,
-                                     scale_camera_info)
+                                     image_msg_to_rgb, numpy_to_image, scale_camera_info)
 from rgbd_vae_ros.frames import Frame
+from rgbd_vae_ros.latent import (LatentError, Quantiser, build_info_message, build_latent_message, model_id,
+                                 parse_format, parse_info_message, parse_latent_message)
 from rgbd_vae_ros.processing import colorize_depth
 from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage, StageError, check_same_checkpoint
 
@@ -33,7 +42,7 @@ Outputs = list[tuple[str, Any]]
 
 # Message type of each input stream (the decoder's frame.image is a latent message); the colour
 # image may also come compressed (image_transport compressed, on ``image/compressed``).
-INPUT_TYPES = {"image": Image, "depth": Image, "camera_info": CameraInfo, "latent": Image}
+INPUT_TYPES = {"image": Image, "depth": Image, "camera_info": CameraInfo, "latent": CompressedImage}
 COMPRESSED_IMAGE = ("image/compressed", CompressedImage)
 
 
@@ -41,7 +50,11 @@ def rgb_of(msg) -> np.ndarray:
     """The colour image of a sensor_msgs/Image or CompressedImage as (H, W, 3) uint8 RGB."""
     return compressed_msg_to_rgb(msg) if hasattr(msg, "format") else image_msg_to_rgb(msg)
 DEPTH_OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/colorized": Image}
-ENCODE_OUTPUTS = {"latent": Image}
+ENCODE_OUTPUTS = {"latent": CompressedImage}
+# Once per model, transient local (a late subscriber still gets it): the latent's quantiser table.
+LATCHED_OUTPUTS = {"latent/info": CompressedImage}
+LATENT_INFO = "latent/info"
+Q_CODECS = ("q8", "q4")
 DECODE_OUTPUTS = {"decoded/image": Image, "decoded/depth": Image}
 # Outputs computed only while someone reads them.
 ON_DEMAND = {"depth/colorized"}
@@ -51,6 +64,17 @@ def _open(stage_cls, param: Param):
     if not param("model"):
         raise ValueError("parameter 'model' is empty; set it to an exported model file or folder")
     return stage_cls.open(param("model"), param("backend"), param("device"), param("fp16"))
+
+
+def quantiser_of(info) -> Quantiser | None:
+    """The latent quantiser table in a model part's metadata, or None (a .pt checkpoint, an older export)."""
+    table = info.latent_quantiser
+    if table is None:
+        return None
+    try:
+        return Quantiser.from_dict(table)
+    except LatentError as exc:
+        raise ValueError(f"model {info.model_name} carries a latent quantiser table that cannot be used: {exc}") from None
 
 
 def depth_image_msg(depth_m: np.ndarray, encoding: str, header) -> Image:
@@ -94,6 +118,8 @@ class Processor:
 
     inputs: tuple[str, ...] = ()
     outputs: dict[str, type] = {}
+    latched: dict[str, type] = {}  # outputs published once per model, transient local
+    side_inputs: dict[str, type] = {}  # inputs that are not frames (transient local), see side_input
 
     def __init__(self, param: Param):
         self.param = param
@@ -107,6 +133,33 @@ class Processor:
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         raise NotImplementedError
+
+    def latched_messages(self, header) -> Outputs:
+        """The latched outputs of the model now loaded (the node publishes them once per model)."""
+        return []
+
+    def side_input(self, topic: str, msg) -> None:
+        """A message on a side input (not a frame)."""
+
+    # the latent (SPEC §4.3) ------------------------------------------------------------------
+    def open_latent(self, encoder: EncodeStage) -> None:
+        """The encoder's model id and quantiser table; a q codec without a table cannot configure."""
+        try:
+            self.model_id = model_id(encoder.info.checkpoint_sha256)
+        except LatentError as exc:
+            raise ValueError(f"encoder {encoder.info.model_name}: {exc}") from None
+        self.quantiser = quantiser_of(encoder.info)
+        codec = self.param("latent_codec")
+        if codec in Q_CODECS and self.quantiser is None:
+            raise ValueError(f"latent_codec {codec} needs the latent quantiser table in the encoder's metadata and "
+                             f"{encoder.describe()['model'] or encoder.info.model_name} has none (a .pt checkpoint "
+                             "or an older export); export it again with rgbd-vae export, or set latent_codec to f32 "
+                             "or f16")
+
+    def latent_info(self, header) -> Outputs:
+        if getattr(self, "quantiser", None) is None:
+            return []  # a model without a table: nothing to describe, and only f32/f16 codes
+        return [(LATENT_INFO, build_info_message(header, self.quantiser, self.model_id))]
 
     def close(self) -> None:
         for stage in self.stages:
@@ -144,11 +197,17 @@ class Processor:
             out.append(("depth/colorized", numpy_to_image(colour, "rgb8", header)))
         return depth_m
 
-    def encode(self, stage: EncodeStage, rgb_u8: np.ndarray, depth_m: np.ndarray | None, header,
+    def encode(self, stage: EncodeStage, rgb_u8: np.ndarray, depth_m: np.ndarray | None, depth: str, header,
                out: Outputs) -> np.ndarray:
+        """The latent of the frame (``depth``: measured | estimated | none, what depth_m is) in the
+        codec of ``latent_codec``; returns μ as a receiver decodes it."""
         mu, logvar = stage(rgb_u8, depth_m)
-        out.append(("latent", latent_to_msg(mu, logvar, header)))
-        return mu
+        if not stage.uses_depth:
+            depth = "none"
+        msg = build_latent_message(header, mu, codec=self.param("latent_codec"), depth=depth, model=self.model_id,
+                                   quantiser=self.quantiser, logvar=logvar if self.param("latent_logvar") else None)
+        out.append(("latent", msg))
+        return parse_latent_message(msg, self.quantiser)[1]
 
     def decode(self, stage: DecodeStage, mu: np.ndarray, header, out: Outputs) -> None:
         width, height = self.param("output_width"), self.param("output_height")
@@ -176,23 +235,33 @@ class DepthEstimator(Processor):
 
 
 class Encoder(Processor):
-    """RGB (+ depth for an RGB-D model) -> ``latent``."""
+    """RGB (+ depth for an RGB-D model) -> ``latent`` (and ``latent/info``, latched)."""
 
     inputs = ("image", "depth")  # image alone for an RGB model or use_depth false
     outputs = ENCODE_OUTPUTS
+    latched = LATCHED_OUTPUTS
 
     def __init__(self, param: Param):
         super().__init__(param)
         self.encoder = _open(EncodeStage, param)
         self.stages = [self.encoder]
+        try:
+            self.open_latent(self.encoder)
+        except BaseException:
+            self.close()
+            raise
         self.inputs = ("image", "depth") if param("use_depth") and self.encoder.uses_depth else ("image",)
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
         rgb_u8 = rgb_of(frame.image)
         depth_m = measured_depth_m(frame.depth, rgb_u8) if frame.depth is not None else None
-        self.encode(self.encoder, rgb_u8, depth_m, frame.image.header, out)
+        self.encode(self.encoder, rgb_u8, depth_m, "none" if depth_m is None else "measured", frame.image.header,
+                    out)
         return out
+
+    def latched_messages(self, header) -> Outputs:
+        return self.latent_info(header)
 
 
 class Decoder(Processor):
@@ -200,15 +269,46 @@ class Decoder(Processor):
 
     inputs = ("latent",)
     outputs = DECODE_OUTPUTS
+    side_inputs = {LATENT_INFO: CompressedImage}
 
     def __init__(self, param: Param):
         super().__init__(param)
         self.decoder = _open(DecodeStage, param)
         self.stages = [self.decoder]
+        try:
+            self.model_id = model_id(self.decoder.info.checkpoint_sha256)
+            self.own_quantiser = quantiser_of(self.decoder.info)
+        except (LatentError, ValueError) as exc:
+            self.close()
+            raise ValueError(f"decoder {self.decoder.info.model_name}: {exc}") from None
+        self.received_quantiser: Quantiser | None = None  # from latent/info of this model id
+
+    def side_input(self, topic: str, msg) -> None:
+        """``latent/info``: the table of this decoder's model is kept; any other is counted."""
+        try:
+            model, quantiser = parse_info_message(msg)
+        except LatentError as exc:
+            self.note("latent_info_rejected", str(exc))
+            return
+        if model != self.model_id or quantiser.dim != self.decoder.latent_dim:
+            self.note("latent_info_rejected", f"latent/info of model {model} (dim {quantiser.dim}); this decoder is "
+                                              f"model {self.model_id} (dim {self.decoder.latent_dim})")
+            return
+        self.received_quantiser = quantiser
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
-        mu, _ = latent_from_msg(frame.image, self.decoder.latent_dim)
+        fmt = parse_format(frame.image.format)
+        if fmt.model != self.model_id:
+            raise LatentError(f"latent of model {fmt.model}; this decoder is model {self.model_id}, and another "
+                              "model's codes mean something else")
+        if fmt.dim != self.decoder.latent_dim:
+            raise LatentError(f"latent has dim {fmt.dim}; this decoder takes {self.decoder.latent_dim}")
+        quantiser = self.received_quantiser or self.own_quantiser
+        if fmt.codec in Q_CODECS and quantiser is None:
+            raise LatentError(f"latent in codec {fmt.codec} and no quantiser table of model {self.model_id} yet "
+                              "(no latent/info received, none in this decoder's metadata)")
+        _, mu, _ = parse_latent_message(frame.image, quantiser)
         self.decode(self.decoder, mu, frame.image.header, out)
         return out
 
@@ -222,6 +322,7 @@ class Pipeline(Processor):
 
     inputs = ("image", "depth", "camera_info")
     outputs = {**DEPTH_OUTPUTS, **ENCODE_OUTPUTS, **DECODE_OUTPUTS}
+    latched = LATCHED_OUTPUTS
 
     def __init__(self, param: Param):
         super().__init__(param)
@@ -229,6 +330,7 @@ class Pipeline(Processor):
         try:
             self.stages += [_open(EncodeStage, param), _open(DecodeStage, param)]
             check_same_checkpoint(*self.stages[1:])
+            self.open_latent(self.stages[1])
         except BaseException:
             self.close()
             raise
@@ -244,14 +346,17 @@ class Pipeline(Processor):
         if frame.depth is not None:
             try:
                 measured_m = measured_depth_m(frame.depth, rgb_u8)
-                mu = self.encode(self.encoder, rgb_u8, measured_m, header, out)
+                mu = self.encode(self.encoder, rgb_u8, measured_m, "measured", header, out)
             except (ImageConversionError, StageError) as exc:
                 self.note("measured_depth_unused", str(exc))
-                mu = self.encode(self.encoder, rgb_u8, depth_m, header, out)
+                mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out)
         else:
-            mu = self.encode(self.encoder, rgb_u8, depth_m, header, out)
-        self.decode(self.decoder, mu, header, out)
+            mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out)
+        self.decode(self.decoder, mu, header, out)  # the code as sent: a receiver decodes the same
         return out
+
+    def latched_messages(self, header) -> Outputs:
+        return self.latent_info(header)
 
 
 PROCESSORS = {"depth_estimator": DepthEstimator, "rgbd_encoder": Encoder, "rgbd_decoder": Decoder,

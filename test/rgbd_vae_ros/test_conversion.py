@@ -306,28 +306,3 @@ def test_agrees_with_ros2_cv_bridge(encoding):
     assert (ours.height, ours.width, ours.step) == (theirs.height, theirs.width, theirs.step)
     assert bytes(ours.data) == bytes(theirs.data)
     assert image_to_numpy(theirs).tobytes() == bridge.imgmsg_to_cv2(ours).tobytes()
-
-
-def test_latent_message_is_two_rows_of_32fc1_and_round_trips():
-    from rgbd_vae_ros.conversion import latent_from_msg, latent_to_msg
-
-    mu, logvar = np.arange(5, dtype=np.float32), -np.arange(5, dtype=np.float32)
-    msg = latent_to_msg(mu, logvar)
-    assert (msg.encoding, msg.height, msg.width, msg.step) == ("32FC1", 2, 5, 20)
-    got_mu, got_logvar = latent_from_msg(msg, latent_dim=5)
-    np.testing.assert_array_equal(got_mu, mu)
-    np.testing.assert_array_equal(got_logvar, logvar)
-
-
-def test_a_latent_of_the_wrong_shape_or_values_is_one_clear_error():
-    from rgbd_vae_ros.conversion import latent_from_msg, latent_to_msg
-
-    msg = latent_to_msg(np.zeros(6), np.zeros(6))
-    with pytest.raises(ImageConversionError, match="has width 6; this decoder takes 8"):
-        latent_from_msg(msg, latent_dim=8)
-    with pytest.raises(ImageConversionError, match="expected 32FC1 with height 2"):
-        latent_from_msg(numpy_to_image(np.zeros((3, 6), np.float32), "32FC1"))
-    with pytest.raises(ImageConversionError, match="NaN or infinite"):
-        latent_from_msg(latent_to_msg(np.full(6, np.nan), np.zeros(6)))
-    with pytest.raises(ImageConversionError, match="two vectors of one length"):
-        latent_to_msg(np.zeros(6), np.zeros(5))

@@ -98,8 +98,9 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
     with BagReader(out / "bag") as bag:
         assert bag.topics["/camera/rgb/image_raw"].count == 48
     with BagReader(out / "outputs") as outputs:
-        assert {"/rgbd_vae/depth/image", "/rgbd_vae/latent", "/rgbd_vae/decoded/image",
+        assert {"/rgbd_vae/depth/image", "/rgbd_vae/latent", "/rgbd_vae/latent/info", "/rgbd_vae/decoded/image",
                 "/rgbd_vae/decoded/depth", "/diagnostics"} <= set(outputs.topics)
+        assert outputs.topics["/rgbd_vae/latent"].msgtype == "sensor_msgs/msg/CompressedImage"
     with BagReader(out / "processed") as processed:
         assert processed.topics["/rgbd_vae/decoded/depth"].count == 48
     metrics = json.loads((out / "metrics.json").read_text())
@@ -110,6 +111,16 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
     assert metrics["frames"]["live"]["images_played"] == 48 and metrics["frames"]["live"]["decoded"] >= 1
     assert metrics["depth"]["estimated"]["abs_rel"] < metrics["depth"]["mean_depth_baseline"]["abs_rel"]
     assert metrics["reconstruction"]["rgb_psnr_db"] > 10
+    # the latents of every frame: the default codec (q8: one byte per dimension), the measured depth
+    # of the bag encoded, and the quantiser table fit on the training rooms
+    latent = metrics["latent"]
+    assert latent["frames"] == 48 and latent["codec"] == "q8" and latent["data_bytes"] == latent["dim"]
+    assert latent["message_bytes"] > latent["data_bytes"] and sum(latent["depth"].values()) == 48
+    from rgbd_vae_ros.inference import open_backend
+
+    encoder = open_backend(out / "models" / "onnx", "encoder", "onnxruntime", "cpu")
+    encoder.close()
+    assert "training split of" in encoder.info.latent_quantiser["fit_on"] and latent["model"] == encoder.info.model_id
     assert metrics["latency_ms"]["end_to_end_median"] > 0 and metrics["backend"] == "onnxruntime"
     from PIL import Image
 

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC, BagError, BagReader, Qos, write_bag
+from rgbd_vae_ros.bags import DEPTH_TOPIC, LATCHED, RGB_INFO_TOPIC, RGB_TOPIC, BagError, BagReader, Qos, write_bag
 
 NAMESPACE = "/rgbd_vae"
-# Input streams of a converted bag (rgbd-vae bag from-*); the decoder reads a recorded latent.
+# Input streams of a converted bag (rgbd-vae bag from-*); the decoder reads a recorded latent and
+# its latent/info (SPEC §4.3).
 DEFAULT_TOPICS = {"image": RGB_TOPIC, "depth": DEPTH_TOPIC, "camera_info": RGB_INFO_TOPIC,
-                  "latent": f"{NAMESPACE}/latent"}
+                  "latent": f"{NAMESPACE}/latent", "latent/info": f"{NAMESPACE}/latent/info"}
 
 
 @dataclass
@@ -73,7 +74,7 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
 
     from rgbd_vae_ros.frames import FrameAssembler
     from rgbd_vae_ros.nodes.base import BAD_INPUT
-    from rgbd_vae_ros.nodes.processors import INPUT_TYPES, PROCESSORS
+    from rgbd_vae_ros.nodes.processors import COMPRESSED_IMAGE, INPUT_TYPES, PROCESSORS
 
     if executable not in PROCESSORS:
         raise ValueError(f"node {executable!r} is not one of {', '.join(PROCESSORS)}")
@@ -93,16 +94,26 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
             paired = tuple(s for s in streams if s != main)
             assembler = FrameAssembler(params["sync_slop"], paired, await_unseen=True)
             by_topic = {topic: stream for stream, topic in streams.items()}
+            side = {stream_topics[t]: t for t in processor.side_inputs if stream_topics.get(t) in reader.topics}
             recorded_at: dict[int, int] = {}  # id(image message) -> recorded time
             qos = Qos(reliable=True, depth=params["queue_size"])
 
             with write_bag(out, storage, overwrite=overwrite) as writer:
                 for topic, _ in processor.outputs.items():
                     writer.add_topic(_join(namespace, topic), type_name(processor.outputs[topic]), qos)
+                for topic, msg_type in processor.latched.items():
+                    writer.add_topic(_join(namespace, topic), type_name(msg_type), LATCHED)
+                latched_written = False
 
                 def run(frames) -> None:
+                    nonlocal latched_written
                     for frame in frames:
                         recorded = recorded_at.pop(id(frame.image))
+                        if not latched_written:  # once, before the first output, with the first frame's header
+                            for topic, msg in processor.latched_messages(frame.image.header):
+                                writer.write_raw(_join(namespace, topic), type_name(type(msg)), recorded,
+                                                 serialize_message(msg))
+                            latched_written = True
                         try:
                             outputs = processor(frame)
                         except BAD_INPUT as exc:
@@ -118,7 +129,14 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
 
                 message_types = {topic: COMPRESSED_IMAGE[1] if reader.topics[topic].msgtype.endswith("/CompressedImage")
                                  else INPUT_TYPES[stream] for topic, stream in by_topic.items()}
-                for topic, recorded, data in reader.messages(list(by_topic)):
+                for topic, recorded, data in reader.messages([*by_topic, *side]):
+                    if topic in side:
+                        try:
+                            processor.side_input(side[topic], deserialize_message(data, processor.side_inputs[side[topic]]))
+                        except Exception as exc:  # not a message of its type: counted like the node does
+                            processor.note(f"{side[topic].replace('/', '_')}_rejected",
+                                           f"a message on {topic} does not deserialise ({type(exc).__name__})")
+                        continue
                     stream = by_topic[topic]
                     try:
                         msg = deserialize_message(data, message_types[topic])

@@ -25,11 +25,19 @@ def model_folder(folder: Path) -> Path:
 
     from ..export import export_checkpoint
 
+    from rgbd_vae_ros.inference import open_backend
+
     torch.manual_seed(0)
     for name, parts in (("unet_depth", ("depth",)), ("conv_vae", ("encoder", "decoder"))):
         checkpoint = folder / f"{name}.pt"
-        torch.save(checkpoint_payload(build_model(name).eval()), checkpoint)
+        payload = checkpoint_payload(build_model(name).eval())
+        torch.save(payload, checkpoint)
         export_checkpoint(checkpoint, folder)
+        if "encoder" in parts:  # the export's latent quantiser table, so torch runs the default q codec too
+            backend = open_backend(folder / "encoder.onnx", "encoder", "onnxruntime", "cpu")
+            payload["latent_quantiser"] = backend.info.latent_quantiser
+            backend.close()
+            torch.save(payload, checkpoint)
         for part in parts:
             shutil.copy(checkpoint, folder / f"{part}.pt")
     return folder

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC, BagReader, typestore, write_bag
-from rgbd_vae_ros.conversion import depth_msg_to_m, image_to_numpy, latent_from_msg
+from rgbd_vae_ros.conversion import depth_msg_to_m, image_to_numpy
+from rgbd_vae_ros.latent import encode, parse_latent_message
 from rgbd_vae_ros.frames import stamp_ns
 from rgbd_vae_training.bag.process import process_bag
 from rgbd_vae_training.cli import main
@@ -57,11 +58,13 @@ def test_every_frame_comes_out_with_its_header_and_nothing_is_dropped(sequence_b
 def test_outputs_are_the_stages_on_the_paired_frames(sequence_bag, pipeline_models, processed):
     """Content: depth is the depth stage on the image; the latent encodes the measured depth of the
     nearest stamp within sync_slop (the NYU RGB clock runs a few ms after the depth clock)."""
+    from rgbd_vae_ros.nodes.processors import quantiser_of
     from rgbd_vae_ros.stages import DepthStage, EncodeStage
 
     out, _ = processed
     depth_stage = DepthStage.open(pipeline_models, backend="onnxruntime")
     encode_stage = EncodeStage.open(pipeline_models, backend="onnxruntime")
+    quantiser = quantiser_of(encode_stage.info)
     with BagReader(sequence_bag) as bag:
         images = [m for _, m in bag.decoded(RGB_TOPIC)]
         depths = [m for _, m in bag.decoded(DEPTH_TOPIC)]
@@ -75,7 +78,12 @@ def test_outputs_are_the_stages_on_the_paired_frames(sequence_bag, pipeline_mode
         assert min(gaps) <= 0.02e9  # this bag pairs every image with a measured depth
         measured = depth_msg_to_m(depths[int(np.argmin(gaps))])
         mu, _ = encode_stage(rgb, measured)
-        np.testing.assert_allclose(latent_from_msg(latents[stamp_ns(image)])[0], mu, atol=1e-5)
+        # the default codec, q8 over the export's table: the same codes as the stage's mu
+        msg = latents[stamp_ns(image)]
+        fmt, _, _ = parse_latent_message(msg, quantiser)
+        assert (fmt.codec, fmt.depth, fmt.model) == ("q8", "measured", encode_stage.info.model_id)
+        assert np.abs(np.frombuffer(bytes(msg.data), np.uint8).astype(int)
+                      - np.frombuffer(encode(mu, "q8", quantiser), np.uint8)).max() <= 1
 
 
 @pytest.mark.slow

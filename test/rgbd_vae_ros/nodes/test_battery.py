@@ -15,12 +15,13 @@ import types
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from rgbd_vae_ros.conversion import (MAX_IMAGE_SIDE, RGB_ENCODINGS, ImageConversionError, image_to_numpy,
-                                     latent_from_msg, latent_to_msg, numpy_to_image, rgb_to_compressed_msg)
+                                     numpy_to_image, rgb_to_compressed_msg)
 from rgbd_vae_ros.frames import Frame, FrameAssembler
+from rgbd_vae_ros.latent import LatentError, Quantiser, encode, parse_latent_message
 from rgbd_vae_ros.nodes import processors
 from rgbd_vae_ros.nodes.base import BAD_INPUT, LOAD_ERRORS
 from rgbd_vae_ros.nodes.parameters import defaults, problem
@@ -56,9 +57,37 @@ def _depth(i: int = 0, width: int = WIDTH, height: int = HEIGHT, value=None) -> 
     return numpy_to_image(pixels.astype(np.float32), "32FC1", _header(i))
 
 
-def _latent(i: int = 0, mu=None, dim: int = LATENT_DIM) -> Image:
+MODEL: dict = {}  # the small conv_vae's model id and quantiser table (filled by _conv_vae_model)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _conv_vae_model(exported):
+    from rgbd_vae_ros.inference import open_backend
+
+    backend = open_backend(exported["conv_vae"][0], "decoder", "onnxruntime", "cpu")
+    MODEL.update(id=backend.info.model_id, quantiser=Quantiser.from_dict(backend.info.latent_quantiser))
+    backend.close()
+
+
+def _latent_format(dim: int = LATENT_DIM, codec: str = "f32", model: str | None = None) -> str:
+    return f"rgbd_vae_latent; v=1; dim={dim}; codec={codec}; depth=measured; model={model or MODEL['id']}"
+
+
+def _latent(i: int = 0, mu=None, dim: int = LATENT_DIM, codec: str = "f32", model: str | None = None,
+            logvar=None) -> CompressedImage:
+    """A latent message as an encoder sends it, but any values (NaN too) pass: raw little-endian floats,
+    or the codes of a q codec over the model's table."""
     mu = RNG.normal(0, 1, dim) if mu is None else mu
-    return latent_to_msg(np.asarray(mu, np.float32), np.zeros(dim, np.float32), _header(i))
+    if codec in ("q8", "q4"):
+        data = encode(mu, codec, MODEL["quantiser"])
+    else:
+        dtype = "<f4" if codec == "f32" else "<f2"
+        data = np.asarray(mu).astype(dtype).tobytes() + (b"" if logvar is None else np.asarray(logvar).astype(dtype).tobytes())
+    return CompressedImage(header=_header(i), format=_latent_format(dim, codec, model), data=data)
+
+
+def _mu_of(msg) -> np.ndarray:
+    return parse_latent_message(msg, MODEL["quantiser"])[1]
 
 
 def _info(width: int = WIDTH, height: int = HEIGHT, k=None, i: int = 0) -> CameraInfo:
@@ -129,8 +158,8 @@ def answers(processor, name: str, frame: Frame | None = None, expected: set[str]
     for topic, msg in outputs.items():
         assert msg.header.stamp == frame.image.header.stamp, topic
     if "latent" in outputs:
-        mu, logvar = latent_from_msg(outputs["latent"], LATENT_DIM)
-        assert np.isfinite(mu).all() and np.isfinite(logvar).all()
+        fmt, mu, _ = parse_latent_message(outputs["latent"], MODEL["quantiser"])
+        assert fmt.dim == LATENT_DIM and fmt.model == MODEL["id"] and np.isfinite(mu).all()
     if "decoded/depth" in outputs:
         assert np.isfinite(image_to_numpy(outputs["decoded/depth"])).all()
     if "depth/image" in outputs:
@@ -413,7 +442,8 @@ def test_a_depth_the_pipeline_cannot_use_is_counted_and_the_estimate_encoded(pro
     assert pipeline.counts["measured_depth_unused"] == 0
     got = answers(pipeline, "rgbd_pipeline", Frame(image, depth=make()))  # every output still goes out
     assert pipeline.counts["measured_depth_unused"] == 1 and match in pipeline.reasons["measured_depth_unused"]
-    np.testing.assert_array_equal(latent_from_msg(got["latent"])[0], latent_from_msg(estimated["latent"])[0])
+    np.testing.assert_array_equal(_mu_of(got["latent"]), _mu_of(estimated["latent"]))
+    assert "depth=estimated" in got["latent"].format
     np.testing.assert_array_equal(image_to_numpy(got["depth/image"]), image_to_numpy(estimated["depth/image"]))
     answers(pipeline, "rgbd_pipeline", Frame(_rgb(10), depth=_depth(10)))
     assert pipeline.counts["measured_depth_unused"] == 1
@@ -460,7 +490,7 @@ def test_a_depth_with_no_readings_or_another_size_of_the_same_aspect_is_used(pro
     got = answers(procs["rgbd_encoder"], "rgbd_encoder", Frame(image, depth=depth))
     if same is not None:
         expected = answers(procs["rgbd_encoder"], "rgbd_encoder", Frame(image, depth=same))
-        np.testing.assert_allclose(latent_from_msg(got["latent"])[0], latent_from_msg(expected["latent"])[0],
+        np.testing.assert_allclose(_mu_of(got["latent"]), _mu_of(expected["latent"]),
                                    atol=1e-6)
     pipeline = procs["rgbd_pipeline"]
     answers(pipeline, "rgbd_pipeline", Frame(image, depth=depth))
@@ -548,38 +578,55 @@ def _mu(value, where=slice(None)):
     return mu
 
 
+def _coded(i, fmt, data):
+    return CompressedImage(header=_header(i), format=fmt, data=data)
+
+
 LATENT_FAULTS = {
-    "width_15": (lambda: _latent(dim=15), ImageConversionError, "latent message has width 15; this decoder takes 16"),
-    "width_17": (lambda: _latent(dim=17), ImageConversionError, "has width 17"),
-    "width_1": (lambda: _latent(dim=1), ImageConversionError, "has width 1"),
-    "width_4096": (lambda: _latent(dim=4096), ImageConversionError, "has width 4096"),
-    "width_0": (lambda: _hostile(_latent(), width=0, step=0, data=b""), ImageConversionError, "at least 1"),
-    "nan_mu": (lambda: _latent(mu=_mu(np.nan)), ImageConversionError, "NaN or infinite"),
-    "one_nan": (lambda: _latent(mu=_mu(np.nan, 3)), ImageConversionError, "NaN or infinite"),
-    "inf_mu": (lambda: _latent(mu=_mu(np.inf, 0)), ImageConversionError, "NaN or infinite"),
-    "minus_inf_mu": (lambda: _latent(mu=_mu(-np.inf)), ImageConversionError, "NaN or infinite"),
-    "nan_logvar": (lambda: latent_to_msg(_mu(0.0), _mu(np.nan), _header(16)), ImageConversionError,
-                   "NaN or infinite"),
+    "dim_15": (lambda: _latent(dim=15), LatentError, "latent has dim 15; this decoder takes 16"),
+    "dim_17": (lambda: _latent(dim=17), LatentError, "latent has dim 17"),
+    "dim_1": (lambda: _latent(dim=1), LatentError, "latent has dim 1"),
+    "dim_4096": (lambda: _latent(dim=4096), LatentError, "latent has dim 4096"),
+    "another_model": (lambda: _latent(model="ffffffffffff"), LatentError, "latent of model ffffffffffff; this decoder is"),
+    "another_model_q8": (lambda: _latent(codec="q8", model="000000000000"), LatentError, "latent of model 000000000000"),
+    "nan_mu": (lambda: _latent(mu=_mu(np.nan)), LatentError, "NaN or infinite"),
+    "one_nan": (lambda: _latent(mu=_mu(np.nan, 3)), LatentError, "NaN or infinite"),
+    "inf_mu": (lambda: _latent(mu=_mu(np.inf, 0)), LatentError, "NaN or infinite"),
+    "minus_inf_mu": (lambda: _latent(mu=_mu(-np.inf)), LatentError, "NaN or infinite"),
+    "nan_mu_f16": (lambda: _latent(mu=_mu(np.nan), codec="f16"), LatentError, "NaN or infinite"),
+    "inf_mu_f16": (lambda: _latent(mu=_mu(np.inf, 2), codec="f16"), LatentError, "NaN or infinite"),
+    "nan_logvar": (lambda: _latent(mu=_mu(0.0), logvar=_mu(np.nan)), LatentError, "log σ² holds NaN"),
     "max_float_everywhere": (lambda: _latent(mu=_mu(3.4e38)), StageError,
                              "latent holds a value of magnitude 3.4e+38"),
     "min_float_everywhere": (lambda: _latent(mu=_mu(-3.4e38)), StageError, "latent holds a value of magnitude"),
-    "encoding_64FC1": (lambda: numpy_to_image(np.zeros((2, LATENT_DIM)), "64FC1", _header(16)), ImageConversionError,
-                       "latent message is 64FC1 with height 2; expected 32FC1 with height 2"),
-    "encoding_32FC2": (lambda: numpy_to_image(np.zeros((1, LATENT_DIM, 2), np.float32), "32FC2", _header(16)),
-                       ImageConversionError, "latent message is 32FC2"),
-    "encoding_16UC1": (lambda: numpy_to_image(np.zeros((2, LATENT_DIM), np.uint16), "16UC1", _header(16)),
-                       ImageConversionError, "latent message is 16UC1"),
-    "encoding_rgb8": (lambda: _rgb(16, LATENT_DIM, 2), ImageConversionError, "latent message is rgb8"),
-    "height_1": (lambda: numpy_to_image(np.zeros((1, LATENT_DIM), np.float32), "32FC1", _header(16)),
-                 ImageConversionError, "with height 1; expected 32FC1 with height 2"),
-    "height_3": (lambda: numpy_to_image(np.zeros((3, LATENT_DIM), np.float32), "32FC1", _header(16)),
-                 ImageConversionError, "with height 3"),
-    "truncated": (lambda: _hostile(_latent(), data=_data(-4)), ImageConversionError, "expected step x height"),
-    "empty_data": (lambda: _hostile(_latent(), data=b""), ImageConversionError, "data holds 0 bytes"),
-    "step_below_width": (lambda: _hostile(_latent(), step=LATENT_DIM * 4 - 1), ImageConversionError,
-                         "is smaller than width"),
-    "data_of_text": (lambda: _hostile(_latent(), data="mu" * LATENT_DIM * 4), ImageConversionError,
-                     "is not a byte sequence"),
+    "f32_truncated": (lambda: _coded(16, _latent_format(), bytes(4 * LATENT_DIM - 4)), LatentError,
+                      f"holds {4 * LATENT_DIM - 4} bytes"),
+    "f32_one_byte_more": (lambda: _coded(16, _latent_format(), bytes(4 * LATENT_DIM + 1)), LatentError, "bytes"),
+    "f16_of_f32_size_plus_2": (lambda: _coded(16, _latent_format(codec="f16"), bytes(2 * LATENT_DIM + 2)),
+                               LatentError, "bytes"),
+    "q8_short": (lambda: _coded(16, _latent_format(codec="q8"), bytes(LATENT_DIM - 1)), LatentError,
+                 f"takes {LATENT_DIM}"),
+    "q8_with_logvar_size": (lambda: _coded(16, _latent_format(codec="q8"), bytes(2 * LATENT_DIM)), LatentError,
+                            "bytes"),
+    "q4_long": (lambda: _coded(16, _latent_format(codec="q4"), bytes(LATENT_DIM)), LatentError,
+                f"takes {LATENT_DIM // 2}"),
+    "empty_data": (lambda: _coded(16, _latent_format(), b""), LatentError, "holds 0 bytes"),
+    "data_of_text": (lambda: types.SimpleNamespace(header=_header(16), format=_latent_format(),
+                                                   data="mu" * LATENT_DIM * 2), LatentError, "not a byte sequence"),
+    "format_jpeg": (lambda: _coded(16, "jpeg", bytes(4 * LATENT_DIM)), LatentError, "does not start with"),
+    "format_empty": (lambda: _coded(16, "", bytes(4 * LATENT_DIM)), LatentError, "does not start with"),
+    "format_none": (lambda: types.SimpleNamespace(header=_header(16), format=None, data=bytes(4 * LATENT_DIM)),
+                    LatentError, "expected text"),
+    "format_info": (lambda: _coded(16, f"rgbd_vae_latent_info; v=1; dim={LATENT_DIM}; model={MODEL['id']}",
+                                   bytes(8 * LATENT_DIM)), LatentError, "does not start with"),
+    "format_keys_swapped": (lambda: _coded(16, _latent_format().replace("dim=16; codec=f32", "codec=f32; dim=16"),
+                                           bytes(4 * LATENT_DIM)), LatentError, "keys in this order"),
+    "format_version_2": (lambda: _coded(16, _latent_format().replace("v=1", "v=2"), bytes(4 * LATENT_DIM)),
+                         LatentError, "v=2"),
+    "format_codec_q2": (lambda: _coded(16, _latent_format(codec="q2"), bytes(LATENT_DIM)), LatentError, "q2"),
+    "format_depth_lidar": (lambda: _coded(16, _latent_format().replace("measured", "lidar"), bytes(4 * LATENT_DIM)),
+                           LatentError, "lidar"),
+    "format_dim_huge": (lambda: _coded(16, _latent_format(dim=10 ** 9), bytes(4)), LatentError, "dim=1000000000"),
 }
 
 
@@ -601,14 +648,15 @@ def test_a_latent_far_outside_the_encoders_range_is_refused(procs, case):
     refused(procs["rgbd_decoder"], "rgbd_decoder", Frame(_latent(mu=FAR_LATENTS[case])), StageError, "latent")
 
 
-def test_a_latent_with_padded_rows_is_decoded_like_the_plain_one(procs):
-    plain = _latent(17)
-    row = LATENT_DIM * 4
-    padded = _hostile(plain, step=row + 12, data=b"".join(bytes(plain.data)[r * row:(r + 1) * row] + bytes(12)
-                                                         for r in range(2)))
-    a = answers(procs["rgbd_decoder"], "rgbd_decoder", Frame(padded))
-    b = answers(procs["rgbd_decoder"], "rgbd_decoder", Frame(plain))
-    np.testing.assert_array_equal(image_to_numpy(a["decoded/depth"]), image_to_numpy(b["decoded/depth"]))
+def test_a_latent_with_logvar_or_in_any_codec_is_decoded_like_its_mu(procs):
+    decoder, mu = procs["rgbd_decoder"], np.clip(RNG.normal(0, 0.01, LATENT_DIM), -0.02, 0.02)
+    plain = answers(decoder, "rgbd_decoder", Frame(_latent(17, mu=mu)))
+    with_logvar = answers(decoder, "rgbd_decoder", Frame(_latent(17, mu=mu, logvar=np.zeros(LATENT_DIM))))
+    np.testing.assert_array_equal(image_to_numpy(plain["decoded/depth"]), image_to_numpy(with_logvar["decoded/depth"]))
+    for codec in ("f16", "q8", "q4"):  # the decoder uses its metadata's table for q codes (same model id)
+        coded = answers(decoder, "rgbd_decoder", Frame(_latent(17, mu=mu, codec=codec)))
+        np.testing.assert_allclose(image_to_numpy(coded["decoded/depth"]), image_to_numpy(plain["decoded/depth"]),
+                                   atol=0.5)
 
 
 # --- parameters: problem() refuses each bad set with its sentence --------------------------------
@@ -839,7 +887,7 @@ def test_live_encoder_counts_hostile_images_and_depths_and_answers_the_next(harn
     from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
 
     node = _live(harness, RgbdEncoderNode, exported["conv_vae"][0], sync_slop=0.01)
-    latent = harness.listen(Image, "latent")
+    latent = harness.listen(CompressedImage, "latent")
     rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
 
     def pair(rgb, depth):
@@ -863,14 +911,12 @@ def test_live_decoder_counts_hostile_latents_and_answers_the_next(harness, expor
 
     node = _live(harness, RgbdDecoderNode, exported["conv_vae"][0])
     image = harness.listen(Image, "decoded/image")
-    pub = harness.publisher(Image, "latent")
+    pub = harness.publisher(CompressedImage, "latent")
     assert harness.send(pub, _latent(0), lambda: image)
     hostile = [_latent(1, dim=12), _latent(2, dim=17), _latent(3, mu=_mu(np.nan)), _latent(4, mu=_mu(np.inf, 2)),
-               _latent(5, mu=_mu(3.4e38)), _latent(6, mu=_mu(-3.4e38)),
-               numpy_to_image(np.zeros((3, LATENT_DIM), np.float32), "32FC1", _header(7)),
-               numpy_to_image(np.zeros((2, LATENT_DIM)), "64FC1", _header(8)),
-               _raw(9, height=2, width=LATENT_DIM, encoding="32FC1", step=LATENT_DIM * 4, size=10),
-               _raw(10, height=2, width=LATENT_DIM, encoding="32FC1", step=3)]
+               _latent(5, mu=_mu(3.4e38)), _latent(6, mu=_mu(-3.4e38)), _latent(7, model="ffffffffffff"),
+               _coded(8, "jpeg", bytes(4 * LATENT_DIM)), _coded(9, _latent_format(), bytes(10)),
+               _coded(10, _latent_format(codec="q8"), bytes(LATENT_DIM + 1))]
     bad = [lambda m=m: (pub.publish(m), _pause()) for m in hostile]
     _each_refused_then_answered(harness, node, bad, lambda: (pub.publish(_latent(99)), _pause()), image, len(bad))
     assert not any(3001 <= m.header.stamp.sec <= 3010 for m in image)
@@ -881,7 +927,8 @@ def test_live_pipeline_counts_hostile_input_and_answers_the_next(harness, pipeli
     from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode
 
     node = _live(harness, RgbdPipelineNode, pipeline_models, use_depth=False)
-    topics = {t: harness.listen(Image, t) for t in ("depth/image", "latent", "decoded/image", "decoded/depth")}
+    topics = {t: harness.listen(Image, t) for t in ("depth/image", "decoded/image", "decoded/depth")}
+    topics["latent"] = harness.listen(CompressedImage, "latent")
     info = harness.listen(CameraInfo, "depth/camera_info")
     pub, info_pub = harness.publisher(Image, "image"), harness.publisher(CameraInfo, "camera_info")
     assert harness.send(pub, _rgb(0), lambda: all(topics.values()))
@@ -901,6 +948,7 @@ def test_live_pipeline_counts_hostile_input_and_answers_the_next(harness, pipeli
 
 # --- rgbd-vae bag process: hostile messages in a bag are counted, the good frames still processed ----
 IMAGE_TYPE, INFO_TYPE = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 
 
 def _bag_msg(msg):
@@ -917,6 +965,9 @@ def _bag_msg(msg):
                                       d=np.zeros(5), k=np.asarray(msg.k, np.float64), r=np.eye(3).ravel(),
                                       p=np.zeros(12), binning_x=0, binning_y=0,
                                       roi=RoI(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+    if isinstance(msg, CompressedImage):
+        return store.types[COMPRESSED_TYPE](header=header, format=msg.format,
+                                            data=np.frombuffer(bytes(msg.data), np.uint8))
     return store.types[IMAGE_TYPE](header=header, height=msg.height, width=msg.width, encoding=msg.encoding,
                                    is_bigendian=msg.is_bigendian, step=msg.step,
                                    data=np.frombuffer(bytes(msg.data), np.uint8))
@@ -986,18 +1037,19 @@ def test_bag_process_decoder_counts_hostile_latents_and_processes_the_good_ones(
     from rgbd_vae_training.bag.process import process_bag
 
     hostile = [_latent(61, dim=12), _latent(63, mu=_mu(np.nan)), _latent(65, mu=_mu(3.4e38)),
-               _raw(67, height=2, width=LATENT_DIM, encoding="32FC1", step=LATENT_DIM * 4, size=5)]
+               _coded(67, _latent_format(), bytes(5)), _latent(69, model="ffffffffffff")]
     items = []
     for bad in hostile:
-        items += [("/rgbd_vae/latent", IMAGE_TYPE, _latent(bad.header.stamp.sec - 3001)),
-                  ("/rgbd_vae/latent", IMAGE_TYPE, bad)]
+        items += [("/rgbd_vae/latent", COMPRESSED_TYPE, _latent(bad.header.stamp.sec - 3001, codec="q4")),
+                  ("/rgbd_vae/latent", COMPRESSED_TYPE, bad)]
     bag = _bag(tmp_path / "hostile", items)
     result = process_bag(bag, tmp_path / "out", exported["conv_vae"][0], backend="onnxruntime",
                          executable="rgbd_decoder")
-    assert (result.frames_in, result.frames_out, sum(result.rejected.values())) == (8, 4, 4), result.rejected
+    assert (result.frames_in, result.frames_out, sum(result.rejected.values())) == (10, 5, 5), result.rejected
+    assert any("latent of model ffffffffffff" in reason for reason in result.rejected), result.rejected
     with BagReader(tmp_path / "out") as reader:
         stamps = [m.header.stamp.sec for _, m in reader.decoded("/rgbd_vae/decoded/image")]
-    assert stamps == [3060, 3062, 3064, 3066]
+    assert stamps == [3060, 3062, 3064, 3066, 3068]
 
 
 def test_bag_process_counts_camera_info_it_cannot_use_and_republishes_only_the_good(pipeline_models, tmp_path):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rgbd_vae_ros.bags import RGB_TOPIC, BagReader
-from rgbd_vae_ros.conversion import image_to_numpy, latent_from_msg
+from rgbd_vae_ros.conversion import image_to_numpy
+from rgbd_vae_ros.latent import parse_format, parse_info_message
 from rgbd_vae_ros.frames import stamp_ns
 from rgbd_vae_training.bag.convert import RGB_FRAME
 from rgbd_vae_training.bag.process import process_bag
@@ -39,6 +40,10 @@ def test_a_replayed_sequence_comes_out_of_the_pipeline_as_bag_process_computes_i
         for topic, msgtype in OUTPUT_TYPES.items():
             assert out.topics[topic].msgtype == msgtype
         outputs = {topic: [m for _, m in out.decoded(topic)] for topic in OUTPUT_TYPES if topic != "/diagnostics"}
+    infos = outputs.pop(f"{NAMESPACE}/latent/info")  # latched, once per model: not derived from an input
+    assert len(infos) == 1
+    model, quantiser = parse_info_message(infos[0])
+    assert all(parse_format(m.format).model == model for m in outputs[f"{NAMESPACE}/latent"])
     decoded = {stamp_ns(m) for m in outputs[DECODED_TOPIC]}
     print(f"live: {len(decoded)} of {len(inputs)} images decoded")
     assert decoded  # the live pipeline answers; how many depends on the machine, so content is judged offline
@@ -64,9 +69,13 @@ def test_a_replayed_sequence_comes_out_of_the_pipeline_as_bag_process_computes_i
         image_to_numpy(next(iter(offline["processed"]["depth/image"].values()))),
         image_to_numpy(next(iter(offline["estimated"]["depth/image"].values()))))
     for stamp, live_latent in online["latent"].items():
-        name = next((n for n in ("processed", "estimated") if np.allclose(
-            latent_from_msg(live_latent)[0], latent_from_msg(offline[n]["latent"][stamp])[0], atol=1e-4)), None)
-        assert name is not None, f"the live latent of {stamp} is neither bag process's measured nor estimated one"
+        # the latent says which depth it encodes; its codes are bag process's for that depth
+        fmt = parse_format(live_latent.format)
+        name = {"measured": "processed", "estimated": "estimated"}[fmt.depth]
+        offline_latent = offline[name]["latent"][stamp]
+        assert parse_format(offline_latent.format) == fmt
+        codes = [np.frombuffer(bytes(m.data), np.uint8).astype(int) for m in (live_latent, offline_latent)]
+        assert np.abs(codes[0] - codes[1]).max() <= 1, f"the live latent of {stamp} is not bag process's {name} one"
         for topic in ("depth/image", "decoded/image", "decoded/depth"):
             if stamp not in online[topic]:
                 continue

@@ -106,7 +106,10 @@ def test_diagnostics_say_error_warn_and_ok_when_spec_section_4_says_so(harness, 
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
-    from rgbd_vae_ros.conversion import latent_to_msg
+    from sensor_msgs.msg import CompressedImage
+
+    from rgbd_vae_ros.inference import open_backend
+    from rgbd_vae_ros.latent import build_latent_message
 
     diagnostics = harness.listen(DiagnosticArray, "/diagnostics")
     node = _node(RgbdDecoderNode, harness, model=str(tmp_path / "missing.onnx"), autostart=False)
@@ -124,10 +127,16 @@ def test_diagnostics_say_error_warn_and_ok_when_spec_section_4_says_so(harness, 
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert level_is(DiagnosticStatus.WARN, "no input for")  # nothing arrives for 5 s
     image = harness.listen(Image, "decoded/image")
-    pub = harness.publisher(Image, "latent")
-    assert harness.send(pub, latent_to_msg(np.zeros(16), np.zeros(16), _header(0)), lambda: image)
+    pub = harness.publisher(CompressedImage, "latent")
+    backend = open_backend(exported["conv_vae"][0], "decoder", "onnxruntime", "cpu")
+    backend.close()
+
+    def latent(i, dim):
+        return build_latent_message(_header(i), np.zeros(dim), codec="f32", depth="none", model=backend.info.model_id)
+
+    assert harness.send(pub, latent(0, 16), lambda: image)
     assert level_is(DiagnosticStatus.OK, "running")
-    assert harness.send(pub, latent_to_msg(np.zeros(12), np.zeros(12), _header(1)), lambda: node.counters.rejected)
+    assert harness.send(pub, latent(1, 12), lambda: node.counters.rejected)
     assert level_is(DiagnosticStatus.WARN, "rejected")
     values = {kv.key: kv.value for kv in _status(diagnostics, "rgbd_decoder").values}
     assert "checkpoint_sha256_decoder" in values and values["backend"] == "onnxruntime"

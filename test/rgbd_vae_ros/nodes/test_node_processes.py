@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from rgbd_vae_ros.conversion import image_to_numpy, numpy_to_image
@@ -64,7 +64,7 @@ def test_encoder_and_decoder_processes_chain_through_the_latent_topic(harness, e
     encoder = _start("rgbd_encoder", f"model:={folder}", "sync_slop:=0.05")
     decoder = _start("rgbd_decoder", f"model:={folder}")
     try:
-        latent, decoded = harness.listen(Image, "latent"), harness.listen(Image, "decoded/depth")
+        latent, decoded = harness.listen(CompressedImage, "latent"), harness.listen(Image, "decoded/depth")
         rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
         header = Header(frame_id="cam")
         header.stamp.sec = 7
@@ -76,7 +76,8 @@ def test_encoder_and_decoder_processes_chain_through_the_latent_topic(harness, e
             return bool(latent and decoded)
 
         assert harness.send(rgb_pub, rgb, both_sent, timeout_s=30)
-        assert (latent[0].height, latent[0].width) == (2, 16) and decoded[0].header.stamp.sec == 7
+        assert latent[0].format.startswith("rgbd_vae_latent; v=1; dim=16; codec=q8; depth=measured; model=")
+        assert len(latent[0].data) == 16 and decoded[0].header.stamp.sec == 7
     finally:
         results = [_stop(p) for p in (encoder, decoder)]
     for code, output in results:

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from rgbd_vae_ros.conversion import image_to_numpy, latent_from_msg, latent_to_msg, numpy_to_image
+from rgbd_vae_ros.conversion import image_to_numpy, numpy_to_image
+from rgbd_vae_ros.latent import LatentFormat, build_latent_message, parse_info_message, parse_latent_message
 
 RNG = np.random.default_rng(0)
 
@@ -21,6 +22,21 @@ def _rgb(i, encoding="rgb8", h=120, w=160):
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
     pixels = RNG.integers(0, 256, (h, w, channels) if channels > 1 else (h, w), dtype=np.uint8)
     return numpy_to_image(pixels, encoding, _header(i))
+
+
+def _model_id(folder) -> str:
+    from rgbd_vae_ros.inference import open_backend
+
+    backend = open_backend(folder, "decoder", "onnxruntime", "cpu")
+    backend.close()
+    return backend.info.model_id
+
+
+def _latent(i, mu, model, codec="f32"):
+    """A latent as an encoder of ``model`` sends it (raw floats: NaN passes too)."""
+    mu = np.asarray(mu, np.float32)
+    return CompressedImage(header=_header(i), format=str(LatentFormat(mu.shape[0], codec, "measured", model)),
+                           data=mu.astype("<f4").tobytes())
 
 
 def _node(cls, context, **params):
@@ -105,7 +121,7 @@ def test_encoder_and_decoder_round_trip_through_the_latent_topic(harness, export
     folder = str(exported["conv_vae"][0])
     harness.add(_node(RgbdEncoderNode, harness.context, model=folder))
     harness.add(_node(RgbdDecoderNode, harness.context, model=folder, output_width=80, output_height=60))
-    latent, image, depth = (harness.listen(Image, "latent"), harness.listen(Image, "decoded/image"),
+    latent, image, depth = (harness.listen(CompressedImage, "latent"), harness.listen(Image, "decoded/image"),
                             harness.listen(Image, "decoded/depth"))
     rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
     d = RNG.uniform(0.5, 5, (120, 160)).astype(np.float32)
@@ -116,7 +132,8 @@ def test_encoder_and_decoder_round_trip_through_the_latent_topic(harness, export
         return image and depth
 
     assert harness.send(rgb_pub, rgb, both)
-    assert (latent[0].encoding, latent[0].height, latent[0].width) == ("32FC1", 2, 16)
+    assert latent[0].format == f"rgbd_vae_latent; v=1; dim=16; codec=q8; depth=measured; model={_model_id(folder)}"
+    assert len(latent[0].data) == 16  # q8: one byte per dimension
     assert latent[0].header.stamp.sec == 1000 and latent[0].header.frame_id == "camera_rgb"
     assert (image[0].encoding, image[0].height, image[0].width) == ("rgb8", 60, 80)
     assert depth[0].encoding == "32FC1" and depth[0].header.stamp.sec == 1000
@@ -127,15 +144,16 @@ def test_bad_input_is_counted_and_the_next_good_frame_is_processed(harness, expo
 
     node = harness.add(_node(RgbdDecoderNode, harness.context, model=str(exported["conv_vae"][0])))
     image = harness.listen(Image, "decoded/image")
-    pub = harness.publisher(Image, "latent")
-    assert harness.send(pub, latent_to_msg(np.zeros(16), np.zeros(16), _header(8)), lambda: image)
-    bad = [latent_to_msg(np.zeros(12), np.zeros(12), _header(0)),  # wrong width
-           latent_to_msg(np.full(16, np.nan), np.zeros(16), _header(1)),
-           numpy_to_image(np.zeros((3, 16), np.float32), "32FC1", _header(2)),
-           Image(header=_header(3), height=2, width=16, encoding="32FC1", step=64, data=bytes(10))]  # short data
+    model = _model_id(exported["conv_vae"][0])
+    pub = harness.publisher(CompressedImage, "latent")
+    assert harness.send(pub, _latent(8, np.zeros(16), model), lambda: image)
+    bad = [_latent(0, np.zeros(12), model),  # another dim
+           _latent(1, np.full(16, np.nan), model),
+           CompressedImage(header=_header(2), format="jpeg", data=bytes(64)),
+           CompressedImage(header=_header(3), format=_latent(3, np.zeros(16), model).format, data=bytes(10))]
     for count, msg in enumerate(bad, start=1):
         assert harness.send(pub, msg, lambda: node.counters.rejected >= count)
-    assert harness.send(pub, latent_to_msg(np.zeros(16), np.zeros(16), _header(9)),
+    assert harness.send(pub, _latent(9, np.zeros(16), model),
                         lambda: any(m.header.stamp.sec == 1009 for m in image))
     assert node.counters.rejected >= len(bad)
 
@@ -170,17 +188,27 @@ def test_pipeline_publishes_what_the_three_nodes_publish(harness, pipeline_model
     from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage
 
     node = harness.add(_node(RgbdPipelineNode, harness.context, model=str(pipeline_models)))
-    topics = {t: harness.listen(Image, t) for t in ("depth/image", "latent", "decoded/image", "decoded/depth")}
+    topics = {t: harness.listen(Image, t) for t in ("depth/image", "decoded/image", "decoded/depth")}
+    topics["latent"] = harness.listen(CompressedImage, "latent")
     pub = harness.publisher(Image, "image")
     msg = _rgb(0)
     assert harness.send(pub, msg, lambda: all(topics.values()))
     assert node.counters.frames_out >= 1
     rgb = image_to_numpy(msg)
     depth_m = DepthStage.open(pipeline_models)(rgb)
-    mu, _ = EncodeStage.open(pipeline_models)(rgb, depth_m)
-    decoded, _ = DecodeStage.open(pipeline_models)(mu)
+    encoder = EncodeStage.open(pipeline_models)
+    mu, _ = encoder(rgb, depth_m)
     np.testing.assert_allclose(image_to_numpy(topics["depth/image"][0]), depth_m, atol=1e-5)
-    np.testing.assert_allclose(latent_from_msg(topics["latent"][0])[0], mu, atol=1e-5)
+    # the default codec: q8 codes of the encoder's mu over the export's table, and the decoded
+    # image is what a receiver decodes from those codes
+    from rgbd_vae_ros.nodes.processors import quantiser_of
+
+    quantiser = quantiser_of(encoder.info)
+    fmt, sent, _ = parse_latent_message(topics["latent"][0], quantiser)
+    assert (fmt.codec, fmt.depth, fmt.model) == ("q8", "estimated", encoder.info.model_id)
+    step = (quantiser.hi - quantiser.lo) / 256
+    assert (np.abs(sent - np.clip(mu, quantiser.lo, quantiser.hi)) <= step / 2 + 1e-5).all()
+    decoded, _ = DecodeStage.open(pipeline_models)(sent)
     assert np.abs(image_to_numpy(topics["decoded/image"][0]).astype(int) - decoded).max() <= 1
     assert all(m[0].header.stamp.sec == 1000 for m in topics.values())
 
@@ -232,7 +260,7 @@ def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, expo
     from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
 
     node = harness.add(_node(RgbdEncoderNode, harness.context, model=str(exported["conv_vae"][0]), sync_slop=0.01))
-    latent = harness.listen(Image, "latent")
+    latent = harness.listen(CompressedImage, "latent")
     rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
 
     def pair(rgb, depth):
@@ -254,7 +282,7 @@ def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, expo
         (_rgb(5), numpy_to_image(negative, "32FC1", _header(5))),  # negative depth
     ]
     for count, (rgb, depth) in enumerate(bad_frames, start=1):
-        assert harness.wait_for(lambda: (pair(rgb, depth), node.counters.rejected >= count)[1], timeout_s=10), count
+        assert harness.wait_for(lambda: (pair(rgb, depth), node.counters.rejected >= count)[1], timeout_s=30), count
     # never in sync: depth 0.5 s away from every image, so no image has a depth to encode with
     rejected = node.counters.rejected
     for i in range(15):
@@ -266,7 +294,7 @@ def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, expo
     assert harness.wait_for(lambda: node.counters.rejected > rejected)
     assert not latent
     good = (_rgb(40), numpy_to_image(good_depth, "32FC1", _header(40)))
-    assert harness.wait_for(lambda: (pair(*good), any(m.header.stamp.sec == 1040 for m in latent))[1], timeout_s=10)
+    assert harness.wait_for(lambda: (pair(*good), any(m.header.stamp.sec == 1040 for m in latent))[1], timeout_s=30)
     assert node.counters.rejected >= len(bad_frames)
 
 
@@ -293,3 +321,76 @@ def test_with_use_sim_time_an_active_node_follows_clock_and_reports_latency_in_i
 
     assert harness.wait_for(lambda: stamp_age_ms(), timeout_s=30)  # diagnostics flow while simulated time stands still
     assert 0.0 <= stamp_age_ms()[-1] < 1.0  # the clock stood at the image's stamp
+
+
+def _latched_listener(harness, topic):
+    """A transient-local subscription, as a consumer of latent/info makes it."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    received = []
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    harness.probe.create_subscription(CompressedImage, topic, received.append, qos)
+    return received
+
+
+def test_latent_info_reaches_a_subscriber_that_joins_later_and_follows_a_model_reload(harness, exported):
+    from rgbd_vae_ros.inference import open_backend
+    from rgbd_vae_ros.nodes.processors import quantiser_of
+    from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
+
+    conv, vgg = str(exported["conv_vae"][0]), str(exported["vgg_vae"][0])
+    node = harness.add(_node(RgbdEncoderNode, harness.context, model=conv))
+    assert harness.wait_for(lambda: node._active and node._latched_model is not None)
+    late = _latched_listener(harness, "latent/info")  # joins after the one message went out
+    assert harness.wait_for(lambda: late)
+    model, quantiser = parse_info_message(late[0])
+    backend = open_backend(conv, "encoder", "onnxruntime", "cpu")
+    backend.close()
+    assert model == backend.info.model_id and quantiser == quantiser_of(backend.info)
+    assert node.set_parameters([Parameter("model", value=vgg)])[0].successful
+    later = _latched_listener(harness, "latent/info")
+    assert harness.wait_for(lambda: any(parse_info_message(m)[0] == _model_id(vgg) for m in later))
+    assert harness.wait_for(lambda: any(parse_info_message(m)[0] == _model_id(vgg) for m in late))
+    assert _model_id(vgg) != model
+
+
+def test_a_decoder_refuses_another_models_latents_on_diagnostics_and_decodes_its_own(harness, exported):
+    """Encoder (conv_vae) -> decoder of another model of the same dim (vgg_vae): refused and counted
+    with the reason on /diagnostics; the decoder reloaded with the encoder's model decodes them."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
+    from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
+
+    conv, vgg = str(exported["conv_vae"][0]), str(exported["vgg_vae"][0])
+    harness.add(_node(RgbdEncoderNode, harness.context, model=conv, latent_codec="q4"))
+    decoder = harness.add(_node(RgbdDecoderNode, harness.context, model=vgg))
+    diagnostics = harness.listen(DiagnosticArray, "/diagnostics")
+    image = harness.listen(Image, "decoded/image")
+    rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+    d = RNG.uniform(0.5, 5, (120, 160)).astype(np.float32)
+
+    def frame(i):
+        def send():
+            depth_pub.publish(numpy_to_image(d, "32FC1", _header(i, "camera_depth")))
+            return decoder.counters.rejected > 0
+        return send
+
+    assert harness.send(rgb_pub, _rgb(0), frame(0))
+    assert not image
+
+    def says_refused():
+        for array in diagnostics:
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if (status.name.startswith("rgbd_decoder") and int(values.get("frames_rejected", 0)) >= 1
+                        and f"latent of model {_model_id(conv)}; this decoder is model {_model_id(vgg)}"
+                        in status.message):
+                    return True
+        return False
+
+    assert harness.wait_for(says_refused)
+    c = decoder.counters
+    assert harness.wait_for(lambda: c.frames_in == c.frames_out + c.dropped + c.rejected + decoder._slot.dropped)
+    assert decoder.set_parameters([Parameter("model", value=conv)])[0].successful
+    assert harness.send(rgb_pub, _rgb(1), lambda: (frame(1)(), any(m.header.stamp.sec == 1001 for m in image))[1])
