@@ -218,7 +218,13 @@ def points_message(header: Any, depth_m: np.ndarray, camera_info: Any, rgb_u8: n
         camera_info = scale_camera_info(camera_info, width, height)
     data = _point_bytes(depth_m, camera_info.k, rgb_u8, min_depth_m, max_depth_m)
     layout = cloud_dtype(rgb_u8 is not None)
-    msg = PointCloud2()
+    try:
+        # With field checks on, the generated ``data`` setter keeps an array('B') as it is; with
+        # them off (the default unless ROS_PYTHON_CHECK_FIELDS=1) it copies it. A second 4-9 MB
+        # buffer per frame measured ten times the cost of the cloud on a busy machine (page faults).
+        msg = PointCloud2(check_fields=True)
+    except AssertionError:  # generators before check_fields always check, and keep the array
+        msg = PointCloud2()
     if header is not None:
         msg.header = header
     msg.height, msg.width = 1, len(data) // layout.itemsize
@@ -228,13 +234,7 @@ def points_message(header: Any, depth_m: np.ndarray, camera_info: Any, rgb_u8: n
     msg.point_step = layout.itemsize
     msg.row_step = len(data)
     msg.is_dense = True  # every point is a reading: invalid pixels were skipped
-    try:
-        # The generated setter copies even an array('B') unless ROS_PYTHON_CHECK_FIELDS is set; a
-        # second 4-9 MB buffer per frame measured ten times the cost of building the cloud on a
-        # loaded machine. This stores what the setter would, without the copy.
-        msg._data = data
-    except AttributeError:  # a message class without that slot: the public setter
-        msg.data = data
+    msg.data = data
     return msg
 
 
