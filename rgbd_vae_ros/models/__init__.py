@@ -5,6 +5,7 @@
 """
 
 from . import conv_vae, fc_vae, resnet_vae, unet_depth, vgg_vae  # noqa: F401  (registration)
+from . import mff_depth  # noqa: F401  (registration)
 from . import fast_depth  # noqa: F401  (registration)
 from .base import MODES, VAE, VAEConfig
 from .registry import ModelError, build_model, config_from_dict, model_names, register_model
