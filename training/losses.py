@@ -89,7 +89,7 @@ class DepthLoss:
         l1 = (torch.abs(pred - target) * valid).sum() / count
         gradient = pred.new_zeros(())
         for dim in (-1, -2):
-            both = valid.narrow(dim, 1, valid.shape[dim] - 1) * valid.narrow(dim, 0, valid.shape[dim] - 1)
+            both = _pair_valid(valid, dim)
             diff = torch.abs(pred.diff(dim=dim) - target.diff(dim=dim)) * both
             gradient = gradient + diff.sum() / both.sum().clamp_min(1.0)
         # holes take the prediction's value so they neither reward nor punish the local statistics
@@ -98,3 +98,77 @@ class DepthLoss:
         structural = (1 - ssim) / 2
         loss = self.w_l1 * l1 + self.w_gradient * gradient + self.w_ssim * structural
         return {"loss": loss, "l1": l1, "gradient": gradient, "ssim": structural}
+
+
+DEPTH_TERMS = ("l1", "log_l1")
+
+
+def _pair_valid(valid: torch.Tensor, dim: int) -> torch.Tensor:
+    """Where a finite difference along ``dim`` has both its pixels valid: (B, 1, H, W-1) or (B, 1, H-1, W)."""
+    return valid.narrow(dim, 1, valid.shape[dim] - 1) * valid.narrow(dim, 0, valid.shape[dim] - 1)
+
+
+def surface_normals(depth: torch.Tensor) -> torch.Tensor:
+    """Unit normals (-dz/dx, -dz/dy, 1) / norm of a (B, 1, H, W) depth map, from forward differences
+    with x and y in image widths (so a plane's normal does not change with the image size):
+    (B, 3, H-1, W-1), each from pixel (y, x) and its right and lower neighbours."""
+    scale = depth.shape[-1]
+    dx = (depth[..., :-1, 1:] - depth[..., :-1, :-1]) * scale
+    dy = (depth[..., 1:, :-1] - depth[..., :-1, :-1]) * scale
+    normal = torch.cat([-dx, -dy, torch.ones_like(dx)], dim=1)
+    return normal / normal.norm(dim=1, keepdim=True)
+
+
+@dataclass
+class MFFDepthLoss:
+    """Hu et al.'s losses for ``mff_depth``, on depth scaled to [0, 1] (0 m .. max depth), the depth
+    terms over valid pixels only:
+
+    - depth: ``depth_term`` "l1" (|e|) or "log_l1" (ln(1 + |e| / log_alpha), Hu's ln(|e| + alpha)
+      moved to 0 at no error) of the error e = prediction - truth;
+    - gradient: the same function of the errors of the x and y differences;
+    - normal: 1 - cos of the angle between the normals of the prediction and of the truth;
+    - mask: binary cross-entropy of the mask logits against the truth's validity (every pixel).
+
+    ``loss`` = w_depth * depth + w_gradient * gradient + w_normal * normal + w_mask * mask.
+    """
+
+    depth_term: str = "l1"
+    log_alpha: float = 0.05  # 0.5 m at a 10 m maximum depth, Hu et al.'s alpha
+    w_depth: float = 1.0
+    w_gradient: float = 1.0
+    w_normal: float = 1.0
+    w_mask: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.depth_term not in DEPTH_TERMS:
+            raise ValueError(f"depth_term {self.depth_term!r} is not one of {', '.join(DEPTH_TERMS)}")
+        if self.log_alpha <= 0:
+            raise ValueError(f"log_alpha must be positive, got {self.log_alpha}")
+        weights = (self.w_depth, self.w_gradient, self.w_normal, self.w_mask)
+        if min(weights) < 0 or sum(weights) == 0:
+            raise ValueError(f"loss weights must be 0 or more and not all 0, got {weights}")
+
+    def _error(self, error: torch.Tensor) -> torch.Tensor:
+        error = error.abs()
+        return error if self.depth_term == "l1" else torch.log1p(error / self.log_alpha)
+
+    def __call__(self, pred_unit: torch.Tensor, target_unit: torch.Tensor, valid: torch.Tensor,
+                 mask_logits: torch.Tensor | None = None) -> dict:
+        pred, target = (pred_unit.float() + 1) / 2, (target_unit + 1) / 2  # (B, 1, H, W) in [0, 1]
+        valid = valid.to(pred.dtype)
+        depth = (self._error(pred - target) * valid).sum() / valid.sum().clamp_min(1.0)
+        gradient = pred.new_zeros(())
+        for dim in (-1, -2):
+            both = _pair_valid(valid, dim)
+            error = self._error(pred.diff(dim=dim) - target.diff(dim=dim)) * both
+            gradient = gradient + error.sum() / both.sum().clamp_min(1.0)
+        corner = valid[..., :-1, :-1] * valid[..., :-1, 1:] * valid[..., 1:, :-1]  # the pixels of each normal
+        cosine = (surface_normals(pred) * surface_normals(target)).sum(dim=1, keepdim=True)
+        normal = ((1 - cosine) * corner).sum() / corner.sum().clamp_min(1.0)
+        terms = {"depth": depth, "gradient": gradient, "normal": normal}
+        loss = self.w_depth * depth + self.w_gradient * gradient + self.w_normal * normal
+        if mask_logits is not None:
+            terms["mask"] = F.binary_cross_entropy_with_logits(mask_logits.float(), valid)
+            loss = loss + self.w_mask * terms["mask"]
+        return {"loss": loss, **terms}

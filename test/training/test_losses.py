@@ -73,3 +73,80 @@ def test_ssim_is_one_for_equal_images_and_the_formula_for_flat_ones():
     expected = (2 * a * b + c1) / (a * a + b * b + c1)
     got = ssim_map(torch.full((1, 1, 12, 12), a), torch.full((1, 1, 12, 12), b))
     assert got.mean().item() == pytest.approx(expected, rel=1e-4)
+
+
+# mff_depth's losses (Hu et al.): depth, gradient, surface normal, mask BCE
+
+
+def _unit(depth01: torch.Tensor) -> torch.Tensor:
+    """Depth in [0, 1] (fraction of the maximum) as the models output it, in [-1, 1]."""
+    return depth01 * 2 - 1
+
+
+def _plane(slope_per_width: float, height: int = 6, width: int = 8, offset: float = 0.4) -> torch.Tensor:
+    x = torch.arange(width, dtype=torch.float32) / width
+    return (offset + slope_per_width * x).expand(1, 1, height, width).clone()
+
+
+def test_mff_depth_terms_are_zero_for_identical_depth_and_the_normal_term_knows_a_tilt():
+    from rgbd_vae_training.losses import MFFDepthLoss
+
+    flat, tilted = _plane(0.0), _plane(0.3)
+    valid = torch.ones_like(flat, dtype=torch.bool)
+    same = MFFDepthLoss()(_unit(tilted), _unit(tilted), valid)
+    for name in ("depth", "gradient", "normal", "loss"):
+        assert same[name].item() == pytest.approx(0.0, abs=1e-6), name
+    # a plane rising 0.3 per image width against a flat one: normals (-0.3, 0, 1)/|.| and (0, 0, 1)
+    terms = MFFDepthLoss()(_unit(tilted), _unit(flat), valid)
+    assert terms["normal"].item() == pytest.approx(1 - 1 / math.sqrt(1 + 0.3 ** 2), rel=1e-4)
+    # the same tilt at twice the resolution is the same surface: the same normal term
+    fine = MFFDepthLoss()(_unit(_plane(0.3, 12, 16)), _unit(_plane(0.0, 12, 16)), torch.ones(1, 1, 12, 16, dtype=torch.bool))
+    assert fine["normal"].item() == pytest.approx(terms["normal"].item(), rel=1e-4)
+    # gradient: x differences err by 0.3 / 8 everywhere, y differences not at all
+    assert terms["gradient"].item() == pytest.approx(0.3 / 8, rel=1e-4)
+    # depth: mean |0.3 x| over x = 0, 1/8, ..., 7/8
+    assert terms["depth"].item() == pytest.approx(0.3 * 3.5 / 8, rel=1e-4)
+
+
+def test_mff_depth_log_l1_is_hu_et_al_log_of_the_error_moved_to_zero():
+    from rgbd_vae_training.losses import MFFDepthLoss
+
+    target = torch.full((1, 1, 4, 4), 0.5)
+    pred = target + 0.1
+    valid = torch.ones_like(target, dtype=torch.bool)
+    terms = MFFDepthLoss(depth_term="log_l1", log_alpha=0.05)(_unit(pred), _unit(target), valid)
+    assert terms["depth"].item() == pytest.approx(math.log(0.1 + 0.05) - math.log(0.05), rel=1e-4)
+    assert terms["gradient"].item() == pytest.approx(0.0, abs=1e-6)  # a constant offset has no gradient error
+
+
+def test_mff_depth_terms_ignore_invalid_pixels_whatever_their_value():
+    from rgbd_vae_training.losses import MFFDepthLoss
+
+    target = _plane(0.2)
+    pred = target.clone()
+    valid = torch.ones_like(target, dtype=torch.bool)
+    valid[0, 0, 2:4, 3:5] = False
+    pred[0, 0, 2:4, 3:5] = 0.95  # wild values where the truth is a hole
+    terms = MFFDepthLoss()(_unit(pred), _unit(target), valid)
+    for name in ("depth", "gradient", "normal"):
+        assert terms[name].item() == pytest.approx(0.0, abs=1e-6), name
+    pred[0, 0, 0, 0] = 0.95  # a wrong valid pixel counts
+    assert MFFDepthLoss()(_unit(pred), _unit(target), valid)["depth"].item() > 0.01
+
+
+def test_mask_bce_against_the_truth_validity_and_the_weights():
+    from rgbd_vae_training.losses import MFFDepthLoss
+
+    target = torch.full((1, 1, 2, 2), 0.5)
+    valid = torch.tensor([[[[True, True], [True, False]]]])
+    logits = torch.tensor([[[[0.0, 2.0], [-1.0, -3.0]]]])
+    expected = -(math.log(0.5) + math.log(1 / (1 + math.exp(-2))) + math.log(1 / (1 + math.exp(1)))
+                 + math.log(1 - 1 / (1 + math.exp(3)))) / 4
+    loss = MFFDepthLoss(w_depth=1.0, w_gradient=1.0, w_normal=1.0, w_mask=2.0)
+    terms = loss(_unit(target + 0.1), _unit(target), valid, logits)
+    assert terms["mask"].item() == pytest.approx(expected, rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(terms["depth"].item() + terms["gradient"].item()
+                                                 + terms["normal"].item() + 2.0 * expected, rel=1e-5)
+    assert "mask" not in loss(_unit(target), _unit(target), valid)  # no mask output: no mask term
+    with pytest.raises(ValueError, match="depth_term 'l2' is not one of l1, log_l1"):
+        MFFDepthLoss(depth_term="l2")
