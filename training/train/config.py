@@ -5,7 +5,7 @@ Layout of a config file::
     task: vae            # or depth
     model: {name: conv_vae, latent_dim: 400, ...}   # the model's dataclass fields
     train: {batch_size: 16, epochs: 10, lr: 2.0e-4, ...}   # TrainSettings
-    loss: {beta: 1.0, warmup_steps: 1000}            # ELBOLoss or DepthLoss fields
+    loss: {beta: 1.0, warmup_steps: 1000}            # ELBOLoss or DepthLoss fields (MFFDepthLoss for mff_depth)
 
 An override names a dotted key, ``train.lr=1e-4`` or ``model.latent_dim=64``; its value is
 read as YAML, so numbers, booleans and lists keep their type.
@@ -24,9 +24,10 @@ import yaml
 from rgbd_vae_ros.models import ModelError, config_from_dict
 from rgbd_vae_ros.models.registry import check_field_types
 
-from ..losses import DepthLoss, ELBOLoss
+from ..losses import DepthLoss, ELBOLoss, MFFDepthLoss
 
 TASKS = {"vae": ELBOLoss, "depth": DepthLoss}
+MODEL_LOSSES = {"mff_depth": MFFDepthLoss}  # models whose loss is their own, not their task's
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -58,8 +59,12 @@ class TrainSettings:
     min_lr: float = 0.0
     validate: bool = True  # a pass over the held-out split after each epoch; best.pt keeps the best
     validate_every: int = 1  # epochs between those passes (and after the last step)
+    # progressive resizing: [[epoch, [height, width]], ...], each size from its epoch on; the first
+    # entry at epoch 0, epochs rising, the last size the model's input size (see resize_schedule)
+    resize_schedule: tuple = ()
 
     def __post_init__(self) -> None:
+        self.resize_schedule = parse_resize_schedule(self.resize_schedule)
         for name in ("batch_size", "epochs", "log_every", "validate_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -76,6 +81,57 @@ class TrainSettings:
             raise ValueError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
+
+
+def parse_resize_schedule(entries) -> tuple[tuple[int, tuple[int, int]], ...]:
+    """``train.resize_schedule`` as ((epoch, (height, width)), ...); a ValueError names what is wrong."""
+    where = "train.resize_schedule"
+    if not isinstance(entries, (list, tuple)):
+        raise ValueError(f"{where} must be a list of [epoch, [height, width]] entries, got {entries!r}")
+    parsed = []
+    for entry in entries:
+        ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], (list, tuple)) \
+            and len(entry[1]) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in (entry[0], *entry[1]))
+        if not ok:
+            raise ValueError(f"{where} entry {entry!r} is not [epoch, [height, width]] in whole numbers")
+        epoch, (height, width) = entry
+        if epoch < 0 or height < 1 or width < 1:
+            raise ValueError(f"{where} entry {list(entry)!r} needs an epoch of 0 or more and a positive size")
+        parsed.append((epoch, (height, width)))
+    if parsed and parsed[0][0] != 0:
+        raise ValueError(f"{where} must start at epoch 0, its first entry is at epoch {parsed[0][0]}")
+    for (e0, s0), (e1, s1) in zip(parsed, parsed[1:]):
+        if e1 <= e0:
+            raise ValueError(f"{where} epochs must rise, but epoch {e1} follows epoch {e0}")
+    return tuple(parsed)
+
+
+def check_resize_schedule(schedule, input_size: tuple[int, int], model_name: str) -> None:
+    """Sizes that suit the model: none larger than its input size, the last one equal to it (the
+    model ends trained at the size it is used at), each of its aspect ratio within 5 %."""
+    if not schedule:
+        return
+    height, width = input_size
+    for epoch, (h, w) in schedule:
+        if h > height or w > width:
+            raise ConfigError(f"train.resize_schedule size {h}x{w} (epoch {epoch}) is larger than the "
+                              f"{model_name} input size {height}x{width}")
+        if abs((h / w) / (height / width) - 1) > 0.05:
+            raise ConfigError(f"train.resize_schedule size {h}x{w} (epoch {epoch}) is not of the {model_name} "
+                              f"input's aspect ratio ({height}x{width}); images are never stretched")
+    if schedule[-1][1] != (height, width):
+        last = schedule[-1][1]
+        raise ConfigError(f"train.resize_schedule ends at {last[0]}x{last[1]}, not at the {model_name} input "
+                          f"size {height}x{width}; add a last entry with that size")
+
+
+def resize_at(schedule, epoch: int) -> tuple[int, int] | None:
+    """The input size of ``epoch`` under ``schedule`` (None without one: the model's own size)."""
+    size = None
+    for start, entry_size in schedule:
+        if start <= epoch:
+            size = entry_size
+    return size
 
 
 @dataclass
@@ -165,13 +221,16 @@ def config_from_values(values: dict[str, Any]) -> RunConfig:
     is_depth_model = hasattr(model, "input_height")
     if is_depth_model != (task == "depth"):
         raise ConfigError(f"model {name!r} cannot be trained as task {task!r}")
-    sections = {"train": (TrainSettings, values.get("train")), "loss": (TASKS[task], values.get("loss"))}
+    loss_cls = MODEL_LOSSES.get(name, TASKS[task])
+    sections = {"train": (TrainSettings, values.get("train")), "loss": (loss_cls, values.get("loss"))}
     built = {}
     for section, (cls, section_values) in sections.items():
         try:
             built[section] = cls(**check_field_types(cls, dict(section_values or {}), section))
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
+    input_size = (model.input_height, model.input_width) if is_depth_model else (model.image_size, model.image_size)
+    check_resize_schedule(built["train"].resize_schedule, input_size, name)
     return RunConfig(task, name, model, built["train"], built["loss"])
 
 

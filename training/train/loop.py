@@ -1,5 +1,5 @@
 """The training loop: deterministic batches, checkpoints each epoch, exact resume, NaN guard,
-AMP on CUDA, DistributedDataParallel under ``torchrun``."""
+AMP on CUDA, DistributedDataParallel under ``torchrun``, progressive resizing."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from rgbd_vae_ros.files import atomic_output, atomic_write_text, remove_leftovers
-from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint, load_torchvision_resnet34
+from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint
+from rgbd_vae_ros.models.resnet_vae import ResNetEncoder, load_torchvision_resnet
 from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
 from ..faults import kill_point
 from ..figures import labelled_grid
-from .config import RunConfig
+from .config import RunConfig, resize_at
 from .tasks import make_task, open_samples
 from .validation import VALIDATION_METRIC, lr_at, open_validation, validate
 
@@ -86,6 +87,51 @@ def _epoch_batches(size: int, batch_size: int, seed: int, epoch: int, dist: _Dis
     return [order[s * per_step + dist.rank * batch_size:][:batch_size].tolist() for s in range(steps)]
 
 
+def resize_batch(prepared: dict, size: tuple[int, int]) -> dict:
+    """A prepared batch at ``size`` (height, width): the input bilinear with antialiasing, the
+    target and validity nearest (a depth value is never blended across an edge or with a hole,
+    and each kept value keeps its validity)."""
+    resized = dict(prepared)
+    for key, value in prepared.items():
+        if not isinstance(value, torch.Tensor) or value.dim() != 4 or tuple(value.shape[-2:]) == tuple(size):
+            continue
+        if key == "input":
+            resized[key] = torch.nn.functional.interpolate(value, size=size, mode="bilinear", antialias=True,
+                                                           align_corners=False)
+        else:
+            resized[key] = torch.nn.functional.interpolate(value.float(), size=size, mode="nearest").to(value.dtype)
+    return resized
+
+
+def check_resize_sizes(model, task, schedule, device: torch.device, channels: int, model_name: str) -> None:
+    """One forward pass at each size of ``schedule`` (eval mode, nothing learnt): a model whose input
+    size is fixed (a VAE's fully connected layers) is an error before any training."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for epoch, (height, width) in schedule:
+                probe = {"input": torch.zeros(1, channels, height, width, device=device),
+                         "label": torch.zeros(1, dtype=torch.long, device=device)}
+                try:
+                    out = task.forward(model, probe)
+                except (RuntimeError, ValueError) as exc:
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise TrainingError(f"train.resize_schedule: {model_name} cannot take a {height}x{width} input "
+                                        f"(epoch {epoch}: {reason}); progressive resizing needs a model whose "
+                                        "input size can change, such as mff_depth or unet_depth") from None
+                wrong = [tuple(t.shape[-2:]) for t in out.values() if t.dim() == 4 and tuple(t.shape[-2:]) != (height, width)]
+                if wrong:
+                    raise TrainingError(f"train.resize_schedule: {model_name} answers a {height}x{width} input "
+                                        f"(epoch {epoch}) with {wrong[0][0]}x{wrong[0][1]}; choose sizes it keeps")
+    finally:
+        model.train(was_training)
+
+
+def _plain_schedule(schedule) -> list:
+    return [[epoch, [height, width]] for epoch, (height, width) in schedule]
+
+
 def autocast_for(device: torch.device, enabled: bool):
     if not enabled or device.type != "cuda":
         return nullcontext(), None
@@ -131,6 +177,9 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
 
     held_out = open_validation(task, data, settings) if dist.main else None
     model, optimizer = _build(config, device)
+    schedule = settings.resize_schedule
+    if schedule:
+        check_resize_sizes(model, task, schedule, device, getattr(config.model, "in_channels", 3), config.model_name)
     amp_context, scaler = autocast_for(device, settings.amp)
 
     step, best_metric = 0, None
@@ -140,6 +189,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
             remove_leftovers(path)  # what a killed run was writing
     if resume:
         step, best_metric = _restore(checkpoint_path, config, model, optimizer, scaler, steps_per_epoch)
+        _check_resume_schedule(checkpoint_path, schedule)
     schedule_steps = settings.epochs * steps_per_epoch
     total_steps = schedule_steps
     if settings.max_steps:
@@ -169,12 +219,15 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
             batches = _epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch, dist)[skip:]
             if hasattr(dataset, "epoch"):
                 dataset.epoch = epoch  # augmentation draws differ per epoch, fixed per (seed, epoch, index)
+            size = resize_at(schedule, epoch)  # None: the data's own size, the model's input size
             loader = DataLoader(dataset, batch_sampler=batches, num_workers=settings.num_workers,
                                 pin_memory=use_cuda)
             trained.train()
             for batch in loader:
                 torch.manual_seed(settings.seed * 1_000_003 + step)  # sampling noise depends on the step only
                 prepared = task.prepare(batch, device)
+                if size is not None:
+                    prepared = resize_batch(prepared, size)
                 with amp_context:
                     out_tensors = task.forward(trained, prepared)
                     terms = task.loss(out_tensors, prepared, step)
@@ -210,7 +263,8 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                     metric = validation[VALIDATION_METRIC[task.name]]
                     is_best = best_metric is None or metric < best_metric
                     best_metric = metric if is_best else best_metric
-                saved = {"finished": step >= total_steps, "validation": validation, "best_metric": best_metric}
+                saved = {"finished": step >= total_steps, "validation": validation, "best_metric": best_metric,
+                         "resize": _resize_record(schedule, step // steps_per_epoch)}
                 _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend, **saved)
                 if validation is not None and is_best:
                     _save(best_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend, **saved)
@@ -237,12 +291,29 @@ def _destroy_process_group() -> None:
     dist.destroy_process_group()
 
 
+def _resize_record(schedule, next_epoch: int) -> dict | None:
+    """Where a checkpoint stands in the resize schedule: the schedule, and the epoch and size the
+    run continues at."""
+    if not schedule:
+        return None
+    size = resize_at(schedule, next_epoch)
+    return {"schedule": _plain_schedule(schedule), "next_epoch": next_epoch, "next_size": list(size)}
+
+
+def _check_resume_schedule(path: Path, schedule) -> None:
+    recorded = (load_checkpoint(path).get("resize") or {}).get("schedule", [])
+    if recorded != _plain_schedule(schedule):
+        raise TrainingError(f"cannot resume: {str(path)!r} was trained with train.resize_schedule {recorded}, "
+                            f"this run has {_plain_schedule(schedule)}; keep the schedule")
+
+
 def _build(config: RunConfig, device: torch.device):
     model = build_model(config.model_name, config.model).to(device)
     if config.train.encoder_weights:
-        if config.model_name != "resnet_vae":
-            raise TrainingError("train.encoder_weights applies to resnet_vae only")
-        load_torchvision_resnet34(model, config.train.encoder_weights)
+        if not isinstance(getattr(model, "encoder", None), ResNetEncoder):
+            raise TrainingError(f"train.encoder_weights applies to models with a ResNet encoder (resnet_vae, "
+                                f"mff_depth), not {config.model_name}")
+        load_torchvision_resnet(model, config.train.encoder_weights)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.train.lr, weight_decay=config.train.weight_decay)
     return model, optimizer
@@ -260,11 +331,12 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file size li
 
 def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, steps_per_epoch: int,
           distributed: str | None, finished: bool, validation: dict | None = None,
-          best_metric: float | None = None) -> None:
+          best_metric: float | None = None, resize: dict | None = None) -> None:
     payload = checkpoint_payload(model, config=config.to_dict(), optimizer=optimizer.state_dict(),
                                  scaler=None if scaler is None else scaler.state_dict(),
                                  step=step, steps_per_epoch=steps_per_epoch, distributed=distributed,
-                                 finished=finished, validation=validation, best_metric=best_metric)
+                                 finished=finished, validation=validation, best_metric=best_metric,
+                                 resize=resize)
     existed = path.exists()
     try:
         with atomic_output(path) as f:

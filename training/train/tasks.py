@@ -99,7 +99,8 @@ class VAETask:
 
 
 class DepthTask:
-    """RGB in, depth out; the loss counts valid pixels only."""
+    """RGB in, depth out (and a validity mask where the model has one); the loss counts valid
+    pixels only, and supervises the mask with that validity."""
 
     name = "depth"
 
@@ -122,6 +123,8 @@ class DepthTask:
         return model(prepared["input"])
 
     def loss(self, out: dict, prepared: dict, step: int) -> dict:
+        if "mask" in out:  # a validity mask (mff_depth): supervised by where the true depth is valid
+            return self.loss_fn(out["depth"], prepared["target"], prepared["valid"], out["mask"])
         return self.loss_fn(out["depth"], prepared["target"], prepared["valid"])
 
     def panel_titles(self, prepared: dict) -> list[str]:
