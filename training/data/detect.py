@@ -99,9 +99,16 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, depth_scale:
         from .splits import split_scenes
 
         reader = NYURawScenes(path)
-        if split is None:
+        if split in (None, "all"):
             return reader
-        return NYURawScenes(path, scenes=split_scenes(reader.scenes)[split])
+        if split not in ("train", "test"):
+            raise DataError(f"split {split!r} is unknown; expected 'train', 'test' or 'all'")
+        chosen = split_scenes(reader.scenes)[split]
+        if not chosen:
+            raise DataError(f"{str(path)!r} holds {len(reader.scenes)} NYU raw scene folder(s) of one room, so its "
+                            f"{split} split is empty (scenes are split by room); use the split 'all' to read "
+                            "every frame")
+        return NYURawScenes(path, scenes=chosen)
     if layout == "densedepth":
         from .densedepth import DenseDepthNYU
 

@@ -1,8 +1,9 @@
 """NYU Depth V2 raw scene folders: ``r-<time>-<n>.ppm`` RGB and ``d-<time>-<n>.pgm`` disparity.
 
 Depth-primary synchronisation as the toolbox's ``get_synched_frames``: every depth frame takes
-the RGB frame nearest in time. The depth is converted to metres and registered to the RGB
-camera (:func:`register_depth_to_rgb`).
+the RGB frame nearest in time. As the toolbox's ``project_depth_map`` does, both images are
+undistorted with the calibration's lens coefficients (so a CameraInfo with D = 0 tells the truth),
+the depth is converted to metres and registered to the RGB camera (:func:`register_depth_to_rgb`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from .errors import DataError
 from .frame import FrameReader, RGBDFrame
 from .netpbm import read_pgm, read_ppm
-from .nyu_calibration import disparity_to_m, register_depth_to_rgb
+from .nyu_calibration import NO_READING, disparity_to_m, register_depth_to_rgb, undistort_raw_depth, undistort_rgb
 
 _NAME = re.compile(r"^([rd])-(\d+(?:\.\d+)?)-(\d+)\.(ppm|pgm)$")
 
@@ -100,13 +101,23 @@ class NYURawScenes(FrameReader):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def read_raw(self, index: int) -> np.ndarray:
+        """The recorded 11-bit disparity of frame ``index``, as stored (distorted)."""
+        path = self.pairs[index][1].depth_path
+        raw = read_pgm(path)
+        if raw.size and int(raw.max()) > NO_READING:
+            raise DataError(f"{path.name} holds values up to {int(raw.max())}, beyond the Kinect's 11 bits "
+                            f"(0-{NO_READING}): its samples are big-endian as in a standard PGM, but NYU raw "
+                            "depth is stored little-endian; write it back in the recorder's byte order")
+        return raw
+
     def read_ir_depth_m(self, index: int) -> np.ndarray:
-        """Depth in the IR camera's frame (not registered), metres, NaN = no reading."""
-        return disparity_to_m(read_pgm(self.pairs[index][1].depth_path))
+        """Depth in the IR camera's frame (undistorted, not registered), metres, NaN = no reading."""
+        return disparity_to_m(undistort_raw_depth(self.read_raw(index)))
 
     def __getitem__(self, index: int) -> RGBDFrame:
         scene, pair = self.pairs[index]
-        rgb = read_ppm(pair.rgb_path)
+        rgb = undistort_rgb(read_ppm(pair.rgb_path))
         depth_ir = self.read_ir_depth_m(index)
         if depth_ir.shape != rgb.shape[:2]:
             raise DataError(f"{pair.depth_path.name} is {depth_ir.shape[1]}x{depth_ir.shape[0]} but "

@@ -1,8 +1,9 @@
 """Frames of synthetic scenes as the NYU Kinect would record them, and the two NYU layouts.
 
 RGB comes from the RGB camera; depth is rendered from the IR camera (displaced and rotated by
-the NYU calibration) and stored as raw 11-bit disparity, so the real readers must sync, decode
-and register it exactly as they do for NYU.
+the NYU calibration) and stored as raw 11-bit disparity; the raw layout's images pass through the
+calibration's lens distortion, so the real readers must sync, undistort, decode and register them
+exactly as they do for NYU.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from ..data.nyu_calibration import (
     R_DEPTH_TO_RGB,
     T_DEPTH_TO_RGB,
     disparity_to_m,
+    distort_raw_depth,
+    distort_rgb,
     intrinsics,
     m_to_disparity,
     register_depth_to_rgb,
@@ -174,9 +177,11 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
 
 def _write_raw_frame(folder: Path, frame: SynthFrame, shift_s: float = 0.0, progress=None) -> None:
     """``r-*.ppm`` and ``d-*.pgm`` of one frame, its stamps moved by ``shift_s``."""
-    atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s + shift_s, "ppm"), encode_ppm(frame.rgb_u8))
+    # through the Kinect's lenses, as the sensor records them (the reader undistorts, as the toolbox does)
+    atomic_write_bytes(folder / _stamp_name("r", frame.rgb_stamp_s + shift_s, "ppm"),
+                       encode_ppm(distort_rgb(frame.rgb_u8)))
     atomic_write_bytes(folder / _stamp_name("d", frame.depth_stamp_s + shift_s, "pgm"),
-                       encode_nyu_pgm(m_to_disparity(frame.depth_ir_m)))
+                       encode_nyu_pgm(distort_raw_depth(m_to_disparity(frame.depth_ir_m))))
     kill_point("synth-frame")
     if progress:
         progress()

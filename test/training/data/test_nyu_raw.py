@@ -33,16 +33,90 @@ def test_sync_pairs_each_depth_frame_with_the_nearest_rgb_frame(nyu_raw_dir):
     assert [p.depth_stamp_s for p in pairs] == sorted(p.depth_stamp_s for p in pairs)
 
 
-def test_reader_ir_depth_equals_rendered_depth_within_disparity_quantisation(nyu_raw_dir):
+def test_reader_ir_depth_equals_rendered_depth_after_undistortion(nyu_raw_dir):
+    from scipy.ndimage import maximum_filter, minimum_filter
+
     reader = NYURawScenes(nyu_raw_dir)
     assert reader.scenes == [scene_name(s) for s in range(3)] and len(reader) == 9
     frames = [f for s in range(3) for f in generate_scene(7, s, 3, **SMALL)]
     for i, truth in enumerate(frames):
-        depth = reader.read_ir_depth_m(i)
-        expected_valid = (truth.depth_ir_m > 0.33) & (truth.depth_ir_m < 9.9)
-        assert np.array_equal(np.isfinite(depth) & expected_valid, expected_valid)
-        err = np.abs(depth - truth.depth_ir_m)[expected_valid]
-        assert np.all(err <= disparity_error_bound_m(truth.depth_ir_m[expected_valid]) + 1e-5)
+        depth, true = reader.read_ir_depth_m(i), truth.depth_ir_m
+        # Away from surface edges (undistortion blends disparities there, as the toolbox's does), inside
+        # the range the < 600 rule keeps (raw 600 is 0.713 m) and inside the pinhole view.
+        smooth = maximum_filter(true, 3) / minimum_filter(true, 3) < 1.05
+        expected = smooth & (true > 0.75) & (true < 9.9)
+        valid = np.isfinite(depth)
+        assert valid[expected].mean() > 0.95  # only the ring the IR lens sees beyond the pinhole view is lost
+        err = np.abs(depth - true)[expected & valid]
+        bound = disparity_error_bound_m(true[expected & valid]) + 0.01 * true[expected & valid]
+        assert np.all(err <= bound)
+        assert not np.any(valid & (true < 0.7))  # raw values below 600 after undistortion are no reading
+
+
+def _blob(shape, row, col, value, background):
+    image = np.full(shape, background, dtype=np.float64)
+    image[int(round(row)) - 1:int(round(row)) + 2, int(round(col)) - 1:int(round(col)) + 2] = value
+    return image
+
+
+def _centroid(mask):
+    rows, cols = np.nonzero(mask)
+    return rows.mean(), cols.mean()
+
+
+@pytest.mark.parametrize("camera", ["rgb", "depth"])
+def test_undistortion_puts_a_recorded_point_where_the_pinhole_camera_sees_it(camera):
+    """A point near the corner: the lens records it where Brown-Conrady with camera_params.m's
+    coefficients says (written out here independently); undistorting brings it back to its pinhole pixel."""
+    from rgbd_vae_training.data import nyu_calibration as cal
+
+    fx, fy, cx, cy = cal.intrinsics(camera)
+    k1, k2, p1, p2, k3 = cal.KC_RGB if camera == "rgb" else cal.KC_D
+    row_u, col_u = 15.0, 20.0  # 0-based pinhole pixel
+    x, y = (col_u + 1 - cx) / fx, (row_u + 1 - cy) / fy
+    r2 = x * x + y * y
+    radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    row_d, col_d = yd * fy + cy - 1, xd * fx + cx - 1
+    assert np.hypot(row_d - row_u, col_d - col_u) > 3  # the lens moves it visibly at the corner
+    if camera == "rgb":
+        recorded = np.repeat(_blob((480, 640), row_d, col_d, 255, 0)[..., None], 3, axis=2).astype(np.uint8)
+        found = _centroid(cal.undistort_rgb(recorded)[..., 0] > 100)
+    else:  # a near object (raw 700) in front of a far wall (raw 1000)
+        undistorted = cal.undistort_raw_depth(_blob((480, 640), row_d, col_d, 700, 1000).astype(np.uint16))
+        found = _centroid(undistorted < 850)
+    assert np.hypot(found[0] - row_u, found[1] - col_u) < 1.0
+
+
+def test_undistorted_depth_drops_values_below_600_and_everything_touched_by_a_hole():
+    from rgbd_vae_training.data.nyu_calibration import NO_READING, undistort_raw_depth
+
+    raw = np.full((480, 640), 900, dtype=np.uint16)
+    raw[200:260, 300:340] = 590  # nearer than 0.71 m: the toolbox drops it
+    raw[100:110, 100:110] = NO_READING
+    out = undistort_raw_depth(raw)
+    assert np.all(out[215:245, 310:330] == NO_READING)
+    assert np.all(out[102:108, 102:108] == NO_READING)
+    holes = out == NO_READING
+    assert 0.005 < holes.mean() < 0.1  # the two patches (grown by a pixel) and the empty corners
+    assert np.allclose(out[300:400, 400:500], 900, atol=1e-3)  # a flat wall stays what it was
+
+
+def test_a_depth_file_in_standard_pgm_byte_order_is_refused_with_the_reason(tmp_path, nyu_raw_dir):
+    import shutil
+
+    from rgbd_vae_training.data.netpbm import read_pgm
+
+    scene = tmp_path / "office_0001"
+    shutil.copytree(nyu_raw_dir / scene_name(0), scene)
+    depth_file = sorted(scene.glob("d-*.pgm"))[0]
+    raw = read_pgm(depth_file)
+    height, width = raw.shape
+    depth_file.write_bytes(b"P5\n%d %d\n65535\n" % (width, height) + raw.astype(">u2").tobytes())
+    reader = NYURawScenes(scene)
+    with pytest.raises(DataError, match="big-endian.*little-endian"):
+        reader[0]
 
 
 def _matches_within_one_pixel(registered, truth, tol):
@@ -67,10 +141,15 @@ def test_registered_depth_lands_on_the_rgb_pixel_of_the_surface_within_one_pixel
     edges = np.zeros_like(valid)
     edges[:, 1:] |= truth.object_id_rgb[:, 1:] != truth.object_id_rgb[:, :-1]
     assert edges[valid].sum() > 50, "the scene should have object edges in view"
-    assert ok[valid].mean() > 0.995
+    # Undistortion blends disparities across surface edges (the toolbox's does too): judge pixels off them.
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    true = np.nan_to_num(truth.depth_rgb_m, nan=10.0)
+    judged = valid & (maximum_filter(true, 5) / minimum_filter(true, 5) < 1.1)
+    assert ok[judged].mean() > 0.995
     # The check can fail: the same depth moved by 3 px misses the edges.
     shifted = np.roll(registered, 3, axis=1)
-    assert _matches_within_one_pixel(shifted, truth.depth_rgb_m, tol)[valid & np.isfinite(shifted)].mean() < 0.99
+    assert _matches_within_one_pixel(shifted, truth.depth_rgb_m, tol)[judged & np.isfinite(shifted)].mean() < 0.99
 
 
 def test_frames_carry_scene_and_depth_stamp(nyu_raw_dir):
