@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="data set with a test split (SPEC §6)")
     parser.add_argument("--out", default=None, help="output folder (default: eval/ beside the checkpoint)")
     parser.add_argument("--limit", type=int, default=0, help="score at most this many test frames")
+    parser.add_argument("--split", choices=("test", "train", "all"), default="test",
+                        help="depth / vae: the frames scored (default test; 'all' for a set without a split)")
+    parser.add_argument("--baseline-depth", type=float, default=None, metavar="M",
+                        help="depth: the constant depth of the baseline (default: the mean of the training split, "
+                             "or of the scored frames when there is none)")
     places = parser.add_argument_group("places")
     places.add_argument("--json", type=Path, default=None, help="also write the metrics JSON to this file")
     places.add_argument("--train-data", default=None,
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(places_table(result))
         print(json.dumps(result["summary"]))
         return 0
-    result = evaluate(args.task, args.checkpoint, args.data, out, limit=args.limit)
+    result = evaluate(args.task, args.checkpoint, args.data, out, limit=args.limit, split=args.split,
+                      baseline_depth_m=args.baseline_depth)
     print(metrics_table(result))
     print(json.dumps(result["summary"]))
     return 0
@@ -60,7 +66,8 @@ def metrics_table(result: dict) -> str:
     from .bench.timing import rows_table
 
     if result["task"] == "depth":
-        baseline, name = result["mean_depth_baseline"], "mean depth"
+        baseline = result["mean_depth_baseline"]
+        name = "constant depth" if baseline["source"] == "--baseline-depth" else "mean depth"
         rows = [{"metric": key, "model": value, "baseline": baseline.get(key)}
                 for key, value in result["depth"].items() if key != "images"]
     else:
@@ -71,12 +78,16 @@ def metrics_table(result: dict) -> str:
                  for key, value in (result["depth_m"] or {}).items() if key != "images"]
         rows += [{"metric": "KL (nats)", "model": result["kl"]},
                  {"metric": "bytes per latent (mu, fp32)", "model": result["bytes_per_latent"]["mu_fp32"]}]
-    header = f"{result['model']} on {result['images']} test images"
+    header = f"{result['model']} on {result['images']} {result.get('split', 'test')} images"
+    if result["task"] == "depth":
+        baseline = result["mean_depth_baseline"]
+        header += f"; baseline {baseline['depth_m']:.3g} m everywhere ({baseline['source']})"
     return header + "\n" + rows_table(rows, [("metric", "metric", "s"), ("model", "model", ".4g"),
                                              (f"{name} baseline", "baseline", ".4g")])
 
 
-def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -> dict:
+def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0, split: str = "test",
+             baseline_depth_m: float | None = None) -> dict:
     from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
 
     from .figures import write_png
@@ -84,13 +95,18 @@ def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0) -
 
     if limit < 0:
         raise ValueError(f"--limit is {limit}; expected 0 (every test frame) or more")
+    if baseline_depth_m is not None and not (math.isfinite(baseline_depth_m) and baseline_depth_m > 0):
+        raise ValueError(f"--baseline-depth is {baseline_depth_m}; expected a depth in metres above 0")
+    if baseline_depth_m is not None and task != "depth":
+        raise ValueError("--baseline-depth is for 'eval depth'; a VAE's baseline is the mean image")
     payload = load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload)
     max_depth_m = float(payload.get("config", {}).get("train", {}).get("max_depth_m", 10.0))
     if task == "depth":
-        result, figure = _evaluate_depth(model, data, max_depth_m, limit)
+        result, figure = _evaluate_depth(model, data, max_depth_m, limit, split, baseline_depth_m)
     else:
-        result, figure = _evaluate_vae(model, payload, data, max_depth_m, limit)
+        result, figure = _evaluate_vae(model, payload, data, max_depth_m, limit, split)
+    result["split"] = split
     result["checkpoint"] = str(checkpoint)
     result["model"] = payload["model_name"]
     out.mkdir(parents=True, exist_ok=True)
@@ -171,7 +187,8 @@ def _model_input_size(model) -> tuple[int, int]:
     return config.image_size, config.image_size
 
 
-def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
+def _evaluate_depth(model, data: str, max_depth_m: float, limit: int, split: str = "test",
+                    baseline_depth_m: float | None = None):
     from rgbd_vae_ros.processing import colorize_depth, resize_depth, resize_rgb, valid_depth_mask
 
     from .data import open_dataset
@@ -179,10 +196,10 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     from .metrics import average, depth_metrics
 
     predict = depth_predictor(model, max_depth_m)
-    test, train = open_dataset(data, split="test"), open_dataset(data, split="train")
+    test = open_dataset(data, split=split)
     if len(test) == 0:
-        raise ValueError(f"{data!r} has no test frames to evaluate on")
-    baseline_m = mean_depth(train)
+        raise ValueError(f"{data!r} has no {split} frames to evaluate on")
+    baseline_m, source = _depth_baseline(data, split, test, baseline_depth_m)
     height, width = _model_input_size(model)
     count = min(len(test), limit) if limit else len(test)
     shown = set(_spread(count, FIGURE_SAMPLES))
@@ -190,7 +207,7 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     for start in range(0, count, BATCH):
         frames = [test[i] for i in range(start, min(start + BATCH, count))]
         if any(f.depth_m is None for f in frames):
-            raise ValueError(f"{data!r} has test frames without depth")
+            raise ValueError(f"{data!r} is read as {_layout_name(data)}, whose frames have no depth to score against")
         predicted = predict(np.stack([resize_rgb(f.rgb_u8, height, width) for f in frames]))
         for index, (frame, pred_small) in enumerate(zip(frames, predicted), start=start):
             gt = frame.depth_m
@@ -203,29 +220,51 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int):
     rows = [[rgb, colorize_depth(gt, scale_m), colorize_depth(pred, scale_m)] for rgb, gt, pred in rows]
     result = {"task": "depth", "protocol": "NYU: gt in (1e-3, 10) m, pred clamped to [1e-3, 10], Eigen crop, "
                                            "per-image mean", "images": count,
-              "depth": average(scores), "mean_depth_baseline": {"depth_m": baseline_m, **average(baseline_scores)}}
+              "depth": average(scores),
+              "mean_depth_baseline": {"depth_m": baseline_m, "source": source, **average(baseline_scores)}}
     figure = labelled_grid(rows, ["input RGB", "true depth", "estimated depth"], scale_m,
                            tile_height=min(240, rows[0][0].shape[0]))
     return result, figure
 
 
-def mean_depth(reader) -> float:
+def _layout_name(data: str) -> str:
+    from .data.detect import detect_layout
+
+    return f"the {detect_layout(data)!r} layout"
+
+
+def _depth_baseline(data: str, split: str, scored, baseline_depth_m: float | None) -> tuple[float, str]:
+    """The baseline's constant depth and where it comes from: --baseline-depth, else the training
+    split's mean when the test split is scored and a training split exists, else the scored frames'
+    own mean (an oracle constant, said so)."""
+    from .data import open_dataset
+
+    if baseline_depth_m is not None:
+        return float(baseline_depth_m), "--baseline-depth"
+    if split == "test":
+        train = open_dataset(data, split="train")
+        if len(train):
+            return mean_depth(train), "mean depth of the training split"
+    return mean_depth(scored, "scored"), "mean depth of the scored frames themselves (no training split)"
+
+
+def mean_depth(reader, which: str = "training") -> float:
     """Mean valid depth over (up to 200 evenly spread) training frames."""
     from rgbd_vae_ros.processing import valid_depth_mask
 
     if len(reader) == 0:
-        raise ValueError("the data set has no training frames for the mean-depth baseline")
+        raise ValueError(f"the data set has no {which} frames for the mean-depth baseline")
     total, pixels = 0.0, 0
     for i in _spread(len(reader)):
         depth = reader[i].depth_m
         if depth is None:
-            raise ValueError("the data set has training frames without depth; the mean-depth baseline needs depth")
+            raise ValueError(f"the data set has {which} frames without depth; the mean-depth baseline needs depth")
         valid = valid_depth_mask(depth)
         total, pixels = total + float(depth[valid].sum()), pixels + int(valid.sum())
     return total / max(pixels, 1)
 
 
-def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: int):
+def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: int, split: str = "test"):
     import torch
 
     from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
@@ -242,8 +281,8 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
     values = payload.get("config") or {"task": "vae", "model": {"name": payload["model_name"],
                                                                   **payload["model_config"]}}
     task = make_task(config_from_values(values))
-    test = open_samples(task, data, "test", augment=False)
-    train = open_samples(task, data, "train", augment=False)
+    test = open_samples(task, data, split, augment=False)
+    train = test if split != "test" else _train_samples_or_none(task, data) or test
     mean_rgb = rgb_from_unit_range(_mean_sample(train, "rgb").permute(1, 2, 0).numpy())
     count = min(len(test), limit) if limit else len(test)
     rgb_psnr, rgb_ssim, depth_scores, kl, baseline_psnr, rows = [], [], [], [], [], []
@@ -274,6 +313,14 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
               "bytes_per_latent": {"mu_fp32": 4 * latent, "mu_fp16": 2 * latent, "message_fp32": 8 * latent},
               "mean_image_baseline": {"psnr_db": float(np.mean(baseline_psnr))}}
     return result, labelled_grid(rows, titles, scale_m, tile_height=max(96, rows[0][0].shape[0]))  # room for titles
+
+
+def _train_samples_or_none(task, data: str):
+    """The training split's samples, or None when the set has none (then the scored frames' mean is the baseline)."""
+    from .data import open_dataset
+    from .train.tasks import open_samples
+
+    return open_samples(task, data, "train", augment=False) if len(open_dataset(data, split="train")) else None
 
 
 def _mean_sample(dataset, key: str):

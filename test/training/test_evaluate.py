@@ -100,7 +100,8 @@ def test_eval_prints_its_table_and_labels_its_figure(nyu_raw_dir, tmp_path, caps
     assert cli(["eval", "depth", "--checkpoint", str(depth), "--data", str(nyu_raw_dir), "--out",
                 str(tmp_path / "d")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "unet_depth on 3 test images"
+    assert lines[0].startswith("unet_depth on 3 test images; baseline ")
+    assert lines[0].endswith(" m everywhere (mean depth of the training split)")
     assert lines[1].split() == ["metric", "model", "mean", "depth", "baseline"]
     table = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
     metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
@@ -118,3 +119,44 @@ def test_eval_prints_its_table_and_labels_its_figure(nyu_raw_dir, tmp_path, caps
     figure = np.asarray(Image.open(tmp_path / "v" / "figure.png"))
     quarter = (figure.shape[1] - 2) // 4
     _title_band_and_colour_bar(figure, [(2 + k * quarter, 2 + (k + 1) * quarter) for k in range(4)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["tum", "7scenes"])
+def test_eval_depth_scores_every_frame_of_a_set_without_a_training_split(layout, tmp_path, capsys):
+    assert cli(["synth", "--layout", layout, "--scenes", "1", "--frames", "4", "--out", str(tmp_path / "data"),
+                "--width", "64", "--height", "48"]) == 0
+    capsys.readouterr()
+    depth = _untrained(tmp_path, "unet_depth", {"input_height": 32, "input_width": 32, "widths": [4, 8, 8],
+                                                "attention_heads": 2})
+    args = ["eval", "depth", "--checkpoint", str(depth), "--data", str(tmp_path / "data"), "--split", "all"]
+    assert cli([*args, "--out", str(tmp_path / "a")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("unet_depth on 4 all images; baseline ")
+    assert "(mean depth of the scored frames themselves (no training split))" in lines[0]
+    assert "abs_rel" in "\n".join(lines)
+    assert cli([*args, "--baseline-depth", "2.5", "--out", str(tmp_path / "b")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("baseline 2.5 m everywhere (--baseline-depth)")
+    assert lines[1].split() == ["metric", "model", "constant", "depth", "baseline"]
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["split"] == "all" and metrics["images"] == 4
+    assert metrics["mean_depth_baseline"]["depth_m"] == 2.5
+    # The model's scores do not depend on the baseline; the baseline's do.
+    first = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["depth"] == first["depth"]
+    assert metrics["mean_depth_baseline"]["abs_rel"] != first["mean_depth_baseline"]["abs_rel"]
+    vae = _untrained(tmp_path, "conv_vae", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]})
+    assert cli(["eval", "vae", "--checkpoint", str(vae), "--data", str(tmp_path / "data"), "--split", "all",
+                "--out", str(tmp_path / "v")]) == 0
+    assert capsys.readouterr().out.startswith("conv_vae on 4 all images")
+
+
+def test_eval_refuses_a_baseline_depth_that_is_no_depth(nyu_raw_dir, tmp_path, capsys):
+    depth = _untrained(tmp_path, "unet_depth", {"input_height": 32, "input_width": 32, "widths": [4, 8, 8],
+                                                "attention_heads": 2})
+    for bad in ("0", "-1", "nan"):
+        assert cli(["eval", "depth", "--checkpoint", str(depth), "--data", str(nyu_raw_dir),
+                    "--baseline-depth", bad, "--out", str(tmp_path / "x")]) == 1
+        assert "--baseline-depth is" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -6,7 +6,10 @@ import os
 from importlib import import_module
 from pathlib import Path
 
+import numpy as np
+
 from .errors import DataError
+from .frame import FrameReader
 
 # layouts whose reader takes (path, split=...): module, class
 _SEQUENCE_READERS = {"tum": (".tum", "TUMSequences"), "7scenes": (".seven_scenes", "SevenScenes"),
@@ -83,6 +86,12 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, depth_scale:
 
     path = Path(path)
     layout = detect_layout(path)
+    if split == "all" and layout in ("densedepth", "mnist"):  # two files, no scenes to split: read both
+        return ConcatFrames([open_dataset(path, "train"), open_dataset(path, "test")])
+    if split == "all" and layout == "nyu-mat":
+        split = None
+    if split not in (None, "all", "train", "test"):
+        raise DataError(f"split {split!r} is unknown; expected 'train', 'test' or 'all'")
     if layout in _SEQUENCE_READERS:
         module, name = _SEQUENCE_READERS[layout]
         return getattr(import_module(module, __package__), name)(path, split=split)
@@ -120,3 +129,20 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, depth_scale:
     from .image_folder import ImageFolder
 
     return ImageFolder(path)
+
+
+class ConcatFrames(FrameReader):
+    """The frames of several readers, one after another."""
+
+    def __init__(self, readers: list):
+        self.readers = readers
+        self.starts = np.cumsum([0] + [len(r) for r in readers])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        part = int(np.searchsorted(self.starts, index, side="right")) - 1
+        return self.readers[part][index - int(self.starts[part])]
