@@ -29,7 +29,8 @@ def _stop(process):
 def test_rgbd_pipeline_process_serves_every_output_and_stops_cleanly_on_ctrl_c(harness, pipeline_models):
     process = _start("rgbd_pipeline", f"model:={pipeline_models}", "output_width:=64", "output_height:=48")
     try:
-        topics = {t: harness.listen(Image, t) for t in ("depth/image", "latent", "decoded/image", "decoded/depth")}
+        topics = {t: harness.listen(Image, t) for t in ("depth/image", "decoded/image", "decoded/depth")}
+        topics["latent"] = harness.listen(CompressedImage, "latent")
         pub = harness.publisher(Image, "image")
         header = Header(frame_id="cam")
         header.stamp.sec = 42
