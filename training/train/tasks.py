@@ -128,7 +128,8 @@ class DepthTask:
         return self.loss_fn(out["depth"], prepared["target"], prepared["valid"])
 
     def panel_titles(self, prepared: dict) -> list[str]:
-        return ["input RGB", "true depth", "estimated depth"]
+        titles = ["input RGB", "true depth", "estimated depth"]
+        return titles + ["trusted (mask)"] if hasattr(self.config, "mask_mode") else titles
 
     def panel_scale_m(self, prepared: dict, count: int = 4) -> float:
         """The depth colour scale of :meth:`panels` (set by the true depth)."""
@@ -136,10 +137,13 @@ class DepthTask:
         return depth_scale_m(true_m, self.max_depth_m)
 
     def panels(self, out: dict, prepared: dict, count: int = 4) -> list[list[np.ndarray]]:
-        """Columns: input RGB, true depth, estimated depth."""
+        """Columns: input RGB, true depth, estimated depth, and the mask where the model has one."""
         true_m = _depth_m(prepared["target"][:count], self.max_depth_m, prepared["valid"][:count])
         columns = [_rgb_tiles(prepared["input"][:count]),
                    *_depth_columns(true_m, _depth_m(out["depth"][:count].detach(), self.max_depth_m), self.max_depth_m)]
+        if "mask" in out:  # white where the model trusts its depth
+            trusted = torch.sigmoid(out["mask"][:count, 0].detach().float()).cpu().numpy()
+            columns.append([np.repeat(np.rint(t * 255).astype(np.uint8)[..., None], 3, axis=2) for t in trusted])
         return [list(row) for row in zip(*columns)]
 
 
