@@ -37,3 +37,12 @@ def test_tiny_mff_depth_learns_depth_and_a_mask_of_the_valid_pixels(learning_dat
     with torch.no_grad():
         trusted = model(batch["rgb"])["mask"] > 0
     assert _iou(trusted, valid) > _iou(torch.ones_like(valid), valid) + 0.05
+
+
+def test_encoder_weights_need_a_model_with_a_resnet_encoder(nyu_raw_dir, tmp_path):
+    from rgbd_vae_training.train.config import load_config
+    from rgbd_vae_training.train.loop import TrainingError, train
+
+    config = load_config("tiny_depth", ["train.batch_size=2", f"train.encoder_weights={tmp_path / 'resnet18.pth'}"])
+    with pytest.raises(TrainingError, match="applies to models with a ResNet encoder .* not unet_depth"):
+        train(config, nyu_raw_dir, tmp_path / "run", progress=False)
