@@ -9,7 +9,7 @@ import pytest
 
 from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC, BagReader, typestore, write_bag
 from rgbd_vae_ros.conversion import depth_msg_to_m, image_to_numpy
-from rgbd_vae_ros.latent import encode, parse_latent_message
+from rgbd_vae_ros.latent import encode, parse_info_message, parse_latent_message
 from rgbd_vae_ros.frames import stamp_ns
 from rgbd_vae_training.bag.process import process_bag
 from rgbd_vae_training.cli import main
@@ -47,12 +47,19 @@ def test_every_frame_comes_out_with_its_header_and_nothing_is_dropped(sequence_b
     with BagReader(sequence_bag) as bag:
         inputs = {stamp_ns(m): (recorded, m.header.frame_id) for recorded, m in bag.decoded(RGB_TOPIC)}
     with BagReader(out) as reader:
-        assert sorted(reader.topics) == sorted(OUTPUTS)
+        assert sorted(reader.topics) == sorted([*OUTPUTS, "/rgbd_vae/latent/info"])
+        # latent/info: once, latched, before the first latent, with the first frame's header and time
+        [(recorded, info)] = list(reader.decoded("/rgbd_vae/latent/info"))
+        assert reader.topics["/rgbd_vae/latent/info"].msgtype == "sensor_msgs/msg/CompressedImage"
+        assert inputs[stamp_ns(info)] == (recorded, info.header.frame_id) and recorded == min(r for r, _ in inputs.values())
+        model, _ = parse_info_message(info)
         for topic in OUTPUTS:
             messages = list(reader.decoded(topic))
             assert len(messages) == SEQUENCE_FRAMES, topic
             for recorded, msg in messages:  # recorded at the image's time, with the image's header
                 assert inputs[stamp_ns(msg)] == (recorded, msg.header.frame_id), topic
+                if topic == "/rgbd_vae/latent":
+                    assert f"; model={model}" in msg.format
 
 
 def test_outputs_are_the_stages_on_the_paired_frames(sequence_bag, pipeline_models, processed):
