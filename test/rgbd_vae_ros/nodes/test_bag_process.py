@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import types
 
 import numpy as np
 import pytest
 
 from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_INFO_TOPIC, RGB_TOPIC, BagReader, typestore, write_bag
 from rgbd_vae_ros.conversion import depth_msg_to_m, image_to_numpy
-from rgbd_vae_ros.latent import encode, parse_info_message, parse_latent_message
 from rgbd_vae_ros.frames import stamp_ns
+from rgbd_vae_ros.latent import encode, parse_info_message, parse_latent_message
+from rgbd_vae_ros.nodes.parameters import defaults
 from rgbd_vae_training.bag.process import process_bag
 from rgbd_vae_training.cli import main
 
 from .conftest import SEQUENCE_FRAMES
+
+DEFAULT_CODEC = defaults()["latent_codec"]
 
 OUTPUTS = ["/rgbd_vae/depth/image", "/rgbd_vae/depth/camera_info", "/rgbd_vae/depth/colorized", "/rgbd_vae/latent",
            "/rgbd_vae/decoded/image", "/rgbd_vae/decoded/depth"]
@@ -85,12 +89,14 @@ def test_outputs_are_the_stages_on_the_paired_frames(sequence_bag, pipeline_mode
         assert min(gaps) <= 0.02e9  # this bag pairs every image with a measured depth
         measured = depth_msg_to_m(depths[int(np.argmin(gaps))])
         mu, _ = encode_stage(rgb, measured)
-        # the default codec, q8 over the export's table: the same codes as the stage's mu
+        # the default codec (q4) over the export's table: the same codes as the stage's mu
         msg = latents[stamp_ns(image)]
         fmt, _, _ = parse_latent_message(msg, quantiser)
-        assert (fmt.codec, fmt.depth, fmt.model) == ("q8", "measured", encode_stage.info.model_id)
-        assert np.abs(np.frombuffer(bytes(msg.data), np.uint8).astype(int)
-                      - np.frombuffer(encode(mu, "q8", quantiser), np.uint8)).max() <= 1
+        assert (fmt.codec, fmt.depth, fmt.model) == (DEFAULT_CODEC, "measured", encode_stage.info.model_id)
+        expected = parse_latent_message(types.SimpleNamespace(format=msg.format, data=encode(mu, fmt.codec, quantiser)),
+                                        quantiser)[1]
+        step = (quantiser.hi - quantiser.lo) / 16
+        assert (np.abs(parse_latent_message(msg, quantiser)[1] - expected) <= step + 1e-6).all()
 
 
 @pytest.mark.slow
