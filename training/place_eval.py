@@ -11,10 +11,10 @@ best earlier keyframe outside the recent window. Per view-change bin:
   visit). It is the recall a loop-closure threshold can reach with no false loop closure.
 
 Codes: the VAE's μ, PCA-D of the same input (D = the latent size) and a 16×12 RGB thumbnail, each
-scored as plain cosine, as cosine of standardised codes (mean and spread per dimension) and as cosine
-of whitened codes (mean and covariance), all fit on the fitting frames: ``--train-data`` training
-frames, else the walk's first visits. The node can standardise (by the quantiser range of
-``latent/info``); whitening would need the covariance, which no message carries.
+scored as plain cosine, as cosine of standardised codes (centred and scaled per dimension by the
+quantiser range, :meth:`rgbd_vae_ros.latent.Quantiser.fit`, as the node does with ``latent/info``)
+and as cosine of whitened codes (mean and covariance; no message carries a covariance, so the node
+cannot), all fit on the fitting frames: ``--train-data`` training frames, else the walk's first visits.
 """
 
 from __future__ import annotations
@@ -76,9 +76,13 @@ def place_metrics(matches: list[Match | None], stamps_ns, rooms, view_change_deg
 
 
 def standardisation(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and spread (a floor keeps constant dimensions finite)."""
-    spread = codes.std(axis=0)
-    return codes.mean(axis=0), np.maximum(spread, 1e-6 * max(float(spread.max()), 1e-12))
+    """Per-dimension centre and half-width of the quantiser range fit on ``codes``
+    (:meth:`rgbd_vae_ros.latent.Quantiser.fit`): what the node standardises by, from ``latent/info``."""
+    from rgbd_vae_ros.latent import Quantiser
+
+    quantiser = Quantiser.fit(codes)
+    lo, hi = quantiser.lo.astype(np.float64), quantiser.hi.astype(np.float64)
+    return (lo + hi) / 2, (hi - lo) / 2
 
 
 def whitening(codes: np.ndarray, floor: float = 0.01):

@@ -41,7 +41,7 @@ def test_a_revisit_is_matched_and_nothing_inside_the_recent_window_or_of_another
     walk = _codes()
     quantiser = Quantiser.fit(np.stack([code for _, code in walk]))
     node = harness.add(PlaceRecognitionNode(context=harness.context, parameter_overrides=[
-        Parameter("min_score", value=0.8), Parameter("recent_window", value=5.0),
+        Parameter("min_score", value=0.8), Parameter("recent_window", value=5.0), Parameter("standardise", value=True),
         Parameter("reliable_input", value="true")]))
     matches = harness.listen(TimeReference, "place/match")
     info = harness.probe.create_publisher(CompressedImage, "latent/info", LATCHED_QOS)
