@@ -675,6 +675,12 @@ BAD_PARAMETERS = {
     "output_width_alone": ({"output_width": 64}, "output_width is 64 and output_height 0; set both"),
     "output_height_alone": ({"output_height": 48}, "output_width is 0 and output_height 48; set both"),
     "fp16_on_cpu": ({"fp16": True, "device": "cpu"}, "fp16 needs a CUDA device and device is cpu"),
+    "latent_codec_q2": ({"latent_codec": "q2"}, "latent_codec 'q2' is not one of f32, f16, q8, q4"),
+    "latent_codec_upper_case": ({"latent_codec": "Q8"}, "latent_codec 'Q8' is not one of"),
+    "latent_codec_empty": ({"latent_codec": ""}, "latent_codec '' is not one of"),
+    "latent_logvar_with_q8": ({"latent_codec": "q8", "latent_logvar": True},
+                              "latent_logvar is true with latent_codec q8; log sigma^2 travels only with f32 or f16"),
+    "latent_logvar_with_q4": ({"latent_codec": "q4", "latent_logvar": True}, "latent_logvar is true with latent_codec q4"),
 }
 if "image_transport" in defaults():
     BAD_PARAMETERS["image_transport_theora"] = ({"image_transport": "theora"}, "image_transport 'theora' is not one of")
@@ -793,6 +799,65 @@ def test_parts_of_different_checkpoints_are_refused_by_the_pipeline(exported, pi
     shutil.copy(exported["rgb2rgbd"][0] / "decoder.onnx", mixed / "decoder.onnx")
     with pytest.raises(LOAD_ERRORS, match="come from different checkpoints"):
         Pipeline({**defaults(), "model": str(mixed), "backend": "onnxruntime"}.__getitem__)
+
+
+def _old_export(exported, tmp_path):
+    """The small conv_vae's parts as an export made before the quantiser table: metadata without it."""
+    import json
+
+    import onnx
+
+    from rgbd_vae_ros.inference.metadata import METADATA_KEY
+
+    folder = tmp_path / "old_export"
+    folder.mkdir()
+    for part in ("encoder", "decoder"):
+        proto = onnx.load(str(exported["conv_vae"][0] / f"{part}.onnx"))
+        for entry in proto.metadata_props:
+            if entry.key == METADATA_KEY:
+                values = json.loads(entry.value)
+                del values["latent_quantiser"]
+                entry.value = json.dumps(values)
+        onnx.save(proto, str(folder / f"{part}.onnx"))
+    return folder
+
+
+@pytest.mark.parametrize("codec", ["q8", "q4"])
+def test_an_export_without_the_quantiser_table_refuses_q_codecs_at_configure_and_runs_f32_f16(exported, tmp_path,
+                                                                                              codec):
+    old = _old_export(exported, tmp_path)
+    params = {**defaults(), "model": str(old), "backend": "onnxruntime", "latent_codec": codec}
+    with pytest.raises(LOAD_ERRORS) as raised:
+        Encoder(params.__getitem__)
+    text = str(raised.value)
+    assert f"latent_codec {codec} needs the latent quantiser table" in text and "set latent_codec to f32 or f16" in text
+    assert "\n" not in text
+    for codec_ok in ("f32", "f16"):
+        params["latent_codec"] = codec_ok
+        encoder = Encoder(params.__getitem__)
+        try:
+            out = answers(encoder, "rgbd_encoder")
+            assert f"codec={codec_ok}" in out["latent"].format
+            assert encoder.latched_messages(_header(0)) == []  # no table: no latent/info
+        finally:
+            encoder.close()
+    decoder = Decoder(params.__getitem__)  # an old decoder decodes float codes and refuses q codes
+    try:
+        answers(decoder, "rgbd_decoder", Frame(_latent(30, mu=_mu(0.0))))
+        refused(decoder, "rgbd_decoder", Frame(_latent(31, mu=_mu(0.0), codec=codec)), LatentError,
+                f"latent in codec {codec} and no quantiser table of model {MODEL['id']} yet")
+        decoder.side_input("latent/info", _info_message())  # the encoder's latent/info brings the table
+        answers(decoder, "rgbd_decoder", Frame(_latent(32, mu=_mu(0.0), codec=codec)))
+        decoder.side_input("latent/info", _info_message(model="ffffffffffff"))  # another model's: counted, ignored
+        assert decoder.counts["latent_info_rejected"] == 1 and "ffffffffffff" in decoder.reasons["latent_info_rejected"]
+    finally:
+        decoder.close()
+
+
+def _info_message(model=None):
+    from rgbd_vae_ros.latent import build_info_message
+
+    return build_info_message(_header(0), MODEL["quantiser"], model or MODEL["id"])
 
 
 # --- frames the pairing leaves without a partner --------------------------------------------------
