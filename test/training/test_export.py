@@ -109,3 +109,51 @@ def test_bench_backends_times_each_part_on_each_backend(tmp_path, capsys):
                                                          for b in ("torch", "onnxruntime")}
     assert all(r["gflops"] > 0 and r["median_ms"] > 0 and r["gflop_per_s"] > 0 for r in rows)
     assert "ONNX Runtime" in capsys.readouterr().out
+
+
+def _parts_table(folder):
+    tables = []
+    for part in ("encoder", "decoder"):
+        proto = onnx.load(str(folder / f"{part}.onnx"))
+        tables.append(json.loads({p.key: p.value for p in proto.metadata_props}[METADATA_KEY])["latent_quantiser"])
+    assert tables[0] == tables[1]  # one table in both parts of one export
+    return tables[0]
+
+
+@pytest.mark.slow
+def test_export_fits_the_latent_quantiser_on_the_training_split_of_data(tmp_path, capsys):
+    """SPEC §4.3: the table is the per-dimension range of μ over the training split, in both parts'
+    metadata; without --data it is fit on synthetic rooms and says so; bad data writes nothing."""
+    import numpy as np
+
+    from rgbd_vae_ros.latent import Quantiser
+    from rgbd_vae_ros.stages import EncodeStage
+    from rgbd_vae_training.data import open_dataset
+    from rgbd_vae_training.synth.generate import write_nyu_raw
+
+    torch.manual_seed(0)
+    checkpoint = _checkpoint(tmp_path, "conv_vae", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]})
+    write_nyu_raw(tmp_path / "data", scenes=6, frames=2, seed=3, width=64, height=48)
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "onnx"),
+                "--data", str(tmp_path / "data")]) == 0
+    table = _parts_table(tmp_path / "onnx")
+    train = open_dataset(tmp_path / "data", split="train")
+    assert table["fit_on"].startswith("training split of") and table["frames"] == len(train) > 0
+    quantiser = Quantiser.from_dict(table)
+    stage = EncodeStage.open(checkpoint, "torch", "cpu")
+    mus = np.stack([stage(f.rgb_u8, f.depth_m)[0] for f in train])
+    stage.close()
+    assert quantiser == Quantiser.fit(mus)
+    low, high = mus.min(0), mus.max(0)  # a robust range: within the extremes, covering nearly all of it
+    assert (quantiser.lo >= low - 5e-4).all() and (quantiser.hi <= high + 5e-4).all()
+    assert (quantiser.hi - quantiser.lo >= 0.9 * (high - low)).all()
+
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "synthetic")]) == 0
+    assert "synthetic rooms" in _parts_table(tmp_path / "synthetic")["fit_on"]
+
+    capsys.readouterr()
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "none"),
+                "--data", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot fit the latent quantiser" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "none").exists()
