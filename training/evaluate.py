@@ -78,12 +78,17 @@ def metrics_table(result: dict) -> str:
                  for key, value in (result["depth_m"] or {}).items() if key != "images"]
         rows += [{"metric": "KL (nats)", "model": result["kl"]},
                  {"metric": "bytes per latent (mu, fp32)", "model": result["bytes_per_latent"]["mu_fp32"]}]
+    table = rows_table(rows, [("metric", "metric", "s"), ("model", "model", ".4g"),
+                              (f"{name} baseline", "baseline", ".4g")])
+    if result.get("codes"):
+        table += "\ncodes at equal bytes (per frame, model resolution):\n" + rows_table(
+            result["codes"], [("code", "code", "s"), ("bytes", "bytes", ".4g"), ("RGB PSNR dB", "psnr_db", ".4g"),
+                              ("SSIM", "ssim", ".3f"), ("depth RMSE m", "depth_rmse_m", ".4g")])
     header = f"{result['model']} on {result['images']} {result.get('split', 'test')} images"
     if result["task"] == "depth":
         baseline = result["mean_depth_baseline"]
         header += f"; baseline {baseline['depth_m']:.3g} m everywhere ({baseline['source']})"
-    return header + "\n" + rows_table(rows, [("metric", "metric", "s"), ("model", "model", ".4g"),
-                                             (f"{name} baseline", "baseline", ".4g")])
+    return header + "\n" + table
 
 
 def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0, split: str = "test",
@@ -150,6 +155,8 @@ def _finite_or_null(value):
     """JSON has no inf or NaN (a perfect reconstruction has infinite PSNR): they become null."""
     if isinstance(value, dict):
         return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -306,13 +313,85 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
             rows = task.panels(out, prepared, FIGURE_SAMPLES)
             titles, scale_m = task.panel_titles(prepared), task.panel_scale_m(prepared, FIGURE_SAMPLES)
     latent = model.config.latent_dim
+    codes = _codes_at_equal_bytes(model, task, train, test, count, max_depth_m) if not task.conditional else None
     result = {"task": "vae", "images": count,
               "rgb": {"psnr_db": float(np.mean(rgb_psnr)), "ssim": float(np.mean(rgb_ssim))},
               "depth_m": average(depth_scores) if depth_scores else None,
               "kl": float(np.mean(kl)), "latent_dim": latent,
               "bytes_per_latent": {"mu_fp32": 4 * latent, "mu_fp16": 2 * latent, "message_fp32": 8 * latent},
-              "mean_image_baseline": {"psnr_db": float(np.mean(baseline_psnr))}}
+              "mean_image_baseline": {"psnr_db": float(np.mean(baseline_psnr))},
+              "codes": codes}
     return result, labelled_grid(rows, titles, scale_m, tile_height=max(96, rows[0][0].shape[0]))  # room for titles
+
+
+def _sample_frame(prepared: dict, i: int, max_depth_m: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sample ``i`` of a prepared batch as the model saw it: RGB uint8 and depth in metres (NaN = none)."""
+    from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
+
+    target = prepared["target"][i].permute(1, 2, 0).numpy()
+    if target.shape[-1] != 4:
+        return rgb_from_unit_range(target[..., :3]), None
+    depth = depth_from_unit_range(target[..., 3], max_depth_m)
+    return rgb_from_unit_range(target[..., :3]), np.where(prepared["valid"][i, 3].numpy(), depth, np.nan)
+
+
+def _codes_at_equal_bytes(model, task, train, test, count: int, max_depth_m: float) -> list[dict]:
+    """The VAE's μ through each latent codec (SPEC §4.3; the quantiser fit on the training split's μ,
+    as export does) next to the baselines of :mod:`.codec_baselines` at the q8 and q4 codes' bytes:
+    bytes per frame, RGB PSNR / SSIM and depth RMSE at the model's resolution."""
+    import torch
+
+    from rgbd_vae_ros.latent import LatentFormat, Quantiser, decode, encode
+
+    from .codec_baselines import frame_vector, matched_baselines
+    from .metrics import depth_error, psnr, ssim
+
+    def batches(dataset, indices):
+        for start in range(0, len(indices), BATCH):
+            batch = torch.utils.data.default_collate([dataset[i] for i in indices[start:start + BATCH]])
+            yield task.prepare(batch, torch.device("cpu"))
+
+    def frames(dataset, indices):
+        for prepared in batches(dataset, indices):
+            yield from (_sample_frame(prepared, i, max_depth_m) for i in range(len(prepared["target"])))
+
+    with torch.no_grad():
+        train_idx = _spread(len(train))
+        quantiser = Quantiser.fit(np.concatenate([model.encode(p["input"])[0].numpy()
+                                                  for p in batches(train, train_idx)]))
+        test_frames = list(frames(test, list(range(count))))
+        mus = np.concatenate([model.encode(p["input"])[0].numpy() for p in batches(test, list(range(count)))])
+    dim = mus.shape[1]
+    scores: dict[str, list] = {}
+
+    def score(name: str, size: int, rgb, depth, truth) -> None:
+        entry = scores.setdefault(name, {"bytes": [], "psnr_db": [], "ssim": [], "depth_rmse_m": []})
+        entry["bytes"].append(size)
+        entry["psnr_db"].append(psnr(rgb, truth[0]))
+        entry["ssim"].append(ssim(rgb, truth[0]))
+        error = depth_error(depth, truth[1]) if truth[1] is not None and depth is not None else None
+        entry["depth_rmse_m"].append(error["rmse"] if error else float("nan"))
+
+    for codec in ("f32", "q8", "q4"):
+        fmt = LatentFormat(dim=dim, codec=codec, depth="measured", model="0" * 12)
+        sent = np.stack([decode(encode(mu, codec, quantiser), fmt, quantiser) for mu in mus])
+        with torch.no_grad():
+            recon = model.decode(torch.from_numpy(sent)).permute(0, 2, 3, 1).numpy()
+        for truth, out in zip(test_frames, recon):
+            rgb, depth = _sample_frame({"target": torch.from_numpy(out).permute(2, 0, 1)[None],
+                                        "valid": torch.ones((1, 4, *out.shape[:2]), dtype=torch.bool)}, 0,
+                                       max_depth_m)
+            score(f"VAE mu {codec}", fmt.mu_bytes, rgb, depth, truth)
+    if test_frames[0][1] is not None:
+        train_frames = list(frames(train, train_idx))
+        vectors = np.stack([frame_vector(rgb, depth, max_depth_m) for rgb, depth in train_frames])
+        for codec, size in (("q8", dim), ("q4", (dim + 1) // 2)):
+            for baseline in matched_baselines(size, vectors, [rgb for rgb, _ in train_frames[:8]], max_depth_m):
+                for truth in test_frames:
+                    out = baseline.roundtrip(*truth)
+                    score(f"{baseline.name} (vs {codec})", out.bytes, out.rgb_u8, out.depth_m, truth)
+    return [{"code": name, **{k: float(np.nanmean(v)) if not np.all(np.isnan(v)) else None
+                              for k, v in entry.items()}} for name, entry in scores.items()]
 
 
 def _train_samples_or_none(task, data: str):

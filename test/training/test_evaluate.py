@@ -116,6 +116,13 @@ def test_eval_prints_its_table_and_labels_its_figure(nyu_raw_dir, tmp_path, caps
     assert cli(["eval", "vae", "--checkpoint", str(vae), "--data", str(nyu_raw_dir), "--out", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out
     assert "RGB PSNR (dB)" in out and "depth rmse (m)" in out and "bytes per latent (mu, fp32)" in out
+    assert "codes at equal bytes" in out
+    codes = {c["code"]: c for c in json.loads((tmp_path / "v" / "metrics.json").read_text())["codes"]}
+    assert [codes[f"VAE mu {c}"]["bytes"] for c in ("f32", "q8", "q4")] == [32, 8, 4]  # latent_dim 8
+    assert abs(codes["VAE mu q8"]["psnr_db"] - codes["VAE mu f32"]["psnr_db"]) < 0.5
+    baselines = [c for name, c in codes.items() if not name.startswith("VAE")]
+    assert any(name.startswith("PCA") for name in codes)  # (no thumbnail fits 8 bytes: 2x2 takes 16)
+    assert all(c["bytes"] <= (8 if c["code"].endswith("(vs q8)") else 4) for c in baselines)
     figure = np.asarray(Image.open(tmp_path / "v" / "figure.png"))
     quarter = (figure.shape[1] - 2) // 4
     _title_band_and_colour_bar(figure, [(2 + k * quarter, 2 + (k + 1) * quarter) for k in range(4)])
