@@ -95,3 +95,53 @@ def test_the_config_file_holds_the_place_parameters_with_their_defaults():
     config = Path(__file__).resolve().parents[3] / "config" / "place_recognition.yaml"
     values = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]
     assert {name: values[name] for name in PLACE_PARAMETERS} == {n: d for n, (d, _, _) in PLACE_PARAMETERS.items()}
+
+
+def test_encoder_latents_of_a_revisited_room_match_through_the_topics(harness, exported):
+    """rgbd_encoder -> place_recognition: the room seen at 0-1 s and again at 20 s matches; the frames
+    of another room (10-11 s) and those inside the recent window do not."""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CompressedImage, Image, TimeReference
+
+    from rgbd_vae_ros.conversion import numpy_to_image
+    from rgbd_vae_ros.nodes.place_recognition import PlaceRecognitionNode
+    from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
+
+    encoder = harness.add(RgbdEncoderNode(context=harness.context, parameter_overrides=[
+        Parameter("model", value=str(exported["conv_vae"][0])), Parameter("latent_codec", value="q8"),
+        Parameter("reliable_input", value="true")]))
+    place = harness.add(PlaceRecognitionNode(context=harness.context, parameter_overrides=[
+        Parameter("min_score", value=0.9999), Parameter("recent_window", value=5.0),
+        Parameter("reliable_input", value="true")]))
+    matches = harness.listen(TimeReference, "place/match")
+    latents = harness.listen(CompressedImage, "latent")
+    rgb_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+    # every link up before the first frame (each frame is then sent once: a late copy of an earlier
+    # frame would look like a clock going back); q8 latents need the latched latent/info first
+    assert harness.wait_for(lambda: encoder._active and place._active and rgb_pub.get_subscription_count() >= 1
+                            and depth_pub.get_subscription_count() >= 1
+                            and harness.probe.count_subscribers("latent") >= 2
+                            and place.processor is not None and place.processor.quantisers)
+    rng = np.random.default_rng(3)
+    rooms = {"A": (rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), rng.uniform(0.5, 2, (120, 160))),
+             "B": (np.full((120, 160, 3), 230, np.uint8), np.full((120, 160), 4.0))}
+    for second, room in ((0, "A"), (1, "A"), (10, "B"), (11, "B"), (20, "A")):
+        rgb, depth = rooms[room]
+        done = place.counters.frames_out
+
+        def send_pair():
+            depth_pub.publish(numpy_to_image(depth.astype(np.float32), "32FC1", _header(second * S)))
+            rgb_pub.publish(numpy_to_image(rgb, "rgb8", _header(second * S)))
+
+        send_pair()
+        for _ in range(60 if second == 0 else 0):
+            # until the encoder has seen a depth image it does not wait for one (an RGB-only image is
+            # rejected): the first pair is sent again; late copies of it only add room A again
+            if harness.wait_for(lambda: place.counters.frames_out > done, timeout_s=1.0):
+                break
+            send_pair()
+        assert harness.wait_for(lambda: place.counters.frames_out > done, timeout_s=60), second
+    assert harness.wait_for(lambda: matches)
+    assert [m.header.stamp.sec for m in matches] == [20]  # the revisit only
+    assert all(m.time_ref.sec in (0, 1) for m in matches)
+    assert {m.source.split("model=")[1] for m in matches} == {latents[0].format.split("model=")[1]}
