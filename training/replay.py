@@ -30,6 +30,7 @@ OUTPUT_TYPES = {f"{NAMESPACE}/depth/image": IMAGE, f"{NAMESPACE}/depth/camera_in
                 f"{NAMESPACE}/decoded/image": IMAGE, f"{NAMESPACE}/decoded/depth": IMAGE,
                 "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"}
 DECODED_TOPIC = f"{NAMESPACE}/decoded/image"
+LATENT_INFO_TOPIC = f"{NAMESPACE}/latent/info"
 
 
 class ReplayError(Exception):
@@ -90,8 +91,10 @@ def replay_through_pipeline(bag: Path, models: Path, outputs: Path, backend: str
     recorder = player = executor = None
     result = None
     try:
-        recorder = BagRecorderNode(outputs, topics=list(OUTPUT_TYPES), types=OUTPUT_TYPES, overwrite=True,
-                                   context=context)
+        # latent/info is latched: subscribed once its publisher is found, with the transient-local QoS it
+        # offers, so its one message (sent at activation, maybe before the match) still arrives
+        early = {topic: msgtype for topic, msgtype in OUTPUT_TYPES.items() if topic != LATENT_INFO_TOPIC}
+        recorder = BagRecorderNode(outputs, topics=list(OUTPUT_TYPES), types=early, overwrite=True, context=context)
         player = BagPlayerNode(context=context, parameter_overrides=[
             Parameter("bag", value=str(bag)), Parameter("rate", value=float(rate)),
             Parameter("topics", value=[RGB_TOPIC, DEPTH_TOPIC, RGB_INFO_TOPIC]), Parameter("clock", value=True),
@@ -253,21 +256,20 @@ def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max
 
 
 def latent_summary(messages: list) -> dict:
-    """What the latents (SPEC §4.3) were: codec, dim, model, bytes per frame (data alone and the
-    serialised message), and how many encoded measured, estimated or no depth."""
+    """What the latents (SPEC §4.3) read from a bag were: codec, dim, model, bytes per frame (data
+    alone and the serialised message), and how many encoded measured, estimated or no depth."""
     from collections import Counter
 
-    from rclpy.serialization import serialize_message
-
+    from rgbd_vae_ros.bags import typestore
     from rgbd_vae_ros.latent import parse_format
 
     if not messages:
         return {"frames": 0}
     formats = [parse_format(m.format) for m in messages]
-    first = formats[0]
+    first, store = formats[0], typestore()
     return {"frames": len(messages), "codec": first.codec, "dim": first.dim, "model": first.model,
             "data_bytes": int(np.median([len(m.data) for m in messages])),
-            "message_bytes": int(np.median([len(serialize_message(m)) for m in messages])),
+            "message_bytes": int(np.median([len(store.serialize_cdr(m, COMPRESSED)) for m in messages])),
             "depth": dict(Counter(f.depth for f in formats))}
 
 
