@@ -38,12 +38,6 @@ PLACE_PARAMETERS = {
 }
 
 
-def _time_msg(ns: int):
-    from builtin_interfaces.msg import Time
-
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
 class PlaceRecognizer(Processor):
     """latent (+ latent/info) -> place/match (sensor_msgs/TimeReference): for each latent, the best earlier
     keyframe outside the recent window whose cosine score passes min_score (SPEC §4.6).
@@ -122,8 +116,8 @@ class PlaceRecognizer(Processor):
         if match is None:
             return []
         self.counts["matches"] += 1
-        reference = TimeReference(header=msg.header, time_ref=_time_msg(match.stamp_ns),
-                                  source=f"score={match.score:.4f}; model={fmt.model}")
+        reference = TimeReference(header=msg.header, source=f"score={match.score:.4f}; model={fmt.model}")
+        reference.time_ref.sec, reference.time_ref.nanosec = divmod(match.stamp_ns, 1_000_000_000)
         return [(MATCH_TOPIC, reference)]
 
     def describe(self) -> dict[str, str]:

@@ -16,10 +16,11 @@ DIM = 16
 
 
 def _header(ns):
-    from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
-    return Header(stamp=Time(sec=ns // S, nanosec=ns % S), frame_id="camera")
+    header = Header(frame_id="camera")
+    header.stamp.sec, header.stamp.nanosec = divmod(ns, S)
+    return header
 
 
 def _codes():
