@@ -100,7 +100,7 @@ def parse_resize_schedule(entries) -> tuple[tuple[int, tuple[int, int]], ...]:
         parsed.append((epoch, (height, width)))
     if parsed and parsed[0][0] != 0:
         raise ValueError(f"{where} must start at epoch 0, its first entry is at epoch {parsed[0][0]}")
-    for (e0, s0), (e1, s1) in zip(parsed, parsed[1:]):
+    for (e0, _), (e1, _) in zip(parsed, parsed[1:]):
         if e1 <= e0:
             raise ValueError(f"{where} epochs must rise, but epoch {e1} follows epoch {e0}")
     return tuple(parsed)
