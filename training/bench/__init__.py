@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rgbd_vae_ros.files import atomic_write_text
 
-_BENCHMARKS = ("conversion", "training", "backends", "pipeline", "transport")
+_BENCHMARKS = ("conversion", "training", "backends", "pipeline", "transport", "codec")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8, help="training: batch size (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="training / backends: where to run")
+    parser.add_argument("--data", type=Path, help="codec: training data the PCA baseline is fit on (default: the "
+                        "demo's training rooms in --out, synthesised if absent)")
+    parser.add_argument("--out", type=Path, default=Path("codec_bench_out"),
+                        help="codec: folder for the demo VAE when --model-dir is not given, codec.json and codec.png")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
 
 
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         results = _pipeline(args)
     elif args.benchmark == "transport":
         results = _transport(args)
+    elif args.benchmark == "codec":
+        results = _codec(args)
     else:
         from .conversion import bench_conversion
         from .timing import format_table
@@ -64,6 +70,34 @@ def run(args: argparse.Namespace) -> int:
         result = {"benchmark": args.benchmark, "machine": machine_description(), "results": results}
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _codec(args: argparse.Namespace) -> list[dict]:
+    from .codec import bench_codec, format_rows, plot
+
+    data = args.data
+    model_dir = args.model_dir
+    if model_dir is None or data is None:
+        from ..demo import train_or_reuse, training_rooms
+        from ..export import export_checkpoint
+        from ..train.config import load_config
+
+        rooms = training_rooms(args.out)
+        data = data or rooms
+        if model_dir is None:
+            checkpoint = train_or_reuse("tiny_vae", load_config("tiny_vae"), rooms, args.out / "models" / "vae")
+            model_dir = args.out / "models" / "onnx"
+            export_checkpoint(str(checkpoint), model_dir, data=str(rooms))
+    frames = args.runs or 40
+    rows = bench_codec(model_dir, data, frames)
+    print(f"codes of {frames} held-out synthetic 640x480 frames, bytes per frame and quality "
+          f"(VAE in {model_dir}; baselines fit on {data}):")
+    print(format_rows(rows))
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "codec.json", json.dumps(rows, indent=2) + "\n")
+    plot(rows, args.out / "codec.png")
+    print(f"wrote {args.out / 'codec.json'} and {args.out / 'codec.png'}")
+    return rows
 
 
 def _check_models(names: list[str] | None) -> None:
