@@ -60,17 +60,21 @@ def test_encoder_is_inverted_residuals_and_decoder_is_nnconv5_with_additive_skip
     assert decoder_widths[-1] == model.config.final_width and model.output.in_channels == model.config.final_width
 
 
-def test_the_encoder_maps_reach_the_output_through_the_skips():
-    """Changing the finest encoder map (1/2 scale) alone changes the depth: the skip carries it."""
+def test_the_finest_encoder_map_reaches_the_output_through_its_skip():
+    """Shift the 1/2-scale encoder map and undo the shift where the encoder goes on: only the skip
+    sees the change, and the depth still changes."""
     torch.manual_seed(0)
     model = build_model("fast_depth", {"input_height": 64, "input_width": 64, "width_multiplier": 0.35}).eval()
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         plain = model(x)["depth"]
-        handle = model.encoder[0].register_forward_hook(lambda module, args, out: out + 1.0)
-        shifted = model(x)["depth"]
-        handle.remove()
-    assert not torch.allclose(plain, shifted)
+        handles = [model.encoder[0].register_forward_hook(lambda module, args, out: out + 1.0),
+                   model.encoder[1].register_forward_pre_hook(lambda module, args: (args[0] - 1.0,))]
+        through_skip = model(x)["depth"]
+        for handle in handles:
+            handle.remove()
+        assert torch.equal(model(x)["depth"], plain)
+    assert (plain - through_skip).abs().max() > 1e-3  # far above the rounding of the shift and its undoing
 
 
 @pytest.mark.parametrize("size", [(32, 32), (96, 128), (64, 160)])
