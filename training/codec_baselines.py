@@ -124,9 +124,10 @@ class ImageThumbnail(Baseline):
 
 
 def frame_vector(rgb_u8: np.ndarray, depth_m: np.ndarray, max_depth_m: float) -> np.ndarray:
-    """The frame as the VAE sees it, flattened: RGB and depth in [-1, 1] (no reading -> the far end)."""
+    """The frame as the VAE sees it, flattened: RGB and depth in [-1, 1]; no reading -> NaN (PCA fills
+    it with the training mean, as the VAE's loss ignores it)."""
     depth_unit, valid = depth_to_unit_range(depth_m, max_depth_m)
-    depth_unit = np.where(valid, depth_unit, 1.0)
+    depth_unit = np.where(valid, depth_unit, np.nan)
     return np.concatenate([rgb_to_unit_range(rgb_u8).reshape(-1), depth_unit.reshape(-1)]).astype(np.float32)
 
 
@@ -150,7 +151,9 @@ class PCACodec(Baseline):
         vectors = np.asarray(vectors, dtype=np.float64)
         if len(vectors) < 2:
             raise ValueError("PCA needs at least 2 training frames")
-        self.mean = vectors.mean(axis=0)
+        seen = np.isfinite(vectors)
+        self.mean = np.where(seen.any(axis=0), np.nansum(vectors, axis=0) / np.maximum(seen.sum(axis=0), 1), 0.0)
+        vectors = np.where(seen, vectors, self.mean)  # holes: the training mean (they carry no information)
         _, _, vt = np.linalg.svd(vectors - self.mean, full_matrices=False)
         self.dim = min(self.dim, len(vt))
         self.basis = vt[:self.dim]
@@ -162,7 +165,8 @@ class PCACodec(Baseline):
 
     def roundtrip(self, rgb_u8, depth_m):
         height, width = depth_m.shape
-        codes = (frame_vector(rgb_u8, depth_m, self.max_depth_m) - self.mean) @ self.basis.T
+        vector = frame_vector(rgb_u8, depth_m, self.max_depth_m)
+        codes = (np.where(np.isfinite(vector), vector, self.mean) - self.mean) @ self.basis.T
         levels = 2 ** self.bits
         step = (self.hi - self.lo) / levels
         q = np.clip(np.floor((codes - self.lo) / step), 0, levels - 1)

@@ -89,3 +89,16 @@ def test_matched_baselines_fit_the_budget():
             sizes = [baseline.roundtrip(rgb, d).bytes for rgb, d in frames[:4]]
             assert np.mean(sizes) <= budget, (baseline.name, sizes)
     assert [b.name for b in matched_baselines(64, None, [frames[0][0]], image_formats=())] == ["thumbnail 4x3"]
+
+
+def test_pca_fills_holes_with_the_training_mean_not_with_far_depth():
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(10):
+        rgb, depth = _frame(rng)
+        depth[rng.uniform(size=depth.shape) < 0.3] = np.nan  # sensor holes in the training frames
+        frames.append((rgb, depth))
+    codec = PCACodec(dim=4, bits=8).fit(np.stack([frame_vector(rgb, d, 10.0) for rgb, d in frames]))
+    rgb, depth = _frame(rng)
+    out = codec.roundtrip(rgb, depth)
+    assert np.nanmean(np.abs(out.depth_m - depth)) < 1.0  # holes as 10 m would pull every depth far
