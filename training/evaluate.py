@@ -95,9 +95,11 @@ def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0, s
              baseline_depth_m: float | None = None) -> dict:
     from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
 
-    from .figures import write_png
     from rgbd_vae_ros.files import atomic_write_text
 
+    from .figures import write_png
+
+    out = Path(out)
     if limit < 0:
         raise ValueError(f"--limit is {limit}; expected 0 (every test frame) or more")
     if baseline_depth_m is not None and not (math.isfinite(baseline_depth_m) and baseline_depth_m > 0):
