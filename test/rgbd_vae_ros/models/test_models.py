@@ -26,7 +26,7 @@ def _inputs(model, batch=2, generator=None):
 
 
 def test_registry_holds_every_model_of_the_spec():
-    assert set(model_names()) == set(VAES) | {"unet_depth", "fast_depth"}
+    assert set(model_names()) == set(VAES) | {"unet_depth", "fast_depth", "mff_depth"}
 
 
 @pytest.mark.slow
@@ -51,8 +51,8 @@ def test_default_model_output_shapes_and_ranges(name):
         out = model(*args, **kwargs)
     c = model.config
     if model.kind == "depth":
-        assert set(out) == {"depth"}
-        assert out["depth"].shape == (2, 1, c.input_height, c.input_width)
+        assert set(out) == ({"depth", "mask"} if name == "mff_depth" else {"depth"})  # mff: + mask logits
+        assert all(o.shape == (2, 1, c.input_height, c.input_width) for o in out.values())
         assert out["depth"].abs().max() <= 1
         return
     assert set(out) == {"recon", "mu", "logvar"}
