@@ -45,7 +45,8 @@ def test_bench_codec_scores_every_codec_and_baseline_and_plots_them(exported_vae
             assert row["bytes"] <= 8, name
     # q8 of an untrained model loses almost nothing against f32 (the quantiser spans its codes).
     assert abs(rows["VAE mu q8"]["psnr_db_model"] - rows["VAE mu f32"]["psnr_db_model"]) < 0.5
-    assert "VAE mu q4" in printed and "PSNR dB 640x480" in printed
+    assert "VAE mu q4" in printed and "PSNR dB 640x480" in printed and "message B" in printed
+    assert "within 0.2 dB of f32 (the default latent_codec, SPEC §10): " in printed
     plot = np.asarray(Image.open(out / "codec.png").convert("RGB"))
     vae_red = (plot[..., 0] > 180) & (plot[..., 1] < 60) & (plot[..., 2] < 60)
     assert vae_red.sum() > 40  # the VAE's points (and its legend dot) are drawn

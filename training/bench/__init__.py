@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _codec(args: argparse.Namespace) -> list[dict]:
-    from .codec import bench_codec, format_rows, plot
+    from .codec import bench_codec, format_rows, plot, smallest_within
 
     data = args.data
     model_dir = args.model_dir
@@ -93,6 +93,8 @@ def _codec(args: argparse.Namespace) -> list[dict]:
     print(f"codes of {frames} held-out synthetic 640x480 frames, bytes per frame and quality "
           f"(VAE in {model_dir}; baselines fit on {data}):")
     print(format_rows(rows))
+    print(f"smallest latent codec within 0.2 dB of f32 (the default latent_codec, SPEC §10): "
+          f"{smallest_within(rows)}")
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "codec.json", json.dumps(rows, indent=2) + "\n")
     plot(rows, args.out / "codec.png")

@@ -66,6 +66,8 @@ def _training_vectors(data: Path, height: int, width: int, max_depth_m: float, m
 
 def bench_codec(model_dir: Path, data: Path, frames: int) -> list[dict]:
     """One row per code: its bytes per frame and its scores at the model's resolution and at 640x480."""
+    from rclpy.serialization import serialize_message
+
     from rgbd_vae_ros.latent import CODECS, build_latent_message, parse_latent_message
     from rgbd_vae_ros.nodes.processors import quantiser_of
     from rgbd_vae_ros.processing import resize_depth, resize_rgb
@@ -87,9 +89,12 @@ def bench_codec(model_dir: Path, data: Path, frames: int) -> list[dict]:
                      for codec, size in (("q8", dim), ("q4", (dim + 1) // 2))}
         rows: dict[str, dict] = {}
 
-        def add(name, family, size, model_res, full_res):
-            row = rows.setdefault(name, {"code": name, "family": family, "bytes": [], "model": [], "full": []})
+        def add(name, family, size, model_res, full_res, message_bytes=None):
+            row = rows.setdefault(name, {"code": name, "family": family, "bytes": [], "model": [], "full": [],
+                                         "message": []})
             row["bytes"].append(size)
+            if message_bytes is not None:
+                row["message"].append(message_bytes)
             row["model"].append(model_res)
             row["full"].append(full_res)
 
@@ -102,7 +107,7 @@ def bench_codec(model_dir: Path, data: Path, frames: int) -> list[dict]:
                 _, sent, _ = parse_latent_message(message, quantiser)
                 out_rgb, out_depth = decoder(sent)
                 add(f"VAE mu {codec}", "VAE", len(message.data), _scores(out_rgb, out_depth, small_rgb, small_depth),
-                    _scores(*_upsampled(out_rgb, out_depth), rgb, depth))
+                    _scores(*_upsampled(out_rgb, out_depth), rgb, depth), len(serialize_message(message)))
             for codec, chosen in baselines.items():
                 for baseline in chosen:
                     out = baseline.roundtrip(small_rgb, small_depth)
@@ -120,17 +125,27 @@ def bench_codec(model_dir: Path, data: Path, frames: int) -> list[dict]:
         return float(np.mean(finite)) if finite else None
 
     return [{"code": r["code"], "family": r["family"], "bytes": float(np.mean(r["bytes"])),
+             "message_bytes": float(np.median(r["message"])) if r["message"] else None,
              "frames": len(r["bytes"]), "resolution": f"{width}x{height}",
              **{f"{key}_{where}": mean([s[key] for s in r[part]])
                 for where, part in (("model", "model"), ("640x480", "full"))
                 for key in ("psnr_db", "ssim", "depth_rmse_m")}} for r in rows.values()]
 
 
+def smallest_within(rows: list[dict], tolerance_db: float = 0.2) -> str:
+    """The latent codec of fewest bytes whose RGB PSNR (model resolution) is within ``tolerance_db`` of
+    f32's: how the default ``latent_codec`` is chosen (SPEC §10)."""
+    vae = {r["code"].rsplit(" ", 1)[-1]: r for r in rows if r["family"] == "VAE"}
+    reference = vae["f32"]["psnr_db_model"]
+    fit = [codec for codec, r in vae.items() if r["psnr_db_model"] >= reference - tolerance_db]
+    return min(fit, key=lambda codec: vae[codec]["bytes"])
+
+
 def format_rows(rows: list[dict]) -> str:
     from .timing import rows_table
 
     resolution = rows[0]["resolution"] if rows else "model"
-    return rows_table(rows, [("code", "code", "s"), ("bytes", "bytes", ".4g"),
+    return rows_table(rows, [("code", "code", "s"), ("bytes", "bytes", ".4g"), ("message B", "message_bytes", ".4g"),
                              (f"PSNR dB {resolution}", "psnr_db_model", ".2f"), ("SSIM", "ssim_model", ".3f"),
                              ("depth RMSE m", "depth_rmse_m_model", ".3f"),
                              ("PSNR dB 640x480", "psnr_db_640x480", ".2f"), ("SSIM", "ssim_640x480", ".3f"),
