@@ -26,13 +26,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from rgbd_vae_ros.conversion import (ImageConversionError, compressed_msg_to_rgb, depth_m_to_mm, depth_msg_to_m,
-                                     image_msg_to_rgb, numpy_to_image, scale_camera_info)
+from rgbd_vae_ros.conversion import (ImageConversionError, compressed_msg_to_rgb, depth_m_to_mm, depth_mm_to_m,
+                                     depth_msg_to_m, image_msg_to_rgb, numpy_to_image, scale_camera_info)
 from rgbd_vae_ros.frames import Frame
 from rgbd_vae_ros.latent import (LatentError, Quantiser, build_info_message, build_latent_message, model_id,
                                  parse_format, parse_info_message, parse_latent_message)
+from rgbd_vae_ros.points import points_message
 from rgbd_vae_ros.processing import colorize_depth
 from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage, StageError, check_same_checkpoint
 
@@ -49,7 +50,8 @@ COMPRESSED_IMAGE = ("image/compressed", CompressedImage)
 def rgb_of(msg) -> np.ndarray:
     """The colour image of a sensor_msgs/Image or CompressedImage as (H, W, 3) uint8 RGB."""
     return compressed_msg_to_rgb(msg) if hasattr(msg, "format") else image_msg_to_rgb(msg)
-DEPTH_OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/colorized": Image}
+DEPTH_OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/colorized": Image,
+                 "depth/points": PointCloud2}
 ENCODE_OUTPUTS = {"latent": CompressedImage}
 # Once per model, transient local (a late subscriber still gets it): the latent's quantiser table.
 LATCHED_OUTPUTS = {"latent/info": CompressedImage}
@@ -57,7 +59,10 @@ LATENT_INFO = "latent/info"
 Q_CODECS = ("q8", "q4")
 DECODE_OUTPUTS = {"decoded/image": Image, "decoded/depth": Image}
 # Outputs computed only while someone reads them.
-ON_DEMAND = {"depth/colorized"}
+ON_DEMAND = {"depth/colorized", "depth/points"}
+# Left out of offline processing (rgbd-vae bag process): a cloud is ~5 MB per 640x480 frame and is
+# rebuilt from depth/image + depth/camera_info by any consumer.
+LIVE_ONLY = {"depth/points"}
 
 
 def _open(stage_cls, param: Param):
@@ -190,6 +195,10 @@ class Processor:
                 info = scale_camera_info(frame.camera_info, depth_m.shape[1], depth_m.shape[0])
                 info.header = header
                 out.append(("depth/camera_info", info))
+                if wanted("depth/points"):  # the points of the depth as published (16UC1: whole millimetres)
+                    published = (depth_m if self.param("depth_encoding") == "32FC1"
+                                 else depth_mm_to_m(depth_m_to_mm(depth_m)))
+                    out.append(("depth/points", points_message(header, published, info)))
             else:
                 self.note("camera_info_rejected", problem)
         if wanted("depth/colorized"):

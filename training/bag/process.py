@@ -74,7 +74,7 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
 
     from rgbd_vae_ros.frames import FrameAssembler
     from rgbd_vae_ros.nodes.base import BAD_INPUT
-    from rgbd_vae_ros.nodes.processors import COMPRESSED_IMAGE, INPUT_TYPES, PROCESSORS
+    from rgbd_vae_ros.nodes.processors import COMPRESSED_IMAGE, INPUT_TYPES, LIVE_ONLY, PROCESSORS
 
     if executable not in PROCESSORS:
         raise ValueError(f"node {executable!r} is not one of {', '.join(PROCESSORS)}")
@@ -99,7 +99,7 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
             qos = Qos(reliable=True, depth=params["queue_size"])
 
             with write_bag(out, storage, overwrite=overwrite) as writer:
-                for topic, _ in processor.outputs.items():
+                for topic in (t for t in processor.outputs if t not in LIVE_ONLY):
                     writer.add_topic(_join(namespace, topic), type_name(processor.outputs[topic]), qos)
                 for topic, msg_type in processor.latched.items():
                     writer.add_topic(_join(namespace, topic), type_name(msg_type), LATCHED)
@@ -115,7 +115,7 @@ def process_bag(source: Path, out: Path, model: Path, backend: str = "auto", exe
                                                  serialize_message(msg))
                             latched_written = True
                         try:
-                            outputs = processor(frame)
+                            outputs = processor(frame, lambda topic: topic not in LIVE_ONLY)
                         except BAD_INPUT as exc:
                             result.rejected[str(exc)] += 1
                             outputs = []

@@ -104,6 +104,39 @@ def test_colorized_depth_only_while_watched_and_bad_settings_and_camera_info_are
     assert not info
 
 
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_points_only_while_watched_and_equal_to_the_published_depth_back_projected(harness, exported, encoding):
+    from sensor_msgs.msg import PointCloud2
+
+    from rgbd_vae_ros.conversion import depth_msg_to_m
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+    from rgbd_vae_ros.points import points_from_message
+
+    node = harness.add(_node(DepthEstimatorNode, harness.context, model=str(exported["unet_depth"][0]),
+                             depth_encoding=encoding))
+    depth, info = harness.listen(Image, "depth/image"), harness.listen(CameraInfo, "depth/camera_info")
+    pub, info_pub = harness.publisher(Image, "image"), harness.publisher(CameraInfo, "camera_info")
+
+    def camera_info(i):  # for a 320x240 image of the same aspect: the node scales it to 160x120
+        return CameraInfo(header=_header(i), width=320, height=240, k=[500.0, 0, 161.5, 0, 505.0, 118.0, 0, 0, 1])
+
+    assert harness.send(pub, _rgb(0), lambda: (info_pub.publish(camera_info(0)), depth)[1])
+    assert node.output_publishers["depth/points"].get_subscription_count() == 0  # nobody reads: none computed
+    points = harness.listen(PointCloud2, "depth/points")
+    assert harness.send(pub, _rgb(1), lambda: (info_pub.publish(camera_info(1)),
+                                               any(m.header.stamp.sec == 1001 for m in points))[1])
+    cloud = next(m for m in points if m.header.stamp.sec == 1001)
+    published = next(m for m in depth if m.header.stamp.sec == 1001)
+    k = next(m for m in info if m.header.stamp.sec == 1001).k
+    assert cloud.header.frame_id == published.header.frame_id and cloud.height == 1
+    # Independent back-projection of what depth/image and depth/camera_info say, row-major over valid pixels.
+    z = depth_msg_to_m(published)
+    rows, cols = np.nonzero(np.isfinite(z) & (z > 0))
+    zs = z[rows, cols]
+    expected = np.stack([(cols - k[2]) * zs / k[0], (rows - k[5]) * zs / k[4], zs], axis=1)
+    assert np.allclose(points_from_message(cloud), expected, atol=1e-5)
+
+
 def test_depth_in_millimetres_when_asked(harness, exported):
     from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
 
