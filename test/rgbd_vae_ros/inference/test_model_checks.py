@@ -47,8 +47,10 @@ def _set(**changes):
     # metadata that disagrees with the graph it rides on
     ("encoder", _set(config__image_size=128, input_shape=[4, 128, 128]),
      r"metadata says 'input' is \(batch, 4, 128, 128\) but the graph's 'input' is \(batch, 4, 32, 32\)"),
-    ("decoder", _set(config__latent_dim=20, input_shape=[20]),
+    ("decoder", _set(config__latent_dim=20, input_shape=[20], latent_quantiser={"lo": [-1.0] * 20, "hi": [1.0] * 20}),
      r"metadata says 'latent' is \(batch, 20\) but the graph's 'latent' is \(batch, 16\)"),
+    ("decoder", _set(config__latent_dim=20, input_shape=[20]),  # the table still has the graph's 16 values
+     r"latent quantiser table that is not lists 'lo' and 'hi' of latent_dim \(20\) values each"),
     ("encoder", _set(config__mode="rgb", input_shape=[3, 32, 32]),
      r"metadata says 'input' is \(batch, 3, 32, 32\) but the graph's 'input' is \(batch, 4, 32, 32\)"),
     ("decoder", _set(config__mode="rgb"),
