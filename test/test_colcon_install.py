@@ -47,6 +47,7 @@ def _installed_env(site_packages: Path) -> dict[str, str]:
     return os.environ | {"PYTHONPATH": str(site_packages)}
 
 
+@pytest.mark.slow
 def test_launch_config_manifest_and_ament_marker_are_installed_where_ros2_finds_them(colcon_install):
     prefix, _, _ = colcon_install
     share = prefix / "share" / PACKAGE

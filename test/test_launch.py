@@ -103,6 +103,7 @@ def test_the_three_launch_files_of_the_spec_exist():
     assert {p.name for p in LAUNCH_FILES} == {"rgbd_vae.launch.py", "depth.launch.py", "nyu_replay.launch.py"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_files_start_real_executables_remap_real_topics_and_set_declared_parameters(path, rclpy_context):
     scripts = re.findall(r'"(\w+) = rgbd_vae_ros\.nodes', (ROOT / "setup.py").read_text())

@@ -76,6 +76,7 @@ def test_package_xml_is_format_3_with_ament_python_build_type():
     assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "python3-numpy"} <= exec_deps
 
 
+@pytest.mark.slow
 def test_every_third_party_import_of_the_runtime_and_tools_is_an_exec_depend():
     exec_deps = _dependencies("exec_depend", "depend")
     for module, path in _third_party_imports("rgbd_vae_ros", "training", "launch").items():
@@ -96,6 +97,7 @@ def test_every_third_party_import_of_the_tests_is_a_dependency():
         assert ROSDEP_KEYS[module] in deps, f"{module!r} needs <test_depend>{ROSDEP_KEYS[module]}</test_depend>"
 
 
+@pytest.mark.slow
 def test_every_dependency_in_package_xml_is_used():
     used = {ROSDEP_KEYS[module] for module in _third_party_imports("rgbd_vae_ros", "training", "launch", "test")
             if module in ROSDEP_KEYS}

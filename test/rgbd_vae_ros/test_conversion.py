@@ -174,6 +174,7 @@ _SIDES = st.one_of(st.integers(-3, 12), st.sampled_from([0, 2**31 - 1, 2**32 - 1
 @settings(max_examples=400, deadline=None)
 @given(encoding=_ENCODING_NAMES, height=_SIDES, width=_SIDES, step=_SIDES, big=st.booleans(),
        data=st.binary(max_size=200))
+@pytest.mark.slow
 def test_random_message_converts_or_raises_the_module_error(encoding, height, width, step, big, data):
     msg = SimpleNamespace(encoding=encoding, height=height, width=width, step=step, is_bigendian=big, data=data)
     try:
@@ -189,6 +190,7 @@ def test_random_message_converts_or_raises_the_module_error(encoding, height, wi
 @settings(max_examples=200, deadline=None)
 @given(encoding=st.sampled_from(sorted(ENCODINGS)), height=st.integers(1, 6), width=st.integers(1, 6),
        fault=st.sampled_from(["short", "long", "step", "zero"]), amount=st.integers(1, 9))
+@pytest.mark.slow
 def test_malformed_message_always_raises_the_module_error(encoding, height, width, fault, amount):
     msg = fake_msg(random_pixels(encoding, height, width), encoding)
     if fault == "short":

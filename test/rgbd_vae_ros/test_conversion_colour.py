@@ -187,6 +187,7 @@ _SIDES = st.one_of(st.integers(-1, 9), st.sampled_from([0, 2**31 - 1, 16385]))
 @settings(max_examples=400, deadline=None)
 @given(encoding=st.sampled_from(list(RGB_ENCODINGS) + ["bayer_rggb16", "nv21", "16UC1"]), height=_SIDES,
        width=_SIDES, step=_SIDES, big=st.booleans(), data=st.binary(max_size=120))
+@pytest.mark.slow
 def test_random_bytes_in_any_encoding_convert_or_raise_the_module_error(encoding, height, width, step, big, data):
     msg = SimpleNamespace(encoding=encoding, height=height, width=width, step=step, is_bigendian=big, data=data)
     try:
@@ -337,6 +338,7 @@ _VALID_FILES = {kind: bytes(rgb_to_compressed_msg(smooth_picture(16, 16), kind).
 @settings(max_examples=300, deadline=None)
 @given(kind=st.sampled_from(["jpeg", "png"]), cut=st.integers(0, 2000),
        flips=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=6))
+@pytest.mark.slow
 def test_damaged_compressed_files_decode_or_raise_the_module_error(kind, cut, flips):
     data = bytearray(_VALID_FILES[kind][: max(cut, 1) if cut < len(_VALID_FILES[kind]) else None])
     for position, value in flips:

@@ -202,6 +202,7 @@ def other_conv_vae_export(tmp_path_factory, small_configs):
     return folder
 
 
+@pytest.mark.slow
 def test_encoder_and_decoder_from_different_checkpoints_are_refused(exported, other_conv_vae_export, tmp_path):
     import shutil
 

@@ -159,6 +159,7 @@ def _convert_killed_at_frame(scene, out, signal_name: str) -> subprocess.Complet
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+@pytest.mark.slow
 def test_an_interrupted_conversion_leaves_no_bag_under_the_target_name(nyu_raw_dir, tmp_path):
     done = _convert_killed_at_frame(nyu_raw_dir / "synth_room_0000", tmp_path / "bag", "INT")
     assert done.returncode == 130, done.stderr
@@ -166,6 +167,7 @@ def test_an_interrupted_conversion_leaves_no_bag_under_the_target_name(nyu_raw_d
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
 def test_the_next_conversion_removes_what_a_killed_one_left(nyu_raw_dir, tmp_path, signal_name):
     scene = nyu_raw_dir / "synth_room_0000"

@@ -136,6 +136,7 @@ def tum_dir(tmp_path_factory) -> Path:
     return sequence
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_tum_sequence_reads_back_with_stamps_depth_intrinsics_and_ground_truth(tum_dir, tmp_path, storage):
     out = tmp_path / "bag"

@@ -49,6 +49,7 @@ def test_other_errors_exit_1_with_one_sentence_and_no_traceback():
     assert result.stderr.strip() == "rgbd-vae bench: error: --runs is 0; expected at least 1."
 
 
+@pytest.mark.slow
 def test_bench_conversion_reports_every_case_and_writes_json(tmp_path):
     out = tmp_path / "bench" / "conversion.json"
     result = run_cli("bench", "conversion", "--runs", "5", "--json", str(out))
@@ -128,6 +129,7 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
         assert report.width > 5 * 100 and report.height > 4 * 100
 
 
+@pytest.mark.slow
 def test_bench_pipeline_refuses_a_bag_without_an_image_sequence(tmp_path):
     from rgbd_vae_ros.bags import write_bag
 

@@ -77,6 +77,7 @@ def test_jpeg_counts_its_entropy_coded_data_only():
     assert psnr(out.rgb_u8, rgb) > 20
 
 
+@pytest.mark.slow
 def test_matched_baselines_fit_the_budget():
     rng = np.random.default_rng(2)
     frames = [_frame(rng) for _ in range(12)]

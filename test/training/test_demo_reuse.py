@@ -37,6 +37,7 @@ def test_a_model_whose_training_was_killed_is_trained_to_the_end_not_reused(nyu_
     assert "training tiny_vae" in capsys.readouterr().out and is_finished(checkpoint, other)
 
 
+@pytest.mark.slow
 def test_training_rooms_from_a_killed_synth_are_synthesised_again(tmp_path, monkeypatch, capsys):
     rooms = {"scenes": 3, "frames": 1, "seed": 2, "width": 32, "height": 24}
     monkeypatch.setattr(demo, "TRAINING_ROOMS", rooms)

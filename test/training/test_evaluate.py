@@ -92,6 +92,7 @@ def _title_band_and_colour_bar(figure, columns):
     assert (figure[-28:] < 100).any()  # tick labels in metres
 
 
+@pytest.mark.slow
 def test_eval_prints_its_table_and_labels_its_figure(nyu_raw_dir, tmp_path, capsys):
     from PIL import Image
 

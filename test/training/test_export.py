@@ -18,6 +18,7 @@ def _checkpoint(tmp_path, name, config):
     return path
 
 
+@pytest.mark.slow
 def test_export_writes_checked_onnx_with_metadata_and_reports_parity(tmp_path, capsys):
     checkpoint = _checkpoint(tmp_path, "rgb2rgbd", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]})
     assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "onnx")]) == 0
@@ -43,6 +44,7 @@ def test_export_refuses_what_cannot_deploy(tmp_path, capsys):
     assert "not a readable checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_an_export_failing_half_way_writes_no_part_and_keeps_the_old_ones(tmp_path, monkeypatch, capsys):
     import errno
 
@@ -71,6 +73,7 @@ def test_an_export_failing_half_way_writes_no_part_and_keeps_the_old_ones(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt", "onnx"]  # no folder, no staging left
 
 
+@pytest.mark.slow
 def test_export_into_the_current_folder(tmp_path, monkeypatch):
     checkpoint = _checkpoint(tmp_path, "conv_vae", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]})
     monkeypatch.chdir(tmp_path)
@@ -93,6 +96,7 @@ def _broken(tmp_path, weights_nan=False, max_depth_m=10.0):
     ({"max_depth_m": 0.0}, "has train.max_depth_m 0.0; expected a positive number of metres"),
     ({"max_depth_m": float("nan")}, "has train.max_depth_m nan; expected a positive number of metres"),
 ])
+@pytest.mark.slow
 def test_an_export_whose_outputs_would_not_be_finite_fails_and_writes_nothing(tmp_path, capsys, case, message):
     checkpoint = _broken(tmp_path, **case)
     assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "onnx")]) == 1
@@ -101,6 +105,7 @@ def test_an_export_whose_outputs_would_not_be_finite_fails_and_writes_nothing(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["depth.pt"]
 
 
+@pytest.mark.slow
 def test_bench_backends_times_each_part_on_each_backend(tmp_path, capsys):
     out = tmp_path / "backends.json"
     assert cli(["bench", "backends", "--models", "fc_vae", "--runs", "3", "--json", str(out)]) == 0

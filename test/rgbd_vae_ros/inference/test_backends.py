@@ -38,6 +38,7 @@ def test_onnx_runtime_equals_torch_within_1e_4_on_fresh_inputs(name, exported, s
                 np.testing.assert_allclose(got[key], expected[key], atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_exported_parts_are_the_deployable_parts_of_each_model(exported):
     parts = {name: sorted(r["part"] for r in rows) for name, (_, rows) in exported.items()}
     assert parts["conv_vae"] == ["decoder", "encoder"]

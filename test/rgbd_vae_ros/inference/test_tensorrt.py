@@ -83,6 +83,7 @@ def test_an_engines_tensors_are_checked_like_an_onnx_graph(exported):
         check_graph(info, *_engine_io(trt, engine({**good, "mu": ("out", (-1, 16), np.int32)}), info), "'e.engine'")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here")
 def test_without_tensorrt_an_engine_is_a_clear_error(tmp_path, exported):
     engine = tmp_path / "encoder.engine"

@@ -42,6 +42,7 @@ def resnet18_state(widths=(64, 128, 256, 512), seed=0):
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask_mode", ["head", "two_stage"])
 def test_depth_and_mask_come_at_the_input_size_in_both_mask_modes(mask_mode):
     torch.manual_seed(0)

@@ -67,6 +67,7 @@ def test_weights_of_another_network_are_refused_clearly(tmp_path):
         load_torchvision_resnet34(build_model("resnet_vae", SMALL), tmp_path / "junk.pth")
 
 
+@pytest.mark.slow
 def test_frozen_stages_keep_their_weights_and_statistics_while_the_rest_trains():
     torch.manual_seed(0)
     model = build_model("resnet_vae", {**SMALL, "freeze_stages": 2}).train()

@@ -193,6 +193,7 @@ def test_a_bad_parameter_at_start_is_one_sentence_and_status_1(sequence_bag, tmp
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_a_loop_with_nothing_to_play_ends_instead_of_spinning(rclpy_context, sequence_bag):
     node = BagPlayerNode(context=rclpy_context, parameter_overrides=[
         Parameter("bag", value=str(sequence_bag)), Parameter("loop", value=True), Parameter("start_offset", value=60.0)])

@@ -44,6 +44,7 @@ def processed(sequence_bag, pipeline_models, tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_every_frame_comes_out_with_its_header_and_nothing_is_dropped(sequence_bag, processed):
     out, result = processed
     assert (result.frames_in, result.frames_out, sum(result.rejected.values())) == (SEQUENCE_FRAMES, SEQUENCE_FRAMES, 0)
@@ -107,6 +108,7 @@ def test_two_runs_write_the_same_messages(sequence_bag, pipeline_models, process
     assert _message_hashes(tmp_path / "again") == _message_hashes(out)
 
 
+@pytest.mark.slow
 def test_depth_estimator_alone_and_parameters_from_the_command_line(sequence_bag, pipeline_models, tmp_path, capsys):
     code = main(["bag", "process", str(sequence_bag), str(tmp_path / "depth"), "--model", str(pipeline_models),
                  "--backend", "onnxruntime", "--node", "depth_estimator", "-p", "depth_encoding=16UC1",
@@ -126,6 +128,7 @@ def _bag_with(path, topic, msgtype, message):
         writer.write(topic, msgtype, 1_000_000_000, message)
 
 
+@pytest.mark.slow
 def test_bad_bags_and_arguments_are_one_sentence_and_write_nothing(sequence_bag, pipeline_models, processed,
                                                                    tmp_path, capsys):
     out, _ = processed

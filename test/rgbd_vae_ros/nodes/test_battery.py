@@ -936,6 +936,7 @@ def _pause():
     time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_live_depth_estimator_counts_hostile_images_and_answers_the_next(harness, exported):
     from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
@@ -949,6 +950,7 @@ def test_live_depth_estimator_counts_hostile_images_and_answers_the_next(harness
     assert not any(3001 <= m.header.stamp.sec <= 3010 for m in depth)  # nothing published for the bad ones
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_live_encoder_counts_hostile_images_and_depths_and_answers_the_next(harness, exported):
     from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
@@ -972,6 +974,7 @@ def test_live_encoder_counts_hostile_images_and_depths_and_answers_the_next(harn
     assert not any(3001 <= m.header.stamp.sec <= 3014 for m in latent)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_live_decoder_counts_hostile_latents_and_answers_the_next(harness, exported):
     from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
@@ -989,6 +992,7 @@ def test_live_decoder_counts_hostile_latents_and_answers_the_next(harness, expor
     assert not any(3001 <= m.header.stamp.sec <= 3010 for m in image)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_live_pipeline_counts_hostile_input_and_answers_the_next(harness, pipeline_models):
     from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode

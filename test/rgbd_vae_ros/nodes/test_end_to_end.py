@@ -94,6 +94,7 @@ def test_a_replayed_sequence_comes_out_of_the_pipeline_as_bag_process_computes_i
     assert figure.ndim == 3 and figure.shape[2] == 3 and figure.shape[0] > 4 * 160
 
 
+@pytest.mark.slow
 def test_a_pipeline_that_cannot_start_is_one_sentence(sequence_bag, tmp_path):
     from rgbd_vae_training.replay import ReplayError
 

@@ -44,6 +44,7 @@ def _run(executable: str, *args: str) -> subprocess.CompletedProcess:
     (["--params-file", "/nonexistent/params.yaml"], "cannot read the parameter file '/nonexistent/params.yaml'"),
     (["--params-file", "BROKEN"], "is not valid YAML (line 4): expected "),
 ])
+@pytest.mark.slow
 def test_an_invalid_start_value_ends_the_executable_with_one_sentence(args, sentence, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("/**:\n  ros__parameters:\n    max_depth: [1, 2\n")
@@ -54,6 +55,7 @@ def test_an_invalid_start_value_ends_the_executable_with_one_sentence(args, sent
     assert len(err) == 1 and sentence in err[0] and err[0].startswith("depth_estimator: error:"), done.stderr
 
 
+@pytest.mark.slow
 def test_help_describes_the_executable_and_starts_nothing():
     done = _run("rgbd_pipeline", "--help")
     assert done.returncode == 0 and done.stderr == ""
@@ -66,6 +68,7 @@ def _node(cls, harness, **params):
                                                                          for k, v in params.items()]))
 
 
+@pytest.mark.slow
 def test_changes_apply_at_once_or_are_refused_with_the_reason_and_the_old_model_keeps_running(
         harness, exported, pipeline_models, tmp_path):
     from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
@@ -101,6 +104,7 @@ def _status(diagnostics, name):
     return statuses[-1] if statuses else None
 
 
+@pytest.mark.slow
 def test_diagnostics_say_error_warn_and_ok_when_spec_section_4_says_so(harness, exported, tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -171,12 +175,14 @@ def _log_until(args: list[str], text: str) -> str:
     return found[0]
 
 
+@pytest.mark.slow
 def test_a_node_that_cannot_configure_says_why():
     line = _log_until([str(Path(sys.executable).with_name("rgbd_decoder")), "--ros-args", "-p", "model:=/nonexistent"],
                       "configure failed")
     assert "model file '/nonexistent' does not exist" in line
 
 
+@pytest.mark.slow
 def test_an_active_node_logs_its_topics_backend_and_models_once_it_starts(exported):
     folder = exported["conv_vae"][0]
     line = _log_until([str(Path(sys.executable).with_name("rgbd_decoder")), "--ros-args", "-r", "__ns:=/robot1",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -26,6 +27,7 @@ def _stop(process):
     return process.returncode, out + err
 
 
+@pytest.mark.slow
 def test_rgbd_pipeline_process_serves_every_output_and_stops_cleanly_on_ctrl_c(harness, pipeline_models):
     process = _start("rgbd_pipeline", f"model:={pipeline_models}", "output_width:=64", "output_height:=48")
     try:
@@ -45,6 +47,7 @@ def test_rgbd_pipeline_process_serves_every_output_and_stops_cleanly_on_ctrl_c(h
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_a_node_without_a_model_stays_up_and_says_why(harness):
     process = _start("depth_estimator", "model:=/nonexistent/depth.onnx")
     try:
@@ -60,6 +63,7 @@ def test_a_node_without_a_model_stays_up_and_says_why(harness):
     assert code == 0 and "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_encoder_and_decoder_processes_chain_through_the_latent_topic(harness, exported):
     folder = exported["conv_vae"][0]
     encoder = _start("rgbd_encoder", f"model:={folder}", "sync_slop:=0.05")

@@ -44,6 +44,7 @@ def _node(cls, context, **params):
     return cls(context=context, parameter_overrides=overrides)
 
 
+@pytest.mark.slow
 def test_depth_estimator_publishes_metres_at_the_input_size_with_the_input_header(harness, exported):
     from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
 
@@ -68,6 +69,7 @@ def test_depth_estimator_publishes_metres_at_the_input_size_with_the_input_heade
     assert {m.header.stamp.sec for m in info} <= {m.header.stamp.sec for m in depth}  # paired by stamp
 
 
+@pytest.mark.slow
 def test_colorized_depth_only_while_watched_and_bad_settings_and_camera_info_are_refused(harness, exported):
     from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
 
@@ -104,6 +106,7 @@ def test_colorized_depth_only_while_watched_and_bad_settings_and_camera_info_are
     assert not info
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
 def test_points_only_while_watched_and_equal_to_the_published_depth_back_projected(harness, exported, encoding):
     from sensor_msgs.msg import PointCloud2
@@ -148,6 +151,7 @@ def test_depth_in_millimetres_when_asked(harness, exported):
     assert depth[0].encoding == "16UC1" and image_to_numpy(depth[0]).max() <= 8000
 
 
+@pytest.mark.slow
 def test_encoder_and_decoder_round_trip_through_the_latent_topic(harness, exported):
     from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
     from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
@@ -192,6 +196,7 @@ def test_bad_input_is_counted_and_the_next_good_frame_is_processed(harness, expo
     assert node.counters.rejected >= len(bad)
 
 
+@pytest.mark.slow
 def test_configure_fails_clearly_on_a_missing_model_and_succeeds_once_it_is_fixed(harness, exported, tmp_path):
     from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -217,6 +222,7 @@ def test_configure_fails_clearly_on_a_missing_model_and_succeeds_once_it_is_fixe
     assert node.processor is None and node.output_publishers == {}
 
 
+@pytest.mark.slow
 def test_pipeline_publishes_what_the_three_nodes_publish(harness, pipeline_models, exported):
     from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode
     from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage
@@ -290,6 +296,7 @@ def test_a_publisher_faster_than_the_model_causes_drops_not_a_growing_queue(harn
             "latency_p95_ms", "stamp_age_median_ms", "checkpoint_sha256_depth"} <= keys
 
 
+@pytest.mark.slow
 def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, exported):
     from rgbd_vae_ros.nodes.rgbd_encoder import RgbdEncoderNode
 
@@ -332,6 +339,7 @@ def test_bad_images_and_depth_are_counted_and_a_good_frame_follows(harness, expo
     assert node.counters.rejected >= len(bad_frames)
 
 
+@pytest.mark.slow
 def test_with_use_sim_time_an_active_node_follows_clock_and_reports_latency_in_it(harness, exported):
     # The node's own subscriptions once shadowed rclpy's list, so /clock went unserved after activation.
     from diagnostic_msgs.msg import DiagnosticArray
@@ -388,6 +396,7 @@ def test_latent_info_reaches_a_subscriber_that_joins_later_and_follows_a_model_r
     assert _model_id(vgg) != model
 
 
+@pytest.mark.slow
 def test_a_decoder_refuses_another_models_latents_on_diagnostics_and_decodes_its_own(harness, exported):
     """Encoder (conv_vae) -> decoder of another model of the same dim (vgg_vae): refused and counted
     with the reason on /diagnostics; the decoder reloaded with the encoder's model decodes them."""

@@ -25,6 +25,7 @@ def test_out_of_range_depth_has_no_reading():
     assert np.isnan(disparity_to_m(np.array([2047]))).all()
 
 
+@pytest.mark.slow
 def test_sync_pairs_each_depth_frame_with_the_nearest_rgb_frame(nyu_raw_dir):
     pairs = synchronise(nyu_raw_dir / scene_name(0))
     assert len(pairs) == 3
@@ -33,6 +34,7 @@ def test_sync_pairs_each_depth_frame_with_the_nearest_rgb_frame(nyu_raw_dir):
     assert [p.depth_stamp_s for p in pairs] == sorted(p.depth_stamp_s for p in pairs)
 
 
+@pytest.mark.slow
 def test_reader_ir_depth_equals_rendered_depth_after_undistortion(nyu_raw_dir):
     from scipy.ndimage import maximum_filter, minimum_filter
 

@@ -35,6 +35,7 @@ def test_rooms_hold_3_to_12_primitives_and_lights():
         assert np.all(scene.room >= 2.4)
 
 
+@pytest.mark.slow
 def test_every_seed_makes_a_room_whose_furniture_fits_inside_it():
     # seed 3's fourth room once drew a box wider than the room and crashed the generator
     for seed in range(400):
@@ -54,6 +55,7 @@ def test_frames_show_furniture_and_valid_depth_inside_the_room():
     np.testing.assert_allclose(np.diff(stamps), 1 / 30, atol=1e-6)  # float64 seconds near 1.3e9
 
 
+@pytest.mark.slow
 def test_synth_command_writes_the_layout_and_rejects_bad_arguments(tmp_path):
     result = subprocess.run([str(RGBD_VAE), "synth", "--layout", "nyu-raw", "--scenes", "1", "--frames", "2",
                              "--out", str(tmp_path / "raw"), "--width", "64", "--height", "48"],
@@ -93,6 +95,7 @@ def _synth(out, layout="nyu-raw", env=None):
                           env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_killed_synth_leaves_whole_scenes_only_is_not_complete_and_the_next_run_cleans_up(tmp_path):
     from rgbd_vae_training.data.nyu_raw import NYURawScenes
     from rgbd_vae_training.synth.generate import is_complete

@@ -67,6 +67,7 @@ def test_same_seed_gives_the_same_bytes_in_the_tum_and_7scenes_layouts(tmp_path)
         assert _digest(a) == _digest(b) != _digest(c)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["tum", "7scenes"])
 def test_synth_command_writes_a_complete_layout_that_data_detects(tmp_path, layout):
     out = tmp_path / layout
@@ -83,6 +84,7 @@ def test_synth_command_writes_a_complete_layout_that_data_detects(tmp_path, layo
     assert len(train) == len(test) == 2 and set(train.frame_scenes).isdisjoint(test.frame_scenes)
 
 
+@pytest.mark.slow
 def test_a_killed_tum_synth_leaves_whole_sequences_only(tmp_path):
     import os
 

@@ -26,6 +26,7 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_each_epoch_writes_one_checkpoint_that_rebuilds_the_model(nyu_raw_dir, tmp_path):
     result = train(_config(), nyu_raw_dir, tmp_path, progress=False)
     assert result.steps == 6 and result.epochs == 2 and len(result.losses) == 6
@@ -46,6 +47,7 @@ def test_each_epoch_writes_one_checkpoint_that_rebuilds_the_model(nyu_raw_dir, t
     assert [g.step for g in grids] == [3, 6] and grids[0].width > grids[0].height  # one grid per epoch
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_parameters_as_training_straight_through(nyu_raw_dir, tmp_path):
     straight = train(_config("train.max_steps=4"), nyu_raw_dir, tmp_path / "a", progress=False)
     first = train(_config("train.max_steps=2"), nyu_raw_dir, tmp_path / "b", progress=False)
@@ -60,6 +62,7 @@ def test_resume_gives_the_same_parameters_as_training_straight_through(nyu_raw_d
         torch.testing.assert_close(sb["exp_avg_sq"], sa["exp_avg_sq"], rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights(nyu_raw_dir, tmp_path):
     runs = [train(_config("train.epochs=1", f"train.seed={s}"), nyu_raw_dir, tmp_path / str(i), progress=False)
             for i, s in enumerate((3, 3, 4))]
@@ -67,6 +70,7 @@ def test_same_seed_same_weights_other_seed_other_weights(nyu_raw_dir, tmp_path):
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(nyu_raw_dir, tmp_path):
     good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
     before = _digest(good.checkpoint)
@@ -102,6 +106,7 @@ def test_data_that_cannot_train_the_model_is_a_clear_error(nyu_raw_dir, tmp_path
     assert result.best is None and result.validation == [] and not (tmp_path / "rgb" / "best.pt").exists()  # no held-out split
 
 
+@pytest.mark.slow
 def test_cli_refuses_to_overwrite_a_run_and_names_the_way_out(nyu_raw_dir, tmp_path, capsys):
     args = ["train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_dir), "--out", str(tmp_path), "--no-progress",
             *FAST, "train.epochs=1"]
@@ -128,6 +133,7 @@ def test_torchrun_trains_with_distributed_data_parallel_on_gloo(nyu_raw_dir, tmp
     assert not any(k.startswith("module.") for k in payload["model"])  # saved without the DDP wrapper
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_dir, tmp_path, monkeypatch):
     import errno
 
@@ -148,6 +154,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_di
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
 
 
+@pytest.mark.slow
 def test_a_progress_bar_counts_the_steps_when_asked(nyu_raw_dir, tmp_path, capsys):
     train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=True)
     err = capsys.readouterr().err
@@ -169,6 +176,7 @@ def _train_cli(out, data, *extra, env=None, limit_file_bytes=None):
                           text=True, timeout=240, preexec_fn=limit if limit_file_bytes else None)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_onto_a_full_disk_names_the_full_disk_and_keeps_the_previous_one(nyu_raw_dir, tmp_path):
     good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
     before = _digest(good.checkpoint)
@@ -182,6 +190,7 @@ def test_a_checkpoint_onto_a_full_disk_names_the_full_disk_and_keeps_the_previou
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(nyu_raw_dir, tmp_path):
     from rgbd_vae_training.train.loop import is_finished
 
@@ -196,11 +205,13 @@ def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(
     assert not is_finished(result.checkpoint, _config("train.epochs=3"))  # finished, but another run
 
 
+@pytest.mark.slow
 def test_validate_every_spaces_the_passes_and_the_last_step_always_has_one(nyu_raw_dir, tmp_path):
     result = train(_config("train.epochs=3", "train.validate_every=2"), nyu_raw_dir, tmp_path, progress=False)
     assert [v["step"] for v in result.validation] == [6, 9]  # after epoch 2, and after the last step
 
 
+@pytest.mark.slow
 def test_each_epoch_validates_on_held_out_scenes_keeps_the_best_and_logs_the_learning_rate(nyu_raw_dir, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -245,6 +256,7 @@ def test_warm_up_then_cosine_down_to_min_lr_or_constant_when_asked():
     assert [lr_at(constant, s, 10) for s in (0, 3, 4, 9, 20)] == [0.1, 0.4, 0.4, 0.4, 0.4]
 
 
+@pytest.mark.slow
 def test_the_next_run_removes_the_checkpoint_file_a_killed_run_was_writing(nyu_raw_dir, tmp_path):
     done = _train_cli(tmp_path, nyu_raw_dir, env={"RGBD_VAE_KILL_AT": "checkpoint-unrenamed:1"})
     assert done.returncode == -9, done.stderr  # killed with the first checkpoint written but not renamed
