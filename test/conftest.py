@@ -9,6 +9,11 @@ import pytest
 # Keep discovery on this machine and away from other test runs on it.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+# One torch thread in the tests and every process they start (set before torch loads). The tests
+# train tiny models, which gain little from a second thread; on a loaded machine two threads wait on
+# each other at every parallel region (a descheduled thread costs a whole time slice), which made a
+# 1-minute training test take 16 minutes. Speed is measured by `rgbd-vae bench`, not here.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
