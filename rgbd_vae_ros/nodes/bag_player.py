@@ -250,6 +250,10 @@ def play(parameters: dict, args=None) -> int:
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
+    except Exception as exc:
+        if rclpy.ok() or isinstance(exc, BagError):
+            raise
+        return 0  # Ctrl-C shut the context down while spin_once built its wait set: the stop asked for
     finally:
         if node is not None:
             node.stop_event.set()

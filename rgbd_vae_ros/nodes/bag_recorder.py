@@ -268,6 +268,11 @@ def record(parameters: dict, args=None) -> int:
                 executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # Ctrl-C shuts the context down (rclpy's handler) while spin_once may be building its wait
+            # set ("the given context is not valid"): that is the stop asked for, and the bag is kept.
+            if rclpy.ok():
+                raise
         try:
             node.finish()  # raises BagError (status 1) when a write failed; the bag is kept all the same
         finally:

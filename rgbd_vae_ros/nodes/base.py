@@ -461,6 +461,10 @@ def _spin(node_cls, args) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # else: Ctrl-C shut the context down while the executor built its wait set: the stop asked for
     finally:
         if node is not None:
             node._stop_work()
