@@ -44,14 +44,23 @@ class Harness:
             time.sleep(0.02)
         return False
 
-    def send(self, publisher, msg, condition, timeout_s=30.0):
-        """Publish ``msg`` every 0.2 s until ``condition()`` (discovery can lag the first message)."""
+    def send(self, publisher, msg, condition, timeout_s=30.0, resend_s=2.0):
+        """Publish ``msg`` once the publisher has matched a subscriber, until ``condition()``.
+
+        A best-effort subscription may drop the message, and discovery can match one side
+        before the other, so it is published again after ``resend_s`` without the condition;
+        ``resend_s=None`` publishes it once (reliable QoS on both sides delivers it once matched,
+        for tests where a duplicate would be counted).
+        """
         deadline = time.monotonic() + timeout_s
+        if not self.wait_for(lambda: publisher.get_subscription_count() > 0, timeout_s):
+            return False
         while time.monotonic() < deadline:
             publisher.publish(msg)
-            if self.wait_for(condition, 0.2):
+            wait = deadline - time.monotonic() if resend_s is None else min(resend_s, deadline - time.monotonic())
+            if self.wait_for(condition, max(wait, 0.0)):
                 return True
-        return False
+        return condition()
 
     def close(self):
         self.executor.shutdown(timeout_sec=2.0)
