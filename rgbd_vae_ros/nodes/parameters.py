@@ -47,6 +47,10 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
     "output_height": (0, "decoded image height (0: the model's; set both or neither)", False, _ints(0, 8192)),
     "latent_codec": ("q4", "latent data (SPEC §4.3): f32 | f16 (little-endian floats) | q8 | q4 (8/4-bit codes over "
                      "the model's quantiser table, latent/info)", False, {}),
+    "max_rate": (0.0, "Hz; frames arriving faster are skipped before any work (0: no limit)", False,
+                 _floats(0.0, 1000.0)),
+    "mask_threshold": (0.5, "depth models with a validity mask: pixels whose mask is below this are published as no "
+                       "reading", False, _floats(0.0, 1.0)),
     "latent_logvar": (False, "send log sigma^2 after mu in each latent (f32 / f16 only)", False, {}),
 }
 CHOICES = {"backend": BACKENDS, "device": DEVICES, "depth_encoding": ("32FC1", "16UC1"),
