@@ -4,6 +4,7 @@ see the same numbers.
 
     depth = DepthStage.open("models/depth.onnx")
     depth_m = depth(rgb_u8)                        # (H, W) metres at the input's size
+    depth_m, mask = depth.estimate(rgb_u8)         # and the validity mask (None for a model without one)
     mu, logvar = EncodeStage.open("models")(rgb_u8, depth_m)
     rgb_u8, depth_m = DecodeStage.open("models")(mu, output_size=(480, 640))
 """
@@ -11,14 +12,15 @@ see the same numbers.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 
 from .inference import Backend, BackendError, open_backend
-from .processing import (depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb, rgb_from_unit_range,
-                         rgb_to_unit_range)
+from .processing import (_resize_plane_stack, depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb,
+                         rgb_from_unit_range, rgb_to_unit_range)
 
-__all__ = ["DecodeStage", "DepthStage", "EncodeStage", "StageError", "check_same_checkpoint"]
+__all__ = ["DecodeStage", "DepthEstimate", "DepthStage", "EncodeStage", "StageError", "check_same_checkpoint"]
 
 
 # Beyond this a latent is not an encoder's output: with a N(0, 1) prior it would be a 100-sigma event.
@@ -72,22 +74,53 @@ class _Stage:
         self.backend.close()
 
 
+class DepthEstimate(NamedTuple):
+    depth_m: np.ndarray  # (H, W) float32 metres, NaN where there is no estimate; the mask not applied
+    mask: np.ndarray | None  # (H, W) float32 in [0, 1]: how far the depth there is trusted; None: no mask output
+
+
 class DepthStage(_Stage):
-    """RGB uint8 (H, W, 3) -> depth in metres (H, W), float32, at the input's size."""
+    """RGB uint8 (H, W, 3) -> depth in metres (H, W), float32, at the input's size; for a model with a
+    validity mask (:attr:`has_mask`), :meth:`estimate` also gives the mask."""
 
     part = "depth"
 
+    @property
+    def has_mask(self) -> bool:
+        """Whether the model has a validity mask output (metadata ``mask``)."""
+        return self.info.mask_output is not None
+
     def __call__(self, rgb_u8: np.ndarray) -> np.ndarray:
+        """The depth alone, as the model estimates it (a mask, if any, is not applied)."""
+        return self.estimate(rgb_u8).depth_m
+
+    def estimate(self, rgb_u8: np.ndarray) -> DepthEstimate:
+        """The depth and, for a model with one, its validity mask, both at the input's size."""
         check_rgb(rgb_u8)
         x = rgb_to_unit_range(resize_rgb(rgb_u8, self.height, self.width)).transpose(2, 0, 1)[None]  # (1, 3, h, w)
-        unit = self.backend.run({self.info.inputs[0]: x})[self.info.outputs[0]][0, 0]  # (h, w)
+        outputs = self.backend.run({self.info.inputs[0]: x})
+        unit = outputs[self.info.outputs[0]][0, 0]  # (h, w)
         finite = np.isfinite(unit)
         if not finite.any():
             raise StageError("depth model output holds only NaN or infinite values for this image; "
                              "expected depth in [-1, 1]")
         depth_m = depth_from_unit_range(unit, self.info.max_depth_m)
         depth_m[~finite] = np.nan  # no estimate there: invalid, never a clipped value
-        return resize_depth(depth_m, rgb_u8.shape[0], rgb_u8.shape[1])
+        height, width = rgb_u8.shape[:2]
+        mask = None
+        if self.has_mask:
+            mask = self._mask_probability(outputs[self.info.mask_output][0, 0])  # (h, w)
+            if mask.shape != (height, width):
+                mask = _resize_plane_stack(mask[..., None], height, width)[..., 0]
+        return DepthEstimate(resize_depth(depth_m, height, width), mask)
+
+    def _mask_probability(self, values: np.ndarray) -> np.ndarray:
+        """The mask output as a probability; a pixel whose mask is not finite is not trusted."""
+        values = values.astype(np.float32)
+        if self.info.mask["kind"] == "logits":
+            with np.errstate(invalid="ignore"):
+                values = 0.5 * (1.0 + np.tanh(0.5 * values))  # the sigmoid, without overflow
+        return np.where(np.isfinite(values), values, np.float32(0.0)).astype(np.float32)
 
 
 class EncodeStage(_Stage):

@@ -19,7 +19,10 @@ NORMALISATION = "unit_range_v1"
 # mode -> (input channels, output channels): rgbd_vae_ros.models.base.MODES, read here without torch
 MODE_CHANNELS = {"rgbd": (4, 4), "rgb": (3, 3), "rgb2rgbd": (3, 4)}
 KINDS = {"vae": ("encoder", "decoder", "depth"), "depth": ("depth",)}  # kind -> its parts
-OUTPUT_COUNT = {"encoder": 2, "decoder": 1, "depth": 1}  # encoder: mu, logvar
+OUTPUT_COUNT = {"encoder": 2, "decoder": 1, "depth": 1}  # encoder: mu, logvar; depth: + 1 with a mask
+# What a depth part's validity mask output holds: 'probability' in [0, 1] (sigmoid in the graph, what
+# export writes) or 'logits' (> 0: trusted); either way larger means the depth there is trusted.
+MASK_KINDS = ("probability", "logits")
 
 
 @dataclass
@@ -39,6 +42,14 @@ class ModelInfo:
     # VAE parts: the per-dimension range of the latent's uniform codes (SPEC §4.3), fit at export:
     # {"lo": [...], "hi": [...], "fit_on": "what it was fit on", "frames": N}; None in older exports
     latent_quantiser: dict[str, Any] | None = None
+    # depth parts of models with a validity mask (mff_depth): {"output": <its name, the second output>,
+    # "kind": "probability" | "logits"}, an output of shape (1, H, W) like the depth; None: no mask
+    mask: dict[str, Any] | None = None
+
+    @property
+    def mask_output(self) -> str | None:
+        """The name of the validity mask output, or None for a model without one."""
+        return self.mask["output"] if self.mask else None
 
     @property
     def latent_dim(self) -> int | None:
@@ -89,7 +100,16 @@ class ModelInfo:
         if not isinstance(self.config, dict):
             raise BackendError(f"{source} carries a model config that is a {type(self.config).__name__}; "
                                "expected a mapping")
-        counts = (("inputs", self.inputs, 1), ("outputs", self.outputs, OUTPUT_COUNT[self.part]))
+        if self.mask is not None:
+            mask_ok = (isinstance(self.mask, dict) and self.part == "depth" and self.mask.get("kind") in MASK_KINDS
+                       and isinstance(self.mask.get("output"), str) and isinstance(self.outputs, list)
+                       and self.outputs[1:2] == [self.mask["output"]])
+            if not mask_ok:
+                raise BackendError(f"{source} carries mask metadata {self.mask!r}; expected, on a depth part, "
+                                   "{'output': <the name of its second output>, 'kind': "
+                                   f"{' or '.join(repr(k) for k in MASK_KINDS)}}}")
+        outputs = OUTPUT_COUNT[self.part] + (self.mask is not None)
+        counts = (("inputs", self.inputs, 1), ("outputs", self.outputs, outputs))
         for field_name, names, count in counts:
             if (not isinstance(names, list) or len(names) != count
                     or not all(isinstance(n, str) and n for n in names)):
@@ -137,7 +157,7 @@ class ModelInfo:
                     **{name: [self.latent_dim] for name in self.outputs}}
         if self.part == "decoder":
             return {self.inputs[0]: [self.latent_dim], self.outputs[0]: [channels_out, height, width]}
-        return {self.inputs[0]: [3, height, width], self.outputs[0]: [1, height, width]}
+        return {self.inputs[0]: [3, height, width], **{name: [1, height, width] for name in self.outputs}}
 
 
 def _positive_int(value, key: str, source: str) -> None:
@@ -168,11 +188,14 @@ def check_graph(info: ModelInfo, graph_inputs, graph_outputs, source: str) -> No
 
 def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") -> ModelInfo:
     """The metadata of one part of a loaded checkpoint (see :func:`rgbd_vae_ros.models.load_checkpoint`)."""
-    from rgbd_vae_ros.models.parts import PART_IO
+    from rgbd_vae_ros.models.parts import MASK_OUTPUT, PART_IO
 
     config = dict(payload["model_config"])
     kind = payload.get("kind", "depth" if "input_height" in config else "vae")
     inputs, outputs = PART_IO[part]
+    mask = None
+    if part == "depth" and kind == "depth" and "mask_mode" in config:  # mff_depth: DepthPart gives sigmoid(mask)
+        outputs, mask = (*outputs, MASK_OUTPUT), {"output": MASK_OUTPUT, "kind": "probability"}
     if part == "decoder":
         shape = [config["latent_dim"]]
     elif kind == "depth":
@@ -184,7 +207,7 @@ def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") 
     # a checkpoint may carry the latent quantiser table too (an export's, saved into it)
     quantiser = payload.get("latent_quantiser") if part in ("encoder", "decoder") else None
     return ModelInfo(payload["model_name"], kind, part, _plain(config), list(inputs), list(outputs), shape,
-                     max_depth_m, checkpoint_sha256, latent_quantiser=_plain(quantiser))
+                     max_depth_m, checkpoint_sha256, latent_quantiser=_plain(quantiser), mask=mask)
 
 
 def _plain(value):

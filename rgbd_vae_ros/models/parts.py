@@ -15,6 +15,9 @@ PART_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "decoder": (("latent",), ("recon",)),
     "depth": (("rgb",), ("depth",)),
 }
+# A depth model with a validity mask (mff_depth) has this second depth output: the probability that
+# the depth at a pixel can be trusted (the sigmoid of the model's mask logits, inside the graph).
+MASK_OUTPUT = "mask"
 
 
 class EncoderPart(nn.Module):
@@ -40,9 +43,12 @@ class DepthPart(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor]:
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.model.kind == "depth":
-            return (self.model(rgb)["depth"],)  # (B, 1, H, W)
+            out = self.model(rgb)
+            if "mask" in out:
+                return out["depth"], torch.sigmoid(out["mask"])  # (B, 1, H, W) each; mask in [0, 1]
+            return (out["depth"],)  # (B, 1, H, W)
         mu, _ = self.model.encode(rgb)
         return (self.model.decode(mu)[:, 3:4],)  # rgb2rgbd: the decoded depth channel
 

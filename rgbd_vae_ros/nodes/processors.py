@@ -58,8 +58,10 @@ LATCHED_OUTPUTS = {"latent/info": CompressedImage}
 LATENT_INFO = "latent/info"
 Q_CODECS = ("q8", "q4")
 DECODE_OUTPUTS = {"decoded/image": Image, "decoded/depth": Image}
+# A depth model with a validity mask also has this (mono8, 255 where the mask reaches mask_threshold).
+MASK_OUTPUTS = {"depth/mask": Image}
 # Outputs computed only while someone reads them.
-ON_DEMAND = {"depth/colorized", "depth/points"}
+ON_DEMAND = {"depth/colorized", "depth/points", "depth/mask"}
 # Left out of offline processing (rgbd-vae bag process): a cloud is ~5 MB per 640x480 frame and is
 # rebuilt from depth/image + depth/camera_info by any consumer.
 LIVE_ONLY = {"depth/points"}
@@ -69,6 +71,11 @@ def _open(stage_cls, param: Param):
     if not param("model"):
         raise ValueError("parameter 'model' is empty; set it to an exported model file or folder")
     return stage_cls.open(param("model"), param("backend"), param("device"), param("fp16"))
+
+
+def with_mask_output(outputs: dict[str, type], stage: DepthStage) -> dict[str, type]:
+    """``outputs`` plus ``depth/mask`` when the depth model has a validity mask."""
+    return {**outputs, **MASK_OUTPUTS} if stage.has_mask else outputs
 
 
 def quantiser_of(info) -> Quantiser | None:
@@ -131,6 +138,7 @@ class Processor:
         self.stages: list = []
         self.counts: Counter = Counter()  # what was refused or replaced, for /diagnostics
         self.reasons: dict[str, str] = {}  # the latest reason for each count
+        self.mask_pixels = 0  # pixels a validity mask was applied to (the share masked is counted)
 
     def note(self, kind: str, reason: str) -> None:
         self.counts[kind] += 1
@@ -185,9 +193,11 @@ class Processor:
     def estimate_depth(self, stage: DepthStage, rgb_u8: np.ndarray, frame: Frame, wanted: Wanted,
                        out: Outputs) -> np.ndarray:
         header = frame.image.header
-        depth_m = stage(rgb_u8)
+        depth_m, mask = stage.estimate(rgb_u8)
         with np.errstate(invalid="ignore"):  # outside [min_depth, max_depth] is no reading, never clamped (REP 118)
             depth_m[(depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
+        if mask is not None:
+            self.apply_mask(depth_m, mask, header, wanted, out)
         out.append(("depth/image", depth_image_msg(depth_m, self.param("depth_encoding"), header)))
         if frame.camera_info is not None:
             problem = camera_info_problem(frame.camera_info, depth_m.shape[1], depth_m.shape[0])
@@ -205,6 +215,18 @@ class Processor:
             colour = colorize_depth(depth_m, self.param("max_depth"))
             out.append(("depth/colorized", numpy_to_image(colour, "rgb8", header)))
         return depth_m
+
+    def apply_mask(self, depth_m: np.ndarray, mask: np.ndarray, header, wanted: Wanted, out: Outputs) -> None:
+        """Where the validity mask is below ``mask_threshold`` the depth is no reading (NaN); the
+        share of pixels masked since configure is counted (``mask_masked_share``)."""
+        trusted = mask >= self.param("mask_threshold")
+        masked = trusted.size - int(np.count_nonzero(trusted))
+        depth_m[~trusted] = np.nan
+        self.mask_pixels += trusted.size
+        self.counts["mask_pixels_masked"] += masked
+        self.counts["mask_masked_share"] = round(self.counts["mask_pixels_masked"] / self.mask_pixels, 4)
+        if wanted("depth/mask"):
+            out.append(("depth/mask", numpy_to_image(trusted.astype(np.uint8) * np.uint8(255), "mono8", header)))
 
     def encode(self, stage: EncodeStage, rgb_u8: np.ndarray, depth_m: np.ndarray | None, depth: str, header,
                out: Outputs) -> np.ndarray:
@@ -236,6 +258,7 @@ class DepthEstimator(Processor):
         super().__init__(param)
         self.depth = _open(DepthStage, param)
         self.stages = [self.depth]
+        self.outputs = with_mask_output(self.outputs, self.depth)
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
@@ -344,6 +367,7 @@ class Pipeline(Processor):
             self.close()
             raise
         self.depth, self.encoder, self.decoder = self.stages
+        self.outputs = with_mask_output(self.outputs, self.depth)
         if not param("use_depth"):
             self.inputs = ("image", "camera_info")
 
