@@ -258,3 +258,29 @@ def test_depth_estimator_node_publishes_the_mask_while_subscribed_and_counts_it(
         return False
 
     assert harness.wait_for(share_reported)
+
+
+@pytest.mark.slow
+def test_bag_process_writes_the_mask_of_a_mask_model(sequence_bag, mask_model, exported, tmp_path):
+    from rgbd_vae_ros.bags import BagReader
+    from rgbd_vae_training.bag.process import process_bag
+
+    result = process_bag(sequence_bag, tmp_path / "masked", mask_model, backend="onnxruntime",
+                         executable="depth_estimator")
+    assert result.frames_out == result.frames_in > 0 and result.counts["mask_masked_share"] > 0
+    with BagReader(tmp_path / "masked") as reader:
+        assert "/rgbd_vae/depth/mask" in reader.topics
+        depths = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: m
+                  for _, m in reader.decoded("/rgbd_vae/depth/image")}
+        masks = list(reader.decoded("/rgbd_vae/depth/mask"))
+    assert len(masks) == result.frames_out
+    for _, mask in masks:
+        depth = depths[mask.header.stamp.sec * 10**9 + mask.header.stamp.nanosec]
+        assert (mask.encoding, mask.height, mask.width) == ("mono8", depth.height, depth.width)
+        # no depth where the mask is 0 (the range check may remove more where it is 255)
+        assert not np.isfinite(image_to_numpy(depth)[image_to_numpy(mask) == 0]).any()
+    # a model without a mask: no depth/mask topic
+    plain = process_bag(sequence_bag, tmp_path / "plain", exported["fast_depth"][0], backend="onnxruntime",
+                        executable="depth_estimator")
+    with BagReader(tmp_path / "plain") as reader:
+        assert "/rgbd_vae/depth/mask" not in reader.topics and "mask_masked_share" not in plain.counts
