@@ -61,6 +61,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
             args.overrides = [*args.overrides, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    check = getattr(args, "check_arguments", None)  # option combinations argparse cannot express
+    problem = check(args) if check is not None else None
+    if problem:
+        parser.error(f"{args.command}: {problem}")
     return args
 
 

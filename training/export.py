@@ -29,15 +29,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help="the data set the checkpoint was trained on: a VAE's latent quantiser table is fit on "
                              "its training split (default: on synthetic rooms, said in the metadata)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write <part>.int8.onnx: ONNX Runtime static INT8 quantisation (needs --calib)")
+    parser.add_argument("--calib", default=None, metavar="PATH",
+                        help="--int8: frames to calibrate on (any --data layout, or a folder of images)")
+    from .int8 import check_arguments
+
+    parser.set_defaults(check_arguments=check_arguments)
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = export_checkpoint(args.checkpoint, args.out, opset=args.opset, data=getattr(args, "data", None))
+    rows = export_checkpoint(args.checkpoint, args.out, opset=args.opset, data=getattr(args, "data", None),
+                             calib=args.calib if getattr(args, "int8", False) else None)
+    int8_rows = [r for r in rows if r.get("precision") == "int8"]
+    rows = [r for r in rows if r.get("precision") != "int8"]
     width = max(len(r["file"]) for r in rows)
     print(f"{'file':<{width}}  {'inputs':<8} {'outputs':<12} {'max abs error vs torch':>22}")
     for r in rows:
         print(f"{r['file']:<{width}}  {','.join(r['inputs']):<8} {','.join(r['outputs']):<12} {r['max_abs_error']:>22.3g}")
-    print(json.dumps({"exported": [r["file"] for r in rows]}))
+    if int8_rows:
+        from .int8 import describe
+
+        print("\n".join(describe(int8_rows)))
+    print(json.dumps({"exported": [r["file"] for r in rows + int8_rows]}))
     return 0
 
 
@@ -50,10 +64,12 @@ class ExportError(RuntimeError):
 QUANTISER_FRAMES, SYNTHETIC_ROOMS = 1000, 32
 
 
-def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET, data: str | None = None) -> list[dict]:
+def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET, data: str | None = None,
+                      calib: str | None = None) -> list[dict]:
     """Every part of ``checkpoint`` into ``out``, all or none: the parts are written and checked in
     a staging folder beside ``out`` and moved in only when every one passed. A VAE's parts carry
-    the latent quantiser table fit on ``data``'s training split (or synthetic rooms)."""
+    the latent quantiser table fit on ``data``'s training split (or synthetic rooms). With ``calib``,
+    each part also gets an INT8 twin calibrated on those frames (:mod:`.int8`)."""
     import shutil
 
     from rgbd_vae_ros.files import staging_dir
@@ -66,6 +82,10 @@ def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET, data
     model = model_from_checkpoint(payload)
     digest = file_sha256(checkpoint)
     quantiser = fit_latent_quantiser(checkpoint, data) if {"encoder", "decoder"} <= set(part_names(model)) else None
+    if calib is not None:
+        from .int8 import calibration_frames, quantise_parts
+
+        calibration = calibration_frames(calib)  # bad calibration data fails before any part is written
     out = Path(out)
     staging = staging_dir(out.resolve())  # resolved: "--out ." has a name to stage beside
     try:
@@ -74,7 +94,10 @@ def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET, data
             row = _export_part(model, payload, part, digest, staging, opset,
                                quantiser if part in ("encoder", "decoder") else None)
             rows.append({**row, "file": str(out / f"{part}.onnx")})
-        _move_in(staging, out, [f"{row['part']}.onnx" for row in rows])
+        if calib is not None:
+            rows += [{**row, "file": str(out / row["file_name"])}
+                     for row in quantise_parts(staging, [row["part"] for row in rows], calibration)]
+        _move_in(staging, out, [Path(row["file"]).name for row in rows])
     except OSError as exc:
         raise ExportError(f"cannot write the ONNX files into {str(out)!r}: {exc.strerror or exc}; "
                           "nothing was exported and the folder is as it was") from None

@@ -1,0 +1,174 @@
+"""``rgbd-vae export --int8 --calib PATH``: ONNX Runtime static INT8 twins of the exported parts.
+
+How close INT8 must be to fp32: min/max calibration puts each quantised tensor on a 255-step grid
+over the range it took on the calibration frames, and rounding to that grid moves a value by at
+most half a step. Over a part's few quantised layers these roundings add up to a few steps of the
+output's grid, so the test allows a mean change of 4 output steps (1.6 % of the fp32 output's range
+on held-out frames) and no pixel off by more than a quarter of that range. A broken quantisation
+(calibration inputs not normalised as the stages normalise them, ranges clipped, a wrong scale)
+misses by tens of steps."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from rgbd_vae_ros.inference.metadata import METADATA_KEY
+from rgbd_vae_ros.models import build_model
+from rgbd_vae_ros.models.checkpoint import checkpoint_payload
+from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage, check_same_checkpoint
+from rgbd_vae_training.cli import main as cli
+from rgbd_vae_training.data import open_dataset
+from rgbd_vae_training.synth.generate import write_nyu_raw
+
+DEPTH_CONFIG = {"input_height": 24, "input_width": 32, "widths": [4, 8, 8], "attention_heads": 2}
+VAE_CONFIG = {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]}
+MEAN_STEPS, MAX_FRACTION = 4.0, 0.25
+
+
+@pytest.fixture(scope="module")
+def rooms(tmp_path_factory):
+    """Calibration rooms and held-out rooms (another seed), small NYU raw folders."""
+    root = tmp_path_factory.mktemp("int8_rooms")
+    write_nyu_raw(root / "calib", scenes=3, frames=2, seed=3, width=64, height=48)
+    write_nyu_raw(root / "held_out", scenes=3, frames=1, seed=5, width=64, height=48)
+    return root / "calib", list(open_dataset(root / "held_out"))
+
+
+def _checkpoint(tmp_path, name, config):
+    torch.manual_seed(0)
+    path = tmp_path / f"{name}.pt"
+    torch.save(checkpoint_payload(build_model(name, config).eval()), path)
+    return path
+
+
+def _metadata(path):
+    proto = onnx.load(str(path))
+    return proto, json.loads({p.key: p.value for p in proto.metadata_props}[METADATA_KEY])
+
+
+def _assert_close(fp32, int8, what):
+    fp32, int8 = np.asarray(fp32, dtype=np.float64), np.asarray(int8, dtype=np.float64)
+    span = np.nanmax(fp32) - np.nanmin(fp32)
+    change = np.abs(int8 - fp32)
+    assert np.isfinite(int8).all() == np.isfinite(fp32).all(), what
+    mean, largest = np.nanmean(change), np.nanmax(change)
+    assert mean <= MEAN_STEPS * span / 255, f"{what}: mean change {mean:.3g}, fp32 span {span:.3g}"
+    assert largest <= MAX_FRACTION * span, f"{what}: largest change {largest:.3g}, fp32 span {span:.3g}"
+
+
+def _assert_int8_twin(fp32_path, int8_path, calib):
+    """Same metadata plus the precision and where it was calibrated; a graph of int8 weights."""
+    _, fp32_meta = _metadata(fp32_path)
+    proto, int8_meta = _metadata(int8_path)
+    extra = int8_meta.pop("extra")
+    assert extra["precision"] == "int8" and str(calib) in extra["calibrated_on"]
+    assert int8_meta == {k: v for k, v in fp32_meta.items() if k != "extra"}
+    ops = {node.op_type for node in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert weights and sum(int(np.prod(t.dims)) for t in weights) > 100  # the conv weights, not a stray constant
+
+
+@pytest.mark.slow
+def test_int8_depth_export_runs_in_the_depth_stage_close_to_fp32(tmp_path, rooms, capsys):
+    calib, held_out = rooms
+    checkpoint = _checkpoint(tmp_path, "unet_depth", DEPTH_CONFIG)
+    out = tmp_path / "onnx"
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--int8", "--calib", str(calib)]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed.strip().splitlines()[-1])["exported"] == [str(out / "depth.onnx"),
+                                                                        str(out / "depth.int8.onnx")]
+    assert "depth.int8.onnx: INT8, calibrated on 6 frames" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx", "unet_depth.pt"]  # no staging left
+    assert sorted(p.name for p in out.iterdir()) == ["depth.int8.onnx", "depth.onnx"]
+    _assert_int8_twin(out / "depth.onnx", out / "depth.int8.onnx", calib)
+
+    fp32, int8 = (DepthStage.open(out / name, "onnxruntime", "cpu") for name in ("depth.onnx", "depth.int8.onnx"))
+    assert int8.info.extra["precision"] == "int8"
+    _assert_close([fp32(f.rgb_u8) for f in held_out], [int8(f.rgb_u8) for f in held_out], "depth (m)")
+    fp32.close()
+    int8.close()
+
+
+@pytest.mark.slow
+def test_int8_vae_parts_run_in_the_stages_close_to_fp32_as_one_checkpoint(tmp_path, rooms):
+    calib, held_out = rooms
+    checkpoint = _checkpoint(tmp_path, "conv_vae", VAE_CONFIG)
+    out = tmp_path / "onnx"
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--data", str(calib),
+                "--int8", "--calib", str(calib)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["decoder.int8.onnx", "decoder.onnx", "encoder.int8.onnx",
+                                                     "encoder.onnx"]
+    for part in ("encoder", "decoder"):
+        _assert_int8_twin(out / f"{part}.onnx", out / f"{part}.int8.onnx", calib)
+
+    encoders = [EncodeStage.open(out / name, "onnxruntime", "cpu") for name in ("encoder.onnx", "encoder.int8.onnx")]
+    decoders = [DecodeStage.open(out / name, "onnxruntime", "cpu") for name in ("decoder.onnx", "decoder.int8.onnx")]
+    check_same_checkpoint(encoders[1], decoders[1])  # the INT8 pair keeps the checkpoint hash
+    check_same_checkpoint(encoders[0], decoders[1])
+    mus = [np.stack([e(f.rgb_u8, f.depth_m)[0] for f in held_out]) for e in encoders]
+    _assert_close(mus[0], mus[1], "latent mu")
+    decoded = [[d(mu) for mu in mus[0]] for d in decoders]  # both decoders on the fp32 latents
+    _assert_close([rgb for rgb, _ in decoded[0]], [rgb for rgb, _ in decoded[1]], "decoded RGB")
+    _assert_close([depth for _, depth in decoded[0]], [depth for _, depth in decoded[1]], "decoded depth (m)")
+    for stage in encoders + decoders:
+        stage.close()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--int8"], "--int8 needs --calib PATH"),
+    (["--calib", "{calib}"], "--calib is only used with --int8"),
+    (["--int8", "--calib", "{missing}"], "does not exist; expected a data set or a folder of images"),
+    (["--int8", "--calib", "{calib}", "--opset", "11"], "--int8 needs --opset 13 or later"),
+])
+def test_int8_arguments_that_cannot_work_exit_2_with_one_sentence(tmp_path, capsys, arguments, message):
+    names = {"calib": str(tmp_path), "missing": str(tmp_path / "missing")}
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["export", "--checkpoint", str(tmp_path / "any.pt"), "--out", str(tmp_path / "onnx"),
+             *[a.format(**names) for a in arguments]])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in error and error.endswith(".")
+    assert not (tmp_path / "onnx").exists()
+
+
+def _image_folder(folder, count=2):
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_calibration_data_that_cannot_calibrate_fails_and_writes_nothing(tmp_path, rooms, capsys):
+    calib, _ = rooms
+    depth = _checkpoint(tmp_path, "unet_depth", DEPTH_CONFIG)
+    (tmp_path / "empty").mkdir()
+    assert cli(["export", "--checkpoint", str(depth), "--out", str(tmp_path / "onnx"), "--int8",
+                "--calib", str(tmp_path / "empty")]) == 1
+    assert "cannot read calibration frames from" in capsys.readouterr().err
+    vae = _checkpoint(tmp_path, "conv_vae", VAE_CONFIG)  # takes RGB-D; an image folder has no depth
+    assert cli(["export", "--checkpoint", str(vae), "--out", str(tmp_path / "onnx"), "--data", str(calib), "--int8",
+                "--calib", str(_image_folder(tmp_path / "images"))]) == 1
+    assert "the calibration frames have no depth, but the encoder takes RGB-D" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt", "empty", "images", "unet_depth.pt"]
+
+
+@pytest.mark.slow
+def test_a_part_the_quantiser_refuses_fails_the_whole_export(tmp_path, rooms):
+    """ONNX Runtime cannot put per-channel weights into an opset-10 graph (DequantizeLinear has no
+    axis there): the library call, which skips the command line's opset check, says which part
+    failed and writes neither the INT8 nor the fp32 files."""
+    from rgbd_vae_training.export import ExportError, export_checkpoint
+
+    calib, _ = rooms
+    checkpoint = _checkpoint(tmp_path, "conv_vae", VAE_CONFIG)
+    with pytest.warns(UserWarning), pytest.raises(ExportError, match="the encoder cannot be quantised to INT8"):
+        export_checkpoint(str(checkpoint), tmp_path / "onnx", opset=10, data=str(calib), calib=str(calib))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt"]
