@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-depth", type=float, default=None, metavar="M",
                         help="depth: the constant depth of the baseline (default: the mean of the training split, "
                              "or of the scored frames when there is none)")
+    parser.add_argument("--mask-threshold", type=float, default=None, metavar="P",
+                        help="depth models with a validity mask: the mask probability below which a pixel is not "
+                             "published, as the nodes' mask_threshold (default 0.5)")
     places = parser.add_argument_group("places")
     places.add_argument("--json", type=Path, default=None, help="also write the metrics JSON to this file")
     places.add_argument("--train-data", default=None,
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result["summary"]))
         return 0
     result = evaluate(args.task, args.checkpoint, args.data, out, limit=args.limit, split=args.split,
-                      baseline_depth_m=args.baseline_depth)
+                      baseline_depth_m=args.baseline_depth, mask_threshold=args.mask_threshold)
     print(metrics_table(result))
     print(json.dumps(result["summary"]))
     return 0
@@ -78,6 +81,10 @@ def metrics_table(result: dict) -> str:
                  for key, value in (result["depth_m"] or {}).items() if key != "images"]
         rows += [{"metric": "KL (nats)", "model": result["kl"]},
                  {"metric": "bytes per latent (mu, fp32)", "model": result["bytes_per_latent"]["mu_fp32"]}]
+    if result.get("mask"):
+        from .mask_eval import table_rows
+
+        rows += table_rows(result["mask"])
     table = rows_table(rows, [("metric", "metric", "s"), ("model", "model", ".4g"),
                               (f"{name} baseline", "baseline", ".4g")])
     if result.get("codes"):
@@ -88,11 +95,14 @@ def metrics_table(result: dict) -> str:
     if result["task"] == "depth":
         baseline = result["mean_depth_baseline"]
         header += f"; baseline {baseline['depth_m']:.3g} m everywhere ({baseline['source']})"
+        if result.get("mask"):
+            header += (f"; validity mask at threshold {result['mask']['threshold']:g}, pixels pooled over whole "
+                       "frames at the truth's size")
     return header + "\n" + table
 
 
 def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0, split: str = "test",
-             baseline_depth_m: float | None = None) -> dict:
+             baseline_depth_m: float | None = None, mask_threshold: float | None = None) -> dict:
     from rgbd_vae_ros.models import load_checkpoint, model_from_checkpoint
 
     from rgbd_vae_ros.files import atomic_write_text
@@ -106,11 +116,13 @@ def evaluate(task: str, checkpoint: str, data: str, out: Path, limit: int = 0, s
         raise ValueError(f"--baseline-depth is {baseline_depth_m}; expected a depth in metres above 0")
     if baseline_depth_m is not None and task != "depth":
         raise ValueError("--baseline-depth is for 'eval depth'; a VAE's baseline is the mean image")
+    if mask_threshold is not None and not (task == "depth" and 0.0 <= mask_threshold <= 1.0):
+        raise ValueError(f"--mask-threshold is {mask_threshold}; expected a probability in [0, 1] with 'eval depth'")
     payload = load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload)
     max_depth_m = float(payload.get("config", {}).get("train", {}).get("max_depth_m", 10.0))
     if task == "depth":
-        result, figure = _evaluate_depth(model, data, max_depth_m, limit, split, baseline_depth_m)
+        result, figure = _evaluate_depth(model, data, max_depth_m, limit, split, baseline_depth_m, mask_threshold)
     else:
         result, figure = _evaluate_vae(model, payload, data, max_depth_m, limit, split)
     result["split"] = split
@@ -169,8 +181,14 @@ def _spread(count: int, most: int = 200) -> list[int]:
     return np.linspace(0, count - 1, min(most, count)).round().astype(int).tolist()
 
 
-def depth_predictor(model, max_depth_m: float):
-    """A function from RGB uint8 (B, H, W, 3) at the model size to metres (B, H, W)."""
+def has_mask(model) -> bool:
+    """Whether a model estimates a validity mask with its depth (mff_depth)."""
+    return model.kind == "depth" and hasattr(model.config, "mask_mode")
+
+
+def depth_predictor(model, max_depth_m: float, with_mask: bool = False):
+    """A function from RGB uint8 (B, H, W, 3) at the model size to metres (B, H, W); ``with_mask``:
+    to (metres, mask probability (B, H, W)) for a model with a validity mask."""
     import torch
 
     from rgbd_vae_ros.processing import depth_from_unit_range, rgb_to_unit_range
@@ -184,7 +202,8 @@ def depth_predictor(model, max_depth_m: float):
         with torch.no_grad():
             out = model(x)
         unit = out["depth"][:, 0] if "depth" in out else out["recon"][:, 3]
-        return depth_from_unit_range(unit.numpy(), max_depth_m)
+        depth_m = depth_from_unit_range(unit.numpy(), max_depth_m)
+        return (depth_m, torch.sigmoid(out["mask"][:, 0]).numpy()) if with_mask else depth_m
 
     return predict
 
@@ -197,14 +216,20 @@ def _model_input_size(model) -> tuple[int, int]:
 
 
 def _evaluate_depth(model, data: str, max_depth_m: float, limit: int, split: str = "test",
-                    baseline_depth_m: float | None = None):
+                    baseline_depth_m: float | None = None, mask_threshold: float | None = None):
     from rgbd_vae_ros.processing import colorize_depth, resize_depth, resize_rgb, valid_depth_mask
 
     from .data import open_dataset
     from .figures import depth_scale_m, labelled_grid
     from .metrics import average, depth_metrics
 
-    predict = depth_predictor(model, max_depth_m)
+    from .mask_eval import DEFAULT_THRESHOLD, MaskTally, mask_panels, resize_mask
+
+    masked = has_mask(model)
+    if mask_threshold is not None and not masked:
+        raise ValueError(f"--mask-threshold is for models with a validity mask; {model.model_name} has none")
+    tally = MaskTally(DEFAULT_THRESHOLD if mask_threshold is None else mask_threshold) if masked else None
+    predict = depth_predictor(model, max_depth_m, with_mask=masked)
     test = open_dataset(data, split=split)
     if len(test) == 0:
         raise ValueError(f"{data!r} has no {split} frames to evaluate on")
@@ -218,21 +243,31 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int, split: str
         if any(f.depth_m is None for f in frames):
             raise ValueError(f"{data!r} is read as {_layout_name(data)}, whose frames have no depth to score against")
         predicted = predict(np.stack([resize_rgb(f.rgb_u8, height, width) for f in frames]))
-        for index, (frame, pred_small) in enumerate(zip(frames, predicted), start=start):
+        masks = predicted[1] if masked else [None] * len(frames)
+        for index, (frame, pred_small, mask_small) in enumerate(zip(frames, predicted[0] if masked else predicted,
+                                                                    masks), start=start):
             gt = frame.depth_m
             pred = resize_depth(pred_small, *gt.shape)
             scores.append(depth_metrics(pred, gt))
             baseline_scores.append(depth_metrics(np.full_like(gt, baseline_m), gt))
+            extra = []
+            if masked:
+                mask = resize_mask(mask_small, *gt.shape)
+                tally.add(pred, mask, gt)
+                extra = mask_panels(mask, gt, tally.threshold) if index in shown else []
             if index in shown:
-                rows.append((frame.rgb_u8, np.where(valid_depth_mask(gt), gt, np.nan), pred))
-    scale_m = depth_scale_m([gt for _, gt, _ in rows], max_depth_m)
-    rows = [[rgb, colorize_depth(gt, scale_m), colorize_depth(pred, scale_m)] for rgb, gt, pred in rows]
+                rows.append((frame.rgb_u8, np.where(valid_depth_mask(gt), gt, np.nan), pred, extra))
+    scale_m = depth_scale_m([gt for _, gt, _, _ in rows], max_depth_m)
+    rows = [[rgb, colorize_depth(gt, scale_m), colorize_depth(pred, scale_m), *extra] for rgb, gt, pred, extra in rows]
     result = {"task": "depth", "protocol": "NYU: gt in (1e-3, 10) m, pred clamped to [1e-3, 10], Eigen crop, "
                                            "per-image mean", "images": count,
               "depth": average(scores),
               "mean_depth_baseline": {"depth_m": baseline_m, "source": source, **average(baseline_scores)}}
-    figure = labelled_grid(rows, ["input RGB", "true depth", "estimated depth"], scale_m,
-                           tile_height=min(240, rows[0][0].shape[0]))
+    titles = ["input RGB", "true depth", "estimated depth"]
+    if masked:
+        result["mask"] = tally.result()
+        titles += [f"mask (red: < {tally.threshold:g})", "true validity"]
+    figure = labelled_grid(rows, titles, scale_m, tile_height=min(240, rows[0][0].shape[0]))
     return result, figure
 
 
