@@ -85,6 +85,15 @@ class DepthStage(_Stage):
 
     part = "depth"
 
+    @classmethod
+    def open(cls, path: str | os.PathLike, backend: str = "auto", device: str = "auto", fp16: bool = False):
+        """As :meth:`_Stage.open`; a third-party ONNX with a model card beside it (SPEC §5.1) opens as a
+        :class:`~rgbd_vae_ros.carded_depth.CardedDepthStage`."""
+        from .carded_depth import open_carded
+
+        carded = open_carded(path, backend, device, fp16)
+        return carded if carded is not None else super().open(path, backend, device, fp16)
+
     @property
     def has_mask(self) -> bool:
         """Whether the model has a validity mask output (metadata ``mask``)."""

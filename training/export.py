@@ -97,7 +97,8 @@ def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET, data
         if calib is not None:
             rows += [{**row, "file": str(out / row["file_name"])}
                      for row in quantise_parts(staging, [row["part"] for row in rows], calibration)]
-        _move_in(staging, out, [Path(row["file"]).name for row in rows])
+        names = [Path(row["file"]).name for row in rows]
+        _move_in(staging, out, names + _write_cards(staging, names))
     except OSError as exc:
         raise ExportError(f"cannot write the ONNX files into {str(out)!r}: {exc.strerror or exc}; "
                           "nothing was exported and the folder is as it was") from None
@@ -195,6 +196,24 @@ def _export_part(model, payload: dict, part: str, digest: str, folder: Path, ops
     atomic_write_bytes(path, proto.SerializeToString())
     error = parity(module, path, model, part)
     return {"part": part, "inputs": info.inputs, "outputs": info.outputs, "max_abs_error": error}
+
+
+def _write_cards(folder: Path, names: list[str]) -> list[str]:
+    """A model card (SPEC §5.1) beside each depth part, from its metadata, so every depth model the
+    nodes run has one (``depth.card.yaml``); returns the card files written."""
+    from rgbd_vae_ros.cards import card_for_info, card_path, write_card
+    from rgbd_vae_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
+
+    written = []
+    for name in names:
+        if name != "depth.onnx":  # cards describe depth models; encoders and decoders have their metadata
+            continue
+        backend = OnnxRuntimeBackend(folder / name, device="cpu")
+        card = card_path(folder / name)
+        write_card(card, card_for_info(backend.info))
+        backend.close()
+        written.append(card.name)
+    return written
 
 
 def _move_in(staging: Path, out: Path, names: list[str]) -> None:
