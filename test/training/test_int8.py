@@ -83,7 +83,8 @@ def test_int8_depth_export_runs_in_the_depth_stage_close_to_fp32(tmp_path, rooms
                                                                         str(out / "depth.int8.onnx")]
     assert "depth.int8.onnx: INT8, calibrated on 6 frames" in printed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx", "unet_depth.pt"]  # no staging left
-    assert sorted(p.name for p in out.iterdir()) == ["depth.int8.onnx", "depth.onnx"]
+    written = {p.name for p in out.iterdir()}
+    assert {"depth.int8.onnx", "depth.onnx"} <= written and not any(n.startswith(".") for n in written)
     _assert_int8_twin(out / "depth.onnx", out / "depth.int8.onnx", calib)
 
     fp32, int8 = (DepthStage.open(out / name, "onnxruntime", "cpu") for name in ("depth.onnx", "depth.int8.onnx"))
@@ -172,3 +173,34 @@ def test_a_part_the_quantiser_refuses_fails_the_whole_export(tmp_path, rooms):
     with pytest.warns(UserWarning), pytest.raises(ExportError, match="the encoder cannot be quantised to INT8"):
         export_checkpoint(str(checkpoint), tmp_path / "onnx", opset=10, data=str(calib), calib=str(calib))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt"]
+
+
+@pytest.mark.slow
+def test_bench_backends_adds_int8_rows_with_their_accuracy_change(tmp_path, monkeypatch):
+    """``bench backends`` times each part in torch, ONNX Runtime fp32 and INT8, and measures INT8's
+    accuracy on held-out rooms: AbsRel for a depth part (a checkpoint given as a file), decoded
+    RGB PSNR for a VAE's parts (fresh weights, by name)."""
+    import math
+
+    from rgbd_vae_training.bench import backends
+
+    small = {"width": 64, "height": 48}  # the bench's rooms, smaller: what is checked is the rows
+    monkeypatch.setattr(backends, "CALIBRATION_ROOMS", {"scenes": 2, "frames": 2, "seed": 101, **small})
+    monkeypatch.setattr(backends, "HELD_OUT_ROOMS", {"scenes": 3, "frames": 1, "seed": 202, **small})
+    depth = str(_checkpoint(tmp_path, "unet_depth", DEPTH_CONFIG))
+    rows = backends.bench_backends([depth, "fc_vae"], runs=2)
+    cases = {(r["model"], r["part"], r["backend"], r["precision"]): r for r in rows}
+    expected = {(m, p, b, q) for m, p in (("unet_depth", "depth"), ("fc_vae", "encoder"), ("fc_vae", "decoder"))
+                for b, q in (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))}
+    assert set(cases) == expected and len(rows) == len(expected)
+    assert cases[("unet_depth", "depth", "torch", "fp32")]["weights"] == depth
+    for model, part, _, _ in expected:
+        fp32, int8 = cases[(model, part, "onnxruntime", "fp32")], cases[(model, part, "onnxruntime", "int8")]
+        assert int8["gflops"] == fp32["gflops"] > 0 and int8["median_ms"] > 0
+        metric = "abs_rel" if part == "depth" else "rgb_psnr_db"
+        assert math.isfinite(fp32[metric]) and math.isfinite(int8[metric])
+    assert math.isfinite(cases[("fc_vae", "decoder", "onnxruntime", "int8")]["both_int8"]["rgb_psnr_db"])
+    text = backends.format_rows(rows)
+    assert f"unet_depth ({depth})/depth: INT8 accuracy AbsRel" in text
+    assert "fc_vae/decoder: encoder and decoder both INT8 RGB PSNR" in text
+    assert "fc_vae/encoder: ONNX Runtime" in text and "x ONNX Runtime fp32" in text

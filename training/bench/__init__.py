@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=None,
                         help="timed runs per case after warm-up (default 200; backends 50; training 5 steps)")
     parser.add_argument("--models", nargs="+", default=None,
-                        help="training / backends: the models to time (default all / conv_vae unet_depth)")
+                        help="training / backends: the models to time (default all / conv_vae unet_depth); "
+                             "backends also takes checkpoint files (.pt), e.g. trained models for INT8 accuracy")
     parser.add_argument("--backends", nargs="+", choices=("onnxruntime", "torch", "tensorrt"),
                         help="pipeline: backends to run (default onnxruntime torch)")
     parser.add_argument("--model-dir", type=Path, help="pipeline: folder of depth/encoder/decoder models "
@@ -113,10 +114,11 @@ def _check_models(names: list[str] | None) -> None:
 def _backends(args: argparse.Namespace) -> list[dict]:
     from .backends import bench_backends, format_rows
 
-    _check_models(args.models)
+    _check_models([m for m in args.models or [] if not m.endswith((".pt", ".pth"))])  # files: checkpoints
     runs = args.runs or 50
     rows = bench_backends(args.models, runs=runs, device=args.device)
-    print(f"backend latency, batch 1, {runs} runs after 5 warm-up runs ({platform.machine()}):")
+    print(f"backend latency, batch 1, {runs} runs after 5 warm-up runs ({platform.machine()}); INT8 accuracy "
+          "on held-out synthetic rooms:")
     print(format_rows(rows))
     return rows
 
