@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
     parser.add_argument("--width", type=int, default=640, help="image width (default 640, as the Kinect)")
     parser.add_argument("--height", type=int, default=480, help="image height (default 480)")
+    parser.add_argument("--ir-shadows", action="store_true",
+                        help="nyu-raw: no depth reading where the Kinect's IR projector cannot reach (a band left "
+                             "of foreground edges), as real raw frames have; off by default")
     parser.set_defaults(synth_parser=parser)
 
 
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     from .generate import MARKER_NAME
 
+    shadows = {"ir_shadows": True} if getattr(args, "ir_shadows", False) else {}
+    if shadows and args.layout != "nyu-raw":
+        raise ValueError("--ir-shadows is for --layout nyu-raw")
     if args.layout:
         module, name = LAYOUTS[args.layout]
         write = getattr(import_module(module, __package__), name)
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=total, unit="frame", desc=f"synth {args.layout or args.walk}", disable=None) as bar:
         try:
             write(args.out, *sizes, seed=args.seed, width=args.width, height=args.height,
-                  progress=lambda: bar.update(1))
+                  progress=lambda: bar.update(1), **shadows)
         except OSError as exc:
             raise SynthError(f"cannot write into {str(args.out)!r}: {exc.strerror or exc}; the scenes finished "
                              f"before are whole and the data set is marked incomplete (no {MARKER_NAME})") from None

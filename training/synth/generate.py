@@ -38,6 +38,9 @@ from .scene import FRAME_RATE_HZ, Scene, camera_pose, make_scene
 _RGB_FROM_IR_R = -R_DEPTH_TO_RGB
 _RGB_FROM_IR_T = -T_DEPTH_TO_RGB
 FIRST_STAMP_S = 1_300_000_000.0
+# Kinect v1: the IR projector sits about 7.5 cm to the IR camera's right (+x in its image); opt-in
+# IR shadows (cast_ir_shadows) use it.
+IR_PROJECTOR_BASELINE_M = 0.075
 SCENE_SPACING_S = 1000.0  # scene k starts at FIRST_STAMP_S + k * SCENE_SPACING_S
 
 
@@ -56,8 +59,9 @@ class SceneRenderer:
     """Renders one scene through the NYU Kinect's RGB and IR cameras at a given size."""
 
     def __init__(self, scene: Scene, width: int, height: int, noise_seed: int, yaw_offset_rad: float = 0.0,
-                 shift_m: np.ndarray | None = None):
+                 shift_m: np.ndarray | None = None, ir_shadows: bool = False):
         self.scene = scene
+        self.ir_shadows = ir_shadows  # no reading where the IR projector's pattern cannot reach
         self.width, self.height = width, height
         # a revisit's view (revisit.py): the path turned about the vertical by yaw_offset_rad and moved by shift_m
         self.yaw_offset_rad, self.shift_m = float(yaw_offset_rad), None if shift_m is None else np.asarray(shift_m)
@@ -91,7 +95,24 @@ class SceneRenderer:
         rotation, position = self.pose(time_s)
         # p_rgb = M p_ir + m  =>  IR camera: world_R_ir = world_R_rgb M, centre = pos + world_R_rgb m
         hits = cast(self.scene, rotation @ _RGB_FROM_IR_R, position + rotation @ _RGB_FROM_IR_T, self.rays_ir)
-        return self._image(hits.t.astype(np.float32))
+        depth = self._image(hits.t.astype(np.float32))
+        return cast_ir_shadows(depth, intrinsics("depth", self.width, self.height)[0]) if self.ir_shadows else depth
+
+
+def cast_ir_shadows(depth_ir_m: np.ndarray, fx_px: float, baseline_m: float = IR_PROJECTOR_BASELINE_M) -> np.ndarray:
+    """The IR camera's depth with no reading (NaN) where the projector's pattern cannot reach, as on
+    a real Kinect: the projector is displaced along the image rows, so a point at column u is seen by
+    it at u - fx b / z; the point is in shadow when a nearer surface to its right lands at or left of
+    that (a band left of each foreground edge, as wide as the disparity step)."""
+    height, width = depth_ir_m.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        projector_col = np.arange(width, dtype=np.float64)[None, :] - fx_px * baseline_m / depth_ir_m
+    projector_col = np.where(np.isfinite(projector_col) & (depth_ir_m > 0), projector_col, np.inf)
+    # the smallest projector column among the pixels strictly to the right of each pixel
+    right = np.minimum.accumulate(projector_col[:, ::-1], axis=1)[:, ::-1]
+    right = np.concatenate([right[:, 1:], np.full((height, 1), np.inf)], axis=1)
+    shadow = right < projector_col - 0.5  # half a pixel: a surface does not shadow itself
+    return np.where(shadow, np.float32(np.nan), depth_ir_m).astype(np.float32)
 
 
 def scene_name(index: int) -> str:
@@ -99,15 +120,16 @@ def scene_name(index: int) -> str:
 
 
 def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, height: int = 480,
-                   synchronised: bool = False) -> Iterator[SynthFrame]:
+                   synchronised: bool = False, ir_shadows: bool = False) -> Iterator[SynthFrame]:
     """``frames`` frames at 30 Hz of scene ``scene_index``; the same arguments give the same frames.
 
     RGB is taken a few ms after depth, like the real sensor, unless ``synchronised`` (the
-    labeled layout, where RGB and depth are one moment).
+    labeled layout, where RGB and depth are one moment). ``ir_shadows``: the IR depth has no reading
+    where the projector cannot reach (:func:`cast_ir_shadows`); off by default.
     """
     rng = np.random.default_rng([seed, scene_index])
     scene = make_scene(rng)
-    renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)))
+    renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)), ir_shadows=ir_shadows)
     yield from render_frames(renderer, rng, frames, FIRST_STAMP_S + SCENE_SPACING_S * scene_index, synchronised)
 
 
@@ -157,7 +179,7 @@ def is_complete(out: str | os.PathLike, layout: str, **settings) -> bool:
 
 
 def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,
-                  height: int = 480, progress=None) -> list[Path]:
+                  height: int = 480, progress=None, ir_shadows: bool = False) -> list[Path]:
     """Scene folders of ``r-*.ppm`` / ``d-*.pgm`` files, byte for byte in the NYU raw layout.
 
     Each scene is written in a staging folder and appears whole (never half a scene); the marker
@@ -168,10 +190,11 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     for s in range(scenes):
         folder = out / scene_name(s)
         with atomic_dir(folder) as staging:
-            for frame in generate_scene(seed, s, frames, width, height):
+            for frame in generate_scene(seed, s, frames, width, height, ir_shadows=ir_shadows):
                 _write_raw_frame(staging, frame, progress=progress)
         folders.append(folder)
-    _mark_complete(out, "nyu-raw", scenes=scenes, frames=frames, seed=seed, width=width, height=height)
+    shadows = {"ir_shadows": True} if ir_shadows else {}  # a marker without it: a data set made without
+    _mark_complete(out, "nyu-raw", scenes=scenes, frames=frames, seed=seed, width=width, height=height, **shadows)
     return folders
 
 
