@@ -26,6 +26,7 @@ MIN_POINTS = 16  # fewer measured pixels than this: no fit
 MIN_INLIER_FRACTION = 0.3  # fewer of them agreeing: the measured depth and the model disagree, no fit
 TRIALS = 64
 SCORE_POINTS = 4096  # RANSAC scores candidates on at most this many points (evenly spaced)
+FIT_POINTS = 32768  # the fit uses at most this many (evenly spaced): a dense 640x480 depth has ~300k
 REFINE_ROUNDS = 5
 
 
@@ -33,7 +34,7 @@ REFINE_ROUNDS = 5
 class InverseDepthFit:
     scale: float
     shift: float
-    points: int  # measured pixels used
+    points: int  # measured pixels used (at most FIT_POINTS, evenly spaced)
     inliers: int
     residual: float  # median |fitted - measured| / measured inverse depth over the inliers
     reason: str = ""  # why there is no fit ('' when there is)
@@ -79,6 +80,9 @@ def fit_inverse_depth(relative: np.ndarray, measured_m: np.ndarray, with_shift: 
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(relative) & np.isfinite(measured) & (measured > 0)
     x, q = relative[valid], 1.0 / measured[valid]
+    if len(x) > FIT_POINTS:
+        step = len(x) // FIT_POINTS + 1
+        x, q = x[::step], q[::step]
     n = len(x)
     if n < MIN_POINTS:
         return _none(n, f"{n} pixels with both a measured depth and an estimate; a fit needs {MIN_POINTS}")
