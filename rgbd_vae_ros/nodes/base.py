@@ -30,6 +30,7 @@ from rgbd_vae_ros.sync import LatestSlot
 from .diagnostics import Counters, Snapshot, level_and_message
 from .parameters import COMMON_PARAMETERS, RELOADING, problem, reliable_input
 from .processors import COMPRESSED_IMAGE, INPUT_TYPES, ON_DEMAND, Processor
+from .rate import RateLimit
 
 BAD_INPUT = (ImageConversionError, StageError, LatentError)
 # latent/info: one message per model that a subscriber joining later still receives
@@ -69,6 +70,7 @@ class PerceptionNode(LifecycleNode):
             raise StartError(f"parameter {reason}")
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.counters = Counters()
+        self.rate_limit = RateLimit(self.param("max_rate"))  # frames over max_rate: skipped, counted apart
         self.processor: Processor | None = None
         self._processor_lock = threading.Lock()  # held by the worker while it runs a frame
         self.output_publishers: dict = {}
@@ -112,6 +114,8 @@ class PerceptionNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=reason)
         if "sync_slop" in pending and self.assembler is not None:
             self.assembler.set_slop(pending["sync_slop"])
+        if "max_rate" in pending:
+            self.rate_limit.set_rate(pending["max_rate"])
         return SetParametersResult(successful=True)
 
     def _reload(self, values: dict[str, Any]) -> str | None:
@@ -295,7 +299,8 @@ class PerceptionNode(LifecycleNode):
 
     # frames -------------------------------------------------------------------------------------
     def _receiver(self, stream: str):
-        """The subscription callback of one input stream: pair it into frames for the worker."""
+        """The subscription callback of one input stream: pair it into frames for the worker. An
+        image over ``max_rate`` goes no further (not in frames_in: counted as frames_skipped)."""
         image_stream = stream in ("image", "latent")
 
         def receive(msg) -> None:
@@ -303,6 +308,11 @@ class PerceptionNode(LifecycleNode):
             if assembler is None:
                 return
             if image_stream:
+                # By the stamp, the camera's clock; an image stamped 0 by its arrival.
+                if not self.rate_limit.take(stamp_ns(msg) or time.monotonic_ns()):
+                    with self.counters.lock:
+                        self.counters.last_input = time.monotonic()  # input is arriving: no quiet warning
+                    return
                 self.counters.received()
             for frame in assembler.add("image" if image_stream else stream, msg):
                 self._slot.put(frame)
@@ -379,7 +389,8 @@ class PerceptionNode(LifecycleNode):
         with c.lock:
             values = {**described,
                       "frames_in": c.frames_in, "frames_out": c.frames_out, "frames_dropped": dropped,
-                      "frames_rejected": c.rejected, "latency_median_ms": f"{median:.2f}",
+                      "frames_rejected": c.rejected, "frames_skipped": self.rate_limit.skipped,
+                      "latency_median_ms": f"{median:.2f}",
                       "latency_p95_ms": f"{p95:.2f}", "stamp_age_median_ms": f"{age_median:.2f}"}
         if processor is not None:
             values.update(processor.counts)

@@ -60,8 +60,9 @@ Q_CODECS = ("q8", "q4")
 DECODE_OUTPUTS = {"decoded/image": Image, "decoded/depth": Image}
 # A depth model with a validity mask also has this (mono8, 255 where the mask reaches mask_threshold).
 MASK_OUTPUTS = {"depth/mask": Image}
-# Outputs computed only while someone reads them.
-ON_DEMAND = {"depth/colorized", "depth/points", "depth/mask"}
+# Outputs computed only while someone reads them. The pipeline decodes only while a decoded output
+# is read, and encodes only while the latent or a decoded output is.
+ON_DEMAND = {"depth/colorized", "depth/points", "depth/mask", "latent", *DECODE_OUTPUTS}
 # Left out of offline processing (rgbd-vae bag process): a cloud is ~5 MB per 640x480 frame and is
 # rebuilt from depth/image + depth/camera_info by any consumer.
 LIVE_ONLY = {"depth/points"}
@@ -229,22 +230,28 @@ class Processor:
             out.append(("depth/mask", numpy_to_image(trusted.astype(np.uint8) * np.uint8(255), "mono8", header)))
 
     def encode(self, stage: EncodeStage, rgb_u8: np.ndarray, depth_m: np.ndarray | None, depth: str, header,
-               out: Outputs) -> np.ndarray:
+               out: Outputs, wanted: Wanted = lambda topic: True) -> np.ndarray:
         """The latent of the frame (``depth``: measured | estimated | none, what depth_m is) in the
-        codec of ``latent_codec``; returns μ as a receiver decodes it."""
+        codec of ``latent_codec`` (published only when ``wanted``); returns μ as a receiver decodes it."""
         mu, logvar = stage(rgb_u8, depth_m)
         if not stage.uses_depth:
             depth = "none"
         msg = build_latent_message(header, mu, codec=self.param("latent_codec"), depth=depth, model=self.model_id,
                                    quantiser=self.quantiser, logvar=logvar if self.param("latent_logvar") else None)
-        out.append(("latent", msg))
+        if wanted("latent"):
+            out.append(("latent", msg))
         return parse_latent_message(msg, self.quantiser)[1]
 
-    def decode(self, stage: DecodeStage, mu: np.ndarray, header, out: Outputs) -> None:
+    def decode(self, stage: DecodeStage, mu: np.ndarray, header, out: Outputs,
+               wanted: Wanted = lambda topic: True) -> None:
+        """``decoded/image`` and ``decoded/depth`` of μ, those that are ``wanted``; no decode when neither is."""
+        if not any(wanted(topic) for topic in DECODE_OUTPUTS):
+            return
         width, height = self.param("output_width"), self.param("output_height")
         rgb_u8, depth_m = stage(mu, (height, width) if width and height else None)
-        out.append(("decoded/image", numpy_to_image(rgb_u8, "rgb8", header)))
-        if depth_m is not None:
+        if wanted("decoded/image"):
+            out.append(("decoded/image", numpy_to_image(rgb_u8, "rgb8", header)))
+        if depth_m is not None and wanted("decoded/depth"):
             out.append(("decoded/depth", numpy_to_image(depth_m, "32FC1", header)))
 
 
@@ -341,7 +348,7 @@ class Decoder(Processor):
             raise LatentError(f"latent in codec {fmt.codec} and no quantiser table of model {self.model_id} yet "
                               "(no latent/info received, none in this decoder's metadata)")
         _, mu, _ = parse_latent_message(frame.image, quantiser)
-        self.decode(self.decoder, mu, frame.image.header, out)
+        self.decode(self.decoder, mu, frame.image.header, out, wanted)
         return out
 
 
@@ -376,16 +383,18 @@ class Pipeline(Processor):
         header = frame.image.header
         rgb_u8 = rgb_of(frame.image)
         depth_m = self.estimate_depth(self.depth, rgb_u8, frame, wanted, out)
+        if not (wanted("latent") or any(wanted(topic) for topic in DECODE_OUTPUTS)):
+            return out  # nobody reads the code or its decoding: no encode
         if frame.depth is not None:
             try:
                 measured_m = measured_depth_m(frame.depth, rgb_u8)
-                mu = self.encode(self.encoder, rgb_u8, measured_m, "measured", header, out)
+                mu = self.encode(self.encoder, rgb_u8, measured_m, "measured", header, out, wanted)
             except (ImageConversionError, StageError) as exc:
                 self.note("measured_depth_unused", str(exc))
-                mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out)
+                mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out, wanted)
         else:
-            mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out)
-        self.decode(self.decoder, mu, header, out)  # the code as sent: a receiver decodes the same
+            mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out, wanted)
+        self.decode(self.decoder, mu, header, out, wanted)  # the code as sent: a receiver decodes the same
         return out
 
     def latched_messages(self, header) -> Outputs:
