@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from rgbd_vae_ros.carded_depth import CardedDepthStage
 from rgbd_vae_ros.conversion import (ImageConversionError, compressed_msg_to_rgb, depth_m_to_mm, depth_mm_to_m,
                                      depth_msg_to_m, image_msg_to_rgb, numpy_to_image, scale_camera_info)
 from rgbd_vae_ros.frames import Frame
@@ -36,6 +37,8 @@ from rgbd_vae_ros.latent import (LatentError, Quantiser, build_info_message, bui
 from rgbd_vae_ros.points import points_message
 from rgbd_vae_ros.processing import colorize_depth
 from rgbd_vae_ros.stages import DecodeStage, DepthStage, EncodeStage, StageError, check_same_checkpoint
+
+from .carded import RELATIVE_OUTPUT, carded_depth
 
 Param = Callable[[str], Any]
 Wanted = Callable[[str], bool]
@@ -62,7 +65,7 @@ DECODE_OUTPUTS = {"decoded/image": Image, "decoded/depth": Image}
 MASK_OUTPUTS = {"depth/mask": Image}
 # Outputs computed only while someone reads them. The pipeline decodes only while a decoded output
 # is read, and encodes only while the latent or a decoded output is.
-ON_DEMAND = {"depth/colorized", "depth/points", "depth/mask", "latent", *DECODE_OUTPUTS}
+ON_DEMAND = {"depth/colorized", "depth/points", "depth/mask", "depth/relative", "latent", *DECODE_OUTPUTS}
 # Left out of offline processing (rgbd-vae bag process): a cloud is ~5 MB per 640x480 frame and is
 # rebuilt from depth/image + depth/camera_info by any consumer.
 LIVE_ONLY = {"depth/points"}
@@ -194,7 +197,12 @@ class Processor:
     def estimate_depth(self, stage: DepthStage, rgb_u8: np.ndarray, frame: Frame, wanted: Wanted,
                        out: Outputs) -> np.ndarray:
         header = frame.image.header
-        depth_m, mask = stage.estimate(rgb_u8)
+        if isinstance(stage, CardedDepthStage):  # a third-party model (SPEC §5.1): maybe no metres this frame
+            depth_m, mask = carded_depth(self, stage, rgb_u8, frame, wanted, out), None
+            if depth_m is None:
+                return None
+        else:
+            depth_m, mask = stage.estimate(rgb_u8)
         with np.errstate(invalid="ignore"):  # outside [min_depth, max_depth] is no reading, never clamped (REP 118)
             depth_m[(depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
         if mask is not None:
@@ -266,6 +274,9 @@ class DepthEstimator(Processor):
         self.depth = _open(DepthStage, param)
         self.stages = [self.depth]
         self.outputs = with_mask_output(self.outputs, self.depth)
+        if isinstance(self.depth, CardedDepthStage) and not self.depth.card.is_metric:
+            self.outputs = {**self.outputs, RELATIVE_OUTPUT: Image}  # and a measured depth to fit metres to
+            self.inputs = ("image", "depth", "camera_info") if param("use_depth") else self.inputs
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []

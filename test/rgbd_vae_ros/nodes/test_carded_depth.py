@@ -1,0 +1,108 @@
+"""depth_estimator running a third-party model through its card (SPEC §5.1), real rclpy in process.
+
+The model is built here with Depth-Anything-V2's public I/O (``pixel_values`` 1x3x518x518,
+ImageNet-normalised RGB in; ``predicted_depth`` (1, 518, 518) relative inverse depth out) and
+returns ``a * true inverse depth + b`` of a synthetic scene, a and b unknown to the node.
+"""
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from rgbd_vae_ros.conversion import image_to_numpy, numpy_to_image
+
+from ..card_models import abs_rel, card_dict, ramp_scene, red_model, write_card_yaml
+
+A, B = 2.7, -0.35  # the model's relative output is A * inverse depth + B
+
+
+def _header(sec):
+    h = Header(frame_id="camera_rgb")
+    h.stamp.sec = sec
+    return h
+
+
+def _node(harness, model, **params):
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+
+    overrides = [Parameter(k, value=v) for k, v in {"model": str(model), **params}.items()]
+    return harness.add(DepthEstimatorNode(context=harness.context, parameter_overrides=overrides))
+
+
+@pytest.fixture
+def da2_model(tmp_path):
+    path = red_model(tmp_path / "depth_anything_v2_small.onnx", A, B)
+    write_card_yaml(path, card_dict(size=(518, 518), resize="pad"))
+    return path
+
+
+def _value(diagnostics, key):
+    for array in reversed(diagnostics):
+        for status in array.status:
+            if status.name.startswith("depth_estimator"):
+                for kv in status.values:
+                    if kv.key == key:
+                        return kv.value
+    return None
+
+
+@pytest.mark.slow
+def test_measured_depth_makes_the_relative_model_metric_within_5_percent(harness, da2_model):
+    node = _node(harness, da2_model)
+    depth = harness.listen(Image, "depth/image")
+    relative = harness.listen(Image, "depth/relative")
+    diagnostics = harness.listen(DiagnosticArray, "/diagnostics")
+    image_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+    rgb, truth_m = ramp_scene(240, 320, seed=4)
+    measured = truth_m.copy()
+    rng = np.random.default_rng(5)
+    measured[rng.random(measured.shape) < 0.4] = np.nan  # holes
+    wrong = rng.random(measured.shape) < 0.15  # and wrong readings
+    measured[wrong] = rng.uniform(0.3, 8.0, wrong.sum()).astype(np.float32)
+    assert harness.send(depth_pub, numpy_to_image(measured, "32FC1", _header(7)), lambda: True)
+    assert harness.send(image_pub, numpy_to_image(rgb, "rgb8", _header(7)),
+                        lambda: any(m.header.stamp.sec == 7 for m in depth))
+    msg = next(m for m in depth if m.header.stamp.sec == 7)
+    assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("32FC1", 240, 320, "camera_rgb")
+    published_m = image_to_numpy(msg)
+    assert np.isfinite(published_m).mean() > 0.99
+    assert abs_rel(published_m, truth_m) < 0.05
+    assert relative and relative[-1].encoding == "32FC1"
+    assert harness.wait_for(lambda: _value(diagnostics, "depth_fit_inliers") not in (None, "0"))
+    assert 0.6 < float(_value(diagnostics, "depth_fit_inlier_share")) < 0.95  # the wrong readings are out
+    assert node.processor.depth.describe()["output_kind"] == "relative_inverse"
+
+
+@pytest.mark.slow
+def test_without_measured_depth_only_the_relative_map_is_published(harness, da2_model):
+    node = _node(harness, da2_model)
+    depth = harness.listen(Image, "depth/image")
+    relative = harness.listen(Image, "depth/relative")
+    diagnostics = harness.listen(DiagnosticArray, "/diagnostics")
+    rgb, truth_m = ramp_scene(120, 160, seed=6)
+    pub = harness.publisher(Image, "image")
+    assert harness.send(pub, numpy_to_image(rgb, "rgb8", _header(3)), lambda: relative)
+    values = image_to_numpy(relative[0])
+    assert values.shape == (120, 160) and relative[0].header.stamp.sec == 3
+    # the model's own values: A * inverse depth + B, unitless, not metres
+    np.testing.assert_allclose(values, A / truth_m + B, atol=0.02)
+    assert harness.wait_for(lambda: int(_value(diagnostics, "depth_frames_without_fit") or 0) >= 1)
+    assert harness.wait_for(lambda: int(_value(diagnostics, "frames_out") or 0) >= 1)
+    assert depth == []  # the same frame's outputs went out together: nothing on depth/image
+
+
+@pytest.mark.slow
+def test_a_card_that_disagrees_with_its_graph_fails_configure_in_one_sentence(harness, tmp_path):
+    path = red_model(tmp_path / "dpt.onnx", height=384, width=384)
+    write_card_yaml(path, card_dict(size=(518, 518)))
+    node = _node(harness, path, autostart=False)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    reason = node._not_active
+    assert reason.startswith("configure failed: the card of ") and "\n" not in reason
+    assert "input.size [518, 518] but the graph's 'pixel_values' is (384, 384)" in reason
+    write_card_yaml(path, card_dict(size=(384, 384)))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
