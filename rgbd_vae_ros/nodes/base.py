@@ -129,6 +129,11 @@ class PerceptionNode(LifecycleNode):
             old, self.processor = self.processor, new
         old.close()
         if self._active:
+            paired = tuple(s for s in new.inputs if s in PAIRED)
+            if self.assembler is not None and self.assembler.streams != paired:  # e.g. a relative model: + depth
+                old_assembler = self.assembler
+                self.assembler = FrameAssembler(values["sync_slop"], paired, await_unseen=False)
+                self.counters.add_dropped(old_assembler.pending)
             self._subscribe()  # also hears the latched latent/info again, for the new model
             self._publish_latched()  # the new model's latent/info
         self.get_logger().info(f"reloaded: {self._describe()}")

@@ -106,3 +106,19 @@ def test_a_card_that_disagrees_with_its_graph_fails_configure_in_one_sentence(ha
     assert "input.size [518, 518] but the graph's 'pixel_values' is (384, 384)" in reason
     write_card_yaml(path, card_dict(size=(384, 384)))
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+
+@pytest.mark.slow
+def test_switching_to_a_relative_model_while_active_pairs_the_depth_topic_from_then_on(harness, exported, da2_model):
+    node = _node(harness, exported["unet_depth"][0])
+    depth = harness.listen(Image, "depth/image")
+    image_pub, depth_pub = harness.publisher(Image, "image"), harness.publisher(Image, "depth")
+    rgb, truth_m = ramp_scene(120, 160, seed=8)
+    assert harness.send(image_pub, numpy_to_image(rgb, "rgb8", _header(1)), lambda: depth)
+    assert node.set_parameters([Parameter("model", value=str(da2_model))])[0].successful
+    assert node.processor.inputs == ("image", "depth", "camera_info")
+    assert harness.send(depth_pub, numpy_to_image(truth_m, "32FC1", _header(2)), lambda: True)
+    assert harness.send(image_pub, numpy_to_image(rgb, "rgb8", _header(2)),
+                        lambda: any(m.header.stamp.sec == 2 for m in depth))
+    assert abs_rel(image_to_numpy(next(m for m in depth if m.header.stamp.sec == 2)), truth_m) < 0.05
+    assert node.counters.rejected == 0 and node.context.ok()
