@@ -21,7 +21,8 @@ RELATIVE_OUTPUT = "depth/relative"
 
 def carded_depth(processor, stage: CardedDepthStage, rgb_u8: np.ndarray, frame, wanted, out: list) -> np.ndarray | None:
     """Metres at the image's size (NaN: no estimate), or None when this frame has no metric scale;
-    appends ``depth/relative`` to ``out`` for a relative model while it is wanted."""
+    appends ``depth/relative`` to ``out`` for a relative model while it is wanted, where the
+    processor has that output (depth_estimator)."""
     from .processors import camera_info_problem, measured_depth_m
 
     height, width = rgb_u8.shape[:2]
@@ -37,7 +38,7 @@ def carded_depth(processor, stage: CardedDepthStage, rgb_u8: np.ndarray, frame, 
         if camera_info_problem(frame.camera_info, width, height) is None:  # a bad one is counted by the caller
             fx_px = float(scale_camera_info(frame.camera_info, width, height).k[0])
     result = stage.estimate_carded(rgb_u8, measured_m, fx_px)
-    if result.relative is not None and wanted(RELATIVE_OUTPUT):
+    if result.relative is not None and RELATIVE_OUTPUT in processor.outputs and wanted(RELATIVE_OUTPUT):
         out.append((RELATIVE_OUTPUT, numpy_to_image(result.relative, "32FC1", frame.image.header)))
     if result.fit is not None:
         fit = result.fit

@@ -122,3 +122,27 @@ def test_switching_to_a_relative_model_while_active_pairs_the_depth_topic_from_t
                         lambda: any(m.header.stamp.sec == 2 for m in depth))
     assert abs_rel(image_to_numpy(next(m for m in depth if m.header.stamp.sec == 2)), truth_m) < 0.05
     assert node.counters.rejected == 0 and node.context.ok()
+
+
+@pytest.mark.slow
+def test_bag_process_fits_the_frames_with_measured_depth_and_gives_the_others_relative_only(da2_model, tmp_path):
+    from rclpy.serialization import serialize_message
+
+    from rgbd_vae_ros.bags import DEPTH_TOPIC, RGB_TOPIC, BagReader, write_bag
+    from rgbd_vae_training.bag.process import process_bag
+
+    rgb, truth_m = ramp_scene(96, 128, seed=9)
+    with write_bag(tmp_path / "in") as writer:
+        for sec in (1, 2, 3, 4):
+            if sec != 4:  # the last frame has no measured depth
+                writer.write_raw(DEPTH_TOPIC, "sensor_msgs/msg/Image", sec * 10**9,
+                                 serialize_message(numpy_to_image(truth_m, "32FC1", _header(sec))))
+            writer.write_raw(RGB_TOPIC, "sensor_msgs/msg/Image", sec * 10**9 + 1,
+                             serialize_message(numpy_to_image(rgb, "rgb8", _header(sec))))
+    result = process_bag(tmp_path / "in", tmp_path / "out", da2_model, executable="depth_estimator")
+    assert (result.frames_out, sum(result.rejected.values())) == (4, 0)
+    with BagReader(tmp_path / "out") as reader:
+        depth = {m.header.stamp.sec: image_to_numpy(m) for _, m in reader.decoded("/rgbd_vae/depth/image")}
+        relative = [m.header.stamp.sec for _, m in reader.decoded("/rgbd_vae/depth/relative")]
+    assert sorted(depth) == [1, 2, 3] and relative == [1, 2, 3, 4]
+    assert all(abs_rel(values, truth_m) < 0.05 for values in depth.values())
