@@ -146,3 +146,24 @@ def test_bag_process_fits_the_frames_with_measured_depth_and_gives_the_others_re
         relative = [m.header.stamp.sec for _, m in reader.decoded("/rgbd_vae/depth/relative")]
     assert sorted(depth) == [1, 2, 3] and relative == [1, 2, 3, 4]
     assert all(abs_rel(values, truth_m) < 0.05 for values in depth.values())
+
+
+@pytest.mark.slow
+def test_a_metric_card_follows_the_camera_focal_length_when_camera_info_comes(harness, tmp_path):
+    from sensor_msgs.msg import CameraInfo
+
+    path = red_model(tmp_path / "metric.onnx", a=0.0, b=2.0, height=60, width=80)  # 2 m wherever it looks
+    write_card_yaml(path, card_dict(kind="metric", size=(60, 80), focal_length_px=50.0))
+    node = _node(harness, path)
+    depth = harness.listen(Image, "depth/image")
+    image_pub, info_pub = harness.publisher(Image, "image"), harness.publisher(CameraInfo, "camera_info")
+    rgb, _ = ramp_scene(120, 160)
+    assert harness.send(image_pub, numpy_to_image(rgb, "rgb8", _header(1)), lambda: depth)
+    np.testing.assert_allclose(image_to_numpy(depth[-1]), 2.0)  # no camera: the model's own scale
+    # fx 400 px at 320x240 is 200 px at the 160x120 image and 100 px at the 80x60 input: twice the 50 px trained at
+    camera = CameraInfo(header=_header(2), width=320, height=240, k=[400.0, 0, 160, 0, 400, 120, 0, 0, 1])
+    assert harness.send(info_pub, camera, lambda: True)
+    assert harness.send(image_pub, numpy_to_image(rgb, "rgb8", _header(2)),
+                        lambda: any(m.header.stamp.sec == 2 for m in depth))
+    np.testing.assert_allclose(image_to_numpy(next(m for m in depth if m.header.stamp.sec == 2)), 4.0, rtol=1e-5)
+    assert "depth/relative" not in node.output_publishers and "depth" not in node.processor.inputs
