@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cards import CardError, ModelCard, View, card_path, check_card_against_graph, check_card_against_info, load_card
-from .cards import preprocess
+from .cards import (CardError, ModelCard, View, card_path, check_card_against_graph, check_card_against_info, load_card,
+                    preprocess)
 from .inference import BackendError, resolve_model_file
 from .scale_fit import InverseDepthFit, fit_inverse_depth
 
