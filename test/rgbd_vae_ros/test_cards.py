@@ -107,6 +107,16 @@ def test_crop_fills_the_input_and_the_cut_borders_come_back_invalid():
     assert 0.6 < seen.mean() < 0.8  # about 56 of 75 columns
 
 
+def test_an_output_map_of_another_size_is_laid_back_over_the_image_where_the_model_saw_it():
+    card = parse_card(card_dict(size=(56, 56)))
+    view = plan_view((30, 40), card)  # the image fills rows 7..49 of the 56x56 input
+    rows = (np.arange(28) + 0.5) * 2  # a half-resolution output: its value is the input row it covers
+    values = to_image_grid(np.repeat(rows[:, None], 28, axis=1).astype(np.float32), view, (30, 40))
+    expected = 7 + (np.arange(30) + 0.5) * 42 / 30  # each image row's centre in input rows
+    inside = (expected > 1) & (expected < 55)  # away from the clamped output border
+    np.testing.assert_allclose(values[inside, 5], expected[inside], atol=1e-4)
+
+
 def test_a_multiple_of_card_rounds_each_side_after_scaling_the_short_side():
     pad = parse_card(card_dict(size=518, multiple_of=14))
     crop = parse_card(card_dict(size=518, multiple_of=14, resize="crop"))
