@@ -10,7 +10,9 @@ frame (no Eigen crop: the registration border and the IR shadows are what the ma
 - published: what a node publishes without the mask, a finite estimate > 0; with the mask, the
   published pixels that are also trusted;
 - error: |estimate - truth| / truth where the truth has a reading; "bad" is an error over 25 %,
-  "good" one of 25 % or less.
+  "good" one of 25 % or less;
+- holes: pixels without a true reading; interior holes: those inside the Eigen crop (the IR
+  shadows and other holes, without the registration border).
 """
 
 from __future__ import annotations
@@ -58,8 +60,15 @@ class MaskTally:
             error = np.abs(pred_m - gt_m) / gt_m
         checked = published & valid
         bad, good = checked & (error > BAD_ERROR), checked & (error <= BAD_ERROR)
+        from .metrics import eigen_crop_mask
+
+        interior_holes = eigen_crop_mask(*gt_m.shape) & ~valid
         c = self.counts
         c["pixels"] += valid.size
+        c["interior"] += int(eigen_crop_mask(*gt_m.shape).sum())
+        c["holes_flagged"] += int((~valid & ~trusted).sum())
+        c["interior_holes"] += int(interior_holes.sum())
+        c["interior_holes_flagged"] += int((interior_holes & ~trusted).sum())
         c["valid"] += int(valid.sum())
         c["trusted"] += int(trusted.sum())
         c["trusted_and_valid"] += int((trusted & valid).sum())
@@ -92,6 +101,10 @@ class MaskTally:
             "bad_removed_by_mask": 1.0 - share("bad_trusted", "bad") if c["bad"] else float("nan"),
             "unchecked_share_without_mask": share("unchecked", "published"),
             "unchecked_share_with_mask": share("unchecked_trusted", "published_trusted"),
+            "holes_flagged_by_mask": (c["holes_flagged"] / (c["pixels"] - c["valid"]) if c["pixels"] > c["valid"]
+                                      else float("nan")),
+            "interior_hole_share": share("interior_holes", "interior"),
+            "interior_holes_flagged_by_mask": share("interior_holes_flagged", "interior_holes"),
             "pixels": c["pixels"],
             "definitions": "pooled over every pixel of every scored image at the truth's size, whole frame; "
                            "valid: truth in (1e-3, 10) m; trusted: mask >= threshold; published: a finite "
@@ -109,6 +122,8 @@ TABLE_ROWS = [
     ("bad px removed by mask", "bad_removed_by_mask"),
     ("published px without truth, no mask", "unchecked_share_without_mask"),
     ("published px without truth, masked", "unchecked_share_with_mask"),
+    ("holes (no true reading) flagged by mask", "holes_flagged_by_mask"),
+    ("interior holes (Eigen crop) flagged", "interior_holes_flagged_by_mask"),
 ]
 
 

@@ -32,6 +32,7 @@ def test_the_tally_counts_what_the_mask_keeps_and_removes():
     assert r["good_kept_by_mask"] == pytest.approx(3 / 3) and r["bad_removed_by_mask"] == pytest.approx(1.0)
     assert r["unchecked_share_without_mask"] == pytest.approx(2 / 7)  # 7 published, 2 without truth
     assert r["unchecked_share_with_mask"] == pytest.approx(1 / 4)
+    assert r["holes_flagged_by_mask"] == pytest.approx(1 / 2)  # no truth at (0,3) (flagged) and (1,2) (not)
     # a stricter threshold keeps fewer good pixels
     strict = MaskTally(0.75)
     strict.add(pred, mask, gt)
@@ -87,6 +88,7 @@ def test_eval_depth_reports_the_mask_in_table_json_and_figure(tmp_path, nyu_raw_
     result = json.loads((tmp_path / "none" / "metrics.json").read_text())["mask"]
     assert result["threshold"] == 0.3 and result["trusted_share"] == 0.0 and result["mask_iou"] == 0.0
     assert result["good_kept_by_mask"] == 0.0 and result["bad_share_with_mask"] is None  # nothing left: no share
+    assert result["holes_flagged_by_mask"] == 1.0 and result["interior_holes_flagged_by_mask"] in (1.0, None)
 
 
 def read_png(path) -> np.ndarray:
