@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backends", nargs="+", choices=("onnxruntime", "torch", "tensorrt"),
                         help="pipeline: backends to run (default onnxruntime torch)")
     parser.add_argument("--model-dir", type=Path, help="pipeline: folder of depth/encoder/decoder models "
-                        "(default: default-size models with fresh weights)")
+                        "(default: the demo's tiny models, the default ones and fast_depth + tiny_vae, built with "
+                        "fresh weights; --bag: the default ones)")
     parser.add_argument("--seconds", type=float, default=10.0, help="pipeline: seconds of input per backend")
     parser.add_argument("--bag", type=Path, help="pipeline: replay this bag (looped) into the rgbd_pipeline "
                         "executable instead of feeding synthetic frames in process")
@@ -136,7 +138,8 @@ def _pipeline(args: argparse.Namespace) -> list[dict]:
         print(format_rows(rows))
         return rows
     rows = bench_pipeline(backends, models=args.model_dir, seconds=args.seconds)
-    print(f"rgbd_pipeline, 640x480 rgb8 at 30 Hz for {args.seconds:g} s per backend ({platform.machine()}):")
+    print(f"rgbd_pipeline, 640x480 rgb8 at 30 Hz for {args.seconds:g} s per model set and backend, next to its "
+          f"stages alone on the same frame ({platform.machine()}, {os.cpu_count()} CPUs):")
     print(format_rows(rows))
     return rows
 

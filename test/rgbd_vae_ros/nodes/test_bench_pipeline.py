@@ -1,4 +1,5 @@
-"""``rgbd-vae bench pipeline`` measures the real node: outputs, FPS, latency and drops."""
+"""``rgbd-vae bench pipeline`` measures the stages alone and the real node side by side: FPS,
+latency, drops and the two ratios of SPEC §10, building the models it needs when none are given."""
 
 import pytest
 
@@ -6,12 +7,17 @@ from rgbd_vae_training.bench.pipeline import bench_pipeline, format_rows
 
 
 @pytest.mark.slow
-def test_bench_pipeline_reports_fps_latency_and_drops(pipeline_models):
-    rows = bench_pipeline(["onnxruntime"], models=pipeline_models, rate_hz=30, seconds=2.0, width=160, height=120)
+def test_bench_pipeline_reports_stages_and_node_side_by_side_with_the_ratios():
+    rows = bench_pipeline(["onnxruntime"], rate_hz=30, seconds=2.0, width=160, height=120,
+                          model_sets=(("tiny", "tiny_depth", "tiny_vae"),), stages_s=0.5)
     (row,) = rows
-    # What it measures depends on the machine; that it measures is what is checked.
-    assert row["backend"] == "onnxruntime" and row["sent"] >= 10
+    # What it measures depends on the machine; that it measures, and derives the ratios, is checked.
+    assert row["models"] == "tiny" and row["backend"] == "onnxruntime" and row["sent"] >= 10
+    assert row["stages_ms"] > 0 and row["stages_fps"] > 0
     assert row["outputs"] >= 1 and row["fps"] >= 0
     assert 0 < row["latency_median_ms"] <= row["latency_p95_ms"] < 5000
     assert row["received"] <= row["sent"] and row["dropped"] >= 0
-    assert "onnxruntime" in format_rows(rows)
+    assert row["fps_ratio"] == pytest.approx(row["fps"] / min(row["stages_fps"], 30))
+    assert row["latency_ratio"] == pytest.approx(row["latency_median_ms"] / row["stages_ms"])
+    table = format_rows(rows)
+    assert "onnxruntime" in table and "tiny" in table and "FPS ratio" in table
