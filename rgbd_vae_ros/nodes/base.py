@@ -125,6 +125,13 @@ class PerceptionNode(LifecycleNode):
         except LOAD_ERRORS as exc:
             return f"the new setting cannot load ({exc}); the running model stays"
         new.param = self.param
+        # a model with an output the old one lacked (depth/mask of a mask model): its publisher, live at once
+        added = {topic: self.create_lifecycle_publisher(msg_type, topic, self.output_qos())
+                 for topic, msg_type in new.outputs.items() if topic not in self.output_publishers}
+        if self._active:
+            for publisher in added.values():
+                publisher.on_activate(None)
+        self.output_publishers = {**self.output_publishers, **added}
         with self._processor_lock:
             old, self.processor = self.processor, new
         old.close()

@@ -284,3 +284,23 @@ def test_bag_process_writes_the_mask_of_a_mask_model(sequence_bag, mask_model, e
                         executable="depth_estimator")
     with BagReader(tmp_path / "plain") as reader:
         assert "/rgbd_vae/depth/mask" not in reader.topics and "mask_masked_share" not in plain.counts
+
+
+@pytest.mark.slow
+def test_switching_an_active_node_to_a_mask_model_publishes_its_mask(harness, mask_model, exported):
+    from rclpy.parameter import Parameter
+
+    from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
+
+    node = harness.add(DepthEstimatorNode(context=harness.context, parameter_overrides=[
+        Parameter("model", value=str(exported["fast_depth"][0])), Parameter("backend", value="onnxruntime"),
+        Parameter("device", value="cpu")]))
+    assert harness.wait_for(lambda: node._active)
+    assert "depth/mask" not in node.output_publishers
+    assert node.set_parameters([Parameter("model", value=str(mask_model))])[0].successful
+    masks = harness.listen(Image, "depth/mask")
+    rgb = red_ramp()
+    assert harness.send(harness.publisher(Image, "image"), numpy_to_image(rgb, "rgb8", Header(frame_id="cam")),
+                        lambda: masks)
+    np.testing.assert_array_equal(image_to_numpy(masks[-1]) == 255, rgb[..., 0] / 255.0 >= 0.5)
+    assert node.processor.counts["mask_masked_share"] > 0
