@@ -99,6 +99,7 @@ def test_the_stage_gives_the_mask_with_the_depth_and_plain_callers_get_depth_alo
     assert mask_big[:, :10].max() < 0.2 and mask_big[:, -10:].min() > 0.8
 
 
+@pytest.mark.slow
 def test_a_model_without_a_mask_has_no_mask_and_no_mask_topic(exported):
     stage = DepthStage.open(exported["fast_depth"][0], "onnxruntime", "cpu")
     assert not stage.has_mask and stage.estimate(red_ramp()).mask is None
