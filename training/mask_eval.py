@@ -21,6 +21,8 @@ from collections import Counter
 
 import numpy as np
 
+from .metrics import eigen_crop_mask
+
 BAD_ERROR = 0.25  # relative error beyond which a published depth is wrong (issue 19's must-show)
 DEFAULT_THRESHOLD = 0.5  # the nodes' default mask_threshold
 
@@ -60,12 +62,11 @@ class MaskTally:
             error = np.abs(pred_m - gt_m) / gt_m
         checked = published & valid
         bad, good = checked & (error > BAD_ERROR), checked & (error <= BAD_ERROR)
-        from .metrics import eigen_crop_mask
-
-        interior_holes = eigen_crop_mask(*gt_m.shape) & ~valid
+        interior = eigen_crop_mask(*gt_m.shape)  # without the registration border
+        interior_holes = interior & ~valid
         c = self.counts
         c["pixels"] += valid.size
-        c["interior"] += int(eigen_crop_mask(*gt_m.shape).sum())
+        c["interior"] += int(interior.sum())
         c["holes_flagged"] += int((~valid & ~trusted).sum())
         c["interior_holes"] += int(interior_holes.sum())
         c["interior_holes_flagged"] += int((interior_holes & ~trusted).sum())
