@@ -32,6 +32,10 @@ class OnnxRuntimeBackend:
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda and device != "cpu" else ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; ours are raised as BackendError
+        # Pool threads that sleep between ops instead of spinning: a spinning thread holds a core that
+        # a node's executor and worker threads need on a small CPU (2 cores, the demo's models fed at
+        # 30 Hz: 18-23 FPS, median 47-59 ms with spinning; 30 FPS, 8 ms without; docs/benchmarks.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         try:

@@ -3,6 +3,8 @@ computed: the decoder does not decode, the pipeline neither encodes nor decodes 
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -111,9 +113,14 @@ def test_offline_processing_still_writes_every_output_but_the_points(pipeline):
 
 
 # --- live nodes with real rclpy -----------------------------------------------------------------------
-def _node(cls, harness, **params):
-    return harness.add(cls(context=harness.context,
+def _node(cls, harness, namespace="/", **params):
+    return harness.add(cls(context=harness.context, namespace=namespace,
                            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]))
+
+
+def _namespace() -> str:
+    """Topics of this test alone: a reader left in discovery by an earlier test would count as one."""
+    return f"/demand_{uuid.uuid4().hex[:12]}"
 
 
 def _latent(stamp_ns: int, model: str, dim: int = 16) -> CompressedImage:
@@ -126,14 +133,15 @@ def _latent(stamp_ns: int, model: str, dim: int = 16) -> CompressedImage:
 def test_a_decoder_without_readers_does_not_decode_and_a_reader_starts_its_output(harness, exported):
     from rgbd_vae_ros.nodes.rgbd_decoder import RgbdDecoderNode
 
-    node = _node(RgbdDecoderNode, harness, model=str(exported["conv_vae"][0]), reliable_input="true")
+    ns = _namespace()
+    node = _node(RgbdDecoderNode, harness, ns, model=str(exported["conv_vae"][0]), reliable_input="true")
     assert harness.wait_for(lambda: node._active)
     decodes = _Calls(node.processor.decoder)
     model = node.processor.model_id
-    pub = harness.publisher(CompressedImage, "latent")
+    pub = harness.publisher(CompressedImage, f"{ns}/latent")
     assert harness.send(pub, _latent(START_NS, model), lambda: node.counters.frames_out >= 1, resend_s=None)
     assert decodes.count == 0
-    image = harness.listen(Image, "decoded/image")
+    image = harness.listen(Image, f"{ns}/decoded/image")
     assert harness.wait_for(lambda: node.output_publishers["decoded/image"].get_subscription_count() > 0)
     assert harness.send(pub, _latent(START_NS + CAMERA_NS, model), lambda: image, resend_s=None)
     assert decodes.count >= 1 and image[0].header.stamp.nanosec == CAMERA_NS
@@ -143,15 +151,16 @@ def test_a_decoder_without_readers_does_not_decode_and_a_reader_starts_its_outpu
 def test_the_pipeline_node_encodes_and_decodes_only_for_readers(harness, pipeline_models):
     from rgbd_vae_ros.nodes.rgbd_pipeline import RgbdPipelineNode
 
-    node = _node(RgbdPipelineNode, harness, model=str(pipeline_models), reliable_input="true")
-    depth = harness.listen(Image, "depth/image")
+    ns = _namespace()
+    node = _node(RgbdPipelineNode, harness, ns, model=str(pipeline_models), reliable_input="true")
+    depth = harness.listen(Image, f"{ns}/depth/image")
     assert harness.wait_for(lambda: node._active)
     encodes, decodes = _Calls(node.processor.encoder), _Calls(node.processor.decoder)
-    pub = harness.publisher(Image, "image")
+    pub = harness.publisher(Image, f"{ns}/image")
     assert harness.wait_for(lambda: node.output_publishers["depth/image"].get_subscription_count() > 0)
     assert harness.send(pub, _rgb(START_NS), lambda: depth, resend_s=None)
     assert (encodes.count, decodes.count) == (0, 0)
-    latent = harness.listen(CompressedImage, "latent")
+    latent = harness.listen(CompressedImage, f"{ns}/latent")
     assert harness.wait_for(lambda: node.output_publishers["latent"].get_subscription_count() > 0)
     assert harness.send(pub, _rgb(START_NS + CAMERA_NS), lambda: latent, resend_s=None)
     assert encodes.count == 1 and decodes.count == 0
@@ -190,3 +199,10 @@ def test_max_rate_skips_frames_by_stamp_counts_them_apart_and_a_change_applies_a
     for i in range(10, 14):  # no limit now: all taken
         send(i)
     assert (node.counters.frames_in, node.rate_limit.skipped) == (9, 5)
+
+
+def test_onnx_runtime_pool_threads_sleep_between_ops(pipeline):
+    # Spinning pool threads hold a core the node's executor and worker threads need (docs/benchmarks.md).
+    for stage in (pipeline.depth, pipeline.encoder, pipeline.decoder):
+        options = stage.backend.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
