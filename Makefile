@@ -58,8 +58,13 @@ $(STAMP): $(INSTALL_INPUTS)
 demo: $(STAMP)
 	$(BIN)/rgbd-vae demo --out demo_out
 
+# Two workers (pytest-xdist): many tests wait on processes, discovery and I/O, so two share two cores
+# well; each worker has its own DDS domain, and the costly session fixtures (tiny trained models,
+# exports) are built once and shared (test/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/rgbd-vae bench conversion

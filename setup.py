@@ -60,6 +60,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config/model_cards", glob("config/model_cards/*.yaml")),
     ],
     python_requires=">=3.10",
     # ROS packages (rclpy, sensor_msgs, ...) come from a ROS install or the PyPI wheels and are
@@ -74,7 +75,7 @@ setup(
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
         "bag": ["rosbags>=0.10"],
         "tensorrt": ["tensorrt"],
-        "test": ["pytest>=7", "hypothesis>=6.80", "pytest-timeout>=2.1"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "pytest-timeout>=2.1", "pytest-xdist>=3.5"],
     },
     zip_safe=True,
     maintainer="rgbd_vae_ros developers",

@@ -8,12 +8,44 @@ import pytest
 
 # Keep discovery on this machine and away from other test runs on it.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+# Under pytest-xdist (`make test` runs two workers) each worker gets a domain of its own, next to its
+# sibling's: nodes of one worker never see another worker's topics.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_RUN = os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + (_RUN % max(1, 100 // _WORKERS)) * _WORKERS + _WORKER))
 # One torch thread in the tests and every process they start (set before torch loads). The tests
 # train tiny models, which gain little from a second thread; on a loaded machine two threads wait on
 # each other at every parallel region (a descheduled thread costs a whole time slice), which made a
 # 1-minute training test take 16 minutes. Speed is measured by `rgbd-vae bench`, not here.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def build_once(tmp_path_factory):
+    """``build_once(name, build)``: ``build(folder)`` runs once per test run and its JSON result is
+    returned to every caller. Under pytest-xdist the workers share it: the first to ask builds while
+    holding a lock, the others wait and reuse (a tiny model is trained once, not once per worker)."""
+    import fcntl
+    import json
+    import shutil
+
+    shared = "PYTEST_XDIST_WORKER" in os.environ
+    root = tmp_path_factory.getbasetemp().parent if shared else None  # the run's folder, above each worker's
+
+    def get(name: str, build):
+        if not shared:
+            return json.loads(json.dumps(build(tmp_path_factory.mktemp(name))))  # as a worker would see it
+        folder, done = root / name, root / f"{name}.built.json"
+        with open(root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                done.write_text(json.dumps(build(folder)))
+            return json.loads(done.read_text())
+
+    return get
 
 
 @pytest.fixture

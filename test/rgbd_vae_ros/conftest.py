@@ -1,5 +1,7 @@
 """Small model settings shared by the model, backend and stage tests."""
 
+from pathlib import Path
+
 import pytest
 
 # Small settings: quick to build, run and export; the shape tests use the defaults.
@@ -46,13 +48,12 @@ def small_checkpoints(tmp_path_factory, small_configs):
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, small_checkpoints):
+def exported(build_once, small_checkpoints):
     """``rgbd-vae export`` of every deployable small model: name -> (folder, rows)."""
     from rgbd_vae_training.export import export_checkpoint
 
-    out = {}
-    for name, checkpoint in small_checkpoints.items():
-        if name != "cvae":
-            folder = tmp_path_factory.mktemp(f"onnx_{name}")
-            out[name] = (folder, export_checkpoint(checkpoint, folder))
-    return out
+    def build(root):
+        return {name: (str(root / name), export_checkpoint(checkpoint, root / name))
+                for name, checkpoint in small_checkpoints.items() if name != "cvae"}
+
+    return {name: (Path(folder), rows) for name, (folder, rows) in build_once("exported", build).items()}

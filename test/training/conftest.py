@@ -30,27 +30,26 @@ LEARNING = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height": 96}
 
 
 @pytest.fixture(scope="session")
-def learning_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("learning_data")
-    write_nyu_raw(out, **LEARNING)
-    return out
+def learning_data(build_once):
+    return Path(build_once("learning_data", lambda out: (write_nyu_raw(out, **LEARNING), str(out))[1]))
 
 
-def _train_tiny(tmp_path_factory, config_name: str, data) -> "Path":
-    from rgbd_vae_training.train.config import load_config
-    from rgbd_vae_training.train.loop import train
+def _train_tiny(build_once, config_name: str, data) -> Path:
+    def build(out):
+        from rgbd_vae_training.train.config import load_config
+        from rgbd_vae_training.train.loop import train
 
-    out = tmp_path_factory.mktemp(config_name)
-    result = train(load_config(config_name), data, out, progress=False)
-    return result.checkpoint
+        return str(train(load_config(config_name), data, out, progress=False).checkpoint)
+
+    return Path(build_once(config_name, build))
 
 
 @pytest.fixture(scope="session")
-def tiny_depth_checkpoint(tmp_path_factory, learning_data):
+def tiny_depth_checkpoint(build_once, learning_data):
     """``tiny_depth`` trained as the demo trains it (about a minute on 2 cores)."""
-    return _train_tiny(tmp_path_factory, "tiny_depth", learning_data)
+    return _train_tiny(build_once, "tiny_depth", learning_data)
 
 
 @pytest.fixture(scope="session")
-def tiny_vae_checkpoint(tmp_path_factory, learning_data):
-    return _train_tiny(tmp_path_factory, "tiny_vae", learning_data)
+def tiny_vae_checkpoint(build_once, learning_data):
+    return _train_tiny(build_once, "tiny_vae", learning_data)

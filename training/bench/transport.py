@@ -39,7 +39,7 @@ def _small_depth_model(folder: Path) -> Path:
     return folder / "depth.onnx"
 
 
-def _wait_for_publisher(context, topic: str, timeout_s: float = 60.0) -> None:
+def _wait_for_publisher(context, topic: str, camera: subprocess.Popen, timeout_s: float = 60.0) -> None:
     """Until this process sees the camera's publisher: auto chooses its QoS from what it finds."""
     import rclpy
 
@@ -47,6 +47,10 @@ def _wait_for_publisher(context, topic: str, timeout_s: float = 60.0) -> None:
     try:
         deadline = time.monotonic() + timeout_s
         while not probe.get_publishers_info_by_topic(topic):
+            if camera.poll() is not None:
+                last = camera.stderr.read().strip().splitlines()[-1:] if camera.stderr else []
+                raise RuntimeError(f"the camera process exited ({camera.returncode}) before publishing {topic}: "
+                                   f"{last[0] if last else 'no message'}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the camera process did not publish {topic} within {timeout_s:g} s")
             time.sleep(0.05)
@@ -72,7 +76,7 @@ def bench_transport(frames: int = 150, rate_hz: float = 30.0, width: int = 640, 
                                           transport, str(frames), str(rate_hz), str(width), str(height)],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
-                _wait_for_publisher(context, "/image/compressed" if transport == "compressed" else "/image")
+                _wait_for_publisher(context, "/image/compressed" if transport == "compressed" else "/image", publisher)
                 node = DepthEstimatorNode(context=context, parameter_overrides=[
                     Parameter("model", value=str(model)), Parameter("reliable_input", value=setting),
                     Parameter("image_transport", value=transport), Parameter("backend", value="onnxruntime")])
