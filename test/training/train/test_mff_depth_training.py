@@ -20,7 +20,7 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.slow
 def test_tiny_mff_depth_learns_depth_and_a_mask_of_the_valid_pixels(learning_data, tmp_path, capsys):
     code = cli(["train", "depth", "--config", "tiny_mff_depth", "--data", str(learning_data), "--out", str(tmp_path),
-                "--no-progress", "train.max_steps=150"])
+                "--no-progress", "train.max_steps=150", "model.input_height=48", "model.input_width=64"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["model"] == "mff_depth" and summary["steps"] == 150
