@@ -100,23 +100,10 @@ class CardedDepthStage:
 
     def __init__(self, path: str | os.PathLike, card: ModelCard, device: str = "auto"):
         from .inference.metadata import METADATA_KEY, ModelInfo
-        from .inference.onnxruntime_backend import import_onnxruntime
+        from .inference.onnxruntime_backend import open_session
 
-        ort = import_onnxruntime()
-        cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-        if device == "cuda" and not cuda:
-            raise BackendError("device 'cuda' was asked for but ONNX Runtime has no CUDA provider "
-                               "(pip install onnxruntime-gpu)")
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda and device != "cpu" else [
-            "CPUExecutionProvider"]
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
         self.path = Path(path)
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
-            raise BackendError(f"{str(path)!r} is not a readable ONNX model: truncated or another kind of file "
-                               f"({type(exc).__name__})") from None
+        self.session = open_session(path, device)
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         self.own_info = None if text is None else ModelInfo.from_json(text, repr(str(path)))
         check_card_against_graph(card, self.session.get_inputs(), self.session.get_outputs(), repr(str(path)))
