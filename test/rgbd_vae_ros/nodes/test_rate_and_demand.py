@@ -119,7 +119,8 @@ def _node(cls, harness, namespace="/", **params):
 
 
 def _namespace() -> str:
-    """Topics of this test alone: a reader left in discovery by an earlier test would count as one."""
+    """Topics of this test alone: a reader an earlier test left in discovery would count as a reader,
+    and a publisher of a test beside this one would add frames."""
     return f"/demand_{uuid.uuid4().hex[:12]}"
 
 
@@ -172,12 +173,13 @@ def test_max_rate_skips_frames_by_stamp_counts_them_apart_and_a_change_applies_a
 
     from rgbd_vae_ros.nodes.depth_estimator import DepthEstimatorNode
 
-    node = _node(DepthEstimatorNode, harness, model=str(exported["unet_depth"][0]), max_rate=15.0,
+    ns = _namespace()  # exact counts: no frame of another test may arrive
+    node = _node(DepthEstimatorNode, harness, ns, model=str(exported["unet_depth"][0]), max_rate=15.0,
                  reliable_input="true")
     assert harness.wait_for(lambda: node._active)
     depth_runs = _Calls(node.processor.depth)
     diagnostics = harness.listen(DiagnosticArray, "/diagnostics")
-    pub = harness.publisher(Image, "image")
+    pub = harness.publisher(Image, f"{ns}/image")
 
     def send(i):  # one frame at a time, so that each arrives (reliable) and is counted before the next
         seen = node.counters.frames_in + node.rate_limit.skipped
@@ -192,7 +194,8 @@ def test_max_rate_skips_frames_by_stamp_counts_them_apart_and_a_change_applies_a
     assert c.rejected == 0 and c.frames_out + c.dropped + node._slot.dropped == 5 and depth_runs.count == c.frames_out
 
     def reported(key, value):
-        return any(kv.key == key and kv.value == value for d in diagnostics for s in d.status for kv in s.values)
+        return any(kv.key == key and kv.value == value for d in diagnostics for s in d.status for kv in s.values
+                   if s.hardware_id == node.get_fully_qualified_name())
 
     assert harness.wait_for(lambda: reported("frames_skipped", "5") and reported("frames_in", "5"))
     assert node.set_parameters([Parameter("max_rate", value=0.0)])[0].successful
