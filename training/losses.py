@@ -101,6 +101,7 @@ class DepthLoss:
 
 
 DEPTH_TERMS = ("l1", "log_l1")
+MASK_TARGETS = ("valid", "trusted")
 
 
 def _pair_valid(valid: torch.Tensor, dim: int) -> torch.Tensor:
@@ -128,7 +129,12 @@ class MFFDepthLoss:
       moved to 0 at no error) of the error e = prediction - truth;
     - gradient: the same function of the errors of the x and y differences;
     - normal: 1 - cos of the angle between the normals of the prediction and of the truth;
-    - mask: binary cross-entropy of the mask logits against the truth's validity (every pixel).
+    - mask: binary cross-entropy of the mask logits (every pixel) against ``mask_target``:
+      "valid" (the truth has a reading) or "trusted" (the truth has a reading and the prediction is
+      within ``mask_error`` of it: |prediction - truth| / truth <= mask_error). The "trusted" target
+      is computed from the prediction detached: it says where the depth is wrong, and no gradient
+      reaches the depth through it (in mask_mode "head" the mask's own gradient still reaches the
+      features the two heads share, as with "valid").
 
     ``loss`` = w_depth * depth + w_gradient * gradient + w_normal * normal + w_mask * mask.
     """
@@ -139,15 +145,29 @@ class MFFDepthLoss:
     w_gradient: float = 1.0
     w_normal: float = 1.0
     w_mask: float = 1.0
+    mask_target: str = "valid"
+    mask_error: float = 0.25  # "trusted": the largest relative error of a trusted pixel
 
     def __post_init__(self) -> None:
         if self.depth_term not in DEPTH_TERMS:
             raise ValueError(f"depth_term {self.depth_term!r} is not one of {', '.join(DEPTH_TERMS)}")
+        if self.mask_target not in MASK_TARGETS:
+            raise ValueError(f"mask_target {self.mask_target!r} is not one of {', '.join(MASK_TARGETS)}")
+        if not self.mask_error > 0:
+            raise ValueError(f"mask_error must be positive (a relative error, 0.25 = 25 %), got {self.mask_error}")
         if self.log_alpha <= 0:
             raise ValueError(f"log_alpha must be positive, got {self.log_alpha}")
         weights = (self.w_depth, self.w_gradient, self.w_normal, self.w_mask)
         if min(weights) < 0 or sum(weights) == 0:
             raise ValueError(f"loss weights must be 0 or more and not all 0, got {weights}")
+
+    def mask_truth(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The mask's BCE target (B, 1, H, W) in {0, 1} for depth in [0, 1]: the validity, or for
+        "trusted" the valid pixels whose detached prediction is within ``mask_error`` of the truth."""
+        if self.mask_target == "valid":
+            return valid
+        close = (pred.detach() - target).abs() <= self.mask_error * target  # no division: target > 0 where valid
+        return valid * close.to(valid.dtype)
 
     def _error(self, error: torch.Tensor) -> torch.Tensor:
         error = error.abs()
@@ -169,6 +189,6 @@ class MFFDepthLoss:
         terms = {"depth": depth, "gradient": gradient, "normal": normal}
         loss = self.w_depth * depth + self.w_gradient * gradient + self.w_normal * normal
         if mask_logits is not None:
-            terms["mask"] = F.binary_cross_entropy_with_logits(mask_logits.float(), valid)
+            terms["mask"] = F.binary_cross_entropy_with_logits(mask_logits.float(), self.mask_truth(pred, target, valid))
             loss = loss + self.w_mask * terms["mask"]
         return {"loss": loss, **terms}
