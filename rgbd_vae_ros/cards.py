@@ -280,26 +280,30 @@ def _dims(shape) -> str:
 def card_for_info(info) -> ModelCard:
     """The card of one of our exported depth parts (:class:`~rgbd_vae_ros.inference.ModelInfo`): RGB
     u8 / 127.5 - 1 is mean 0.5, std 0.5 on [0, 1]; the output in [-1, 1] is metres through
-    ``m = max/2 * y + max/2``."""
+    ``m = max/2 * y + max/2``; resize and training focal length from its ``depth_geometry``."""
     height, width = info.image_size
     half = float(info.max_depth_m) / 2.0
+    geometry = info.geometry  # what its training saw (SPEC §5): resize policy, f_train or "unknown"
+    focal = None if isinstance(geometry["focal_length_px"], str) else float(geometry["focal_length_px"])
     return ModelCard(CardInput(info.inputs[0], (int(height), int(width)), None, "NCHW", "RGB", (0.5, 0.5, 0.5),
-                               (0.5, 0.5, 0.5), "crop"),
-                     CardOutput(info.outputs[0], "metric", half, half, None),
+                               (0.5, 0.5, 0.5), geometry["resize"]),
+                     CardOutput(info.outputs[0], "metric", half, half, focal),
                      name=f"{info.model_name} {info.part}",
                      source=f"rgbd-vae export (checkpoint {info.checkpoint_sha256[:12] or 'unknown'})")
 
 
 def check_card_against_info(card: ModelCard, info, source: str) -> None:
     """A card beside one of our exports must say what its metadata says (names, size, normalisation,
-    output scale)."""
+    output scale, resize policy, training focal length)."""
     expected = card_for_info(info)
     pairs = (("input.name", card.input.name, expected.input.name), ("input.size", card.input.size, expected.input.size),
              ("input.multiple_of", card.input.multiple_of, None), ("input.layout", card.input.layout, "NCHW"),
              ("input.colour_order", card.input.colour_order, "RGB"), ("input.mean", card.input.mean, expected.input.mean),
              ("input.std", card.input.std, expected.input.std), ("output.name", card.output.name, expected.output.name),
              ("output.kind", card.output.kind, "metric"), ("output.scale", card.output.scale, expected.output.scale),
-             ("output.shift", card.output.shift, expected.output.shift))
+             ("output.shift", card.output.shift, expected.output.shift),
+             ("input.resize", card.input.resize, expected.input.resize),
+             ("output.focal_length_px", card.output.focal_length_px, expected.output.focal_length_px))
     for label, got, want in pairs:
         if got != want:
             raise CardError(f"the card of {source} has {label} {_show(got)} but the model's metadata makes it "
@@ -348,7 +352,7 @@ def plan_view(image_hw: tuple[int, int], card: ModelCard) -> View:
         scaled = (max(1, round(h * scale)), max(1, round(w * scale)))
         round_side = (lambda s: -(-s // m) * m) if pad else (lambda s: max(m, s // m * m))
         input_h, input_w = round_side(scaled[0]), round_side(scaled[1])
-    if max(input_h, input_w, *scaled) > MAX_SIDE:
+    if max(input_h, input_w) > MAX_SIDE:  # a cropped image's scaled size is never allocated (preprocess)
         raise CardError(f"a {w}x{h} image would need a {input_w}x{input_h} model input; the largest side is "
                         f"{MAX_SIDE}")
     offset = ((input_h - scaled[0]) // 2, (input_w - scaled[1]) // 2)
@@ -358,16 +362,32 @@ def plan_view(image_hw: tuple[int, int], card: ModelCard) -> View:
 def preprocess(rgb_u8: np.ndarray, card: ModelCard) -> tuple[np.ndarray, View]:
     """The model input (1, 3, H, W) or (1, H, W, 3) float32 for an (h, w, 3) uint8 RGB image, and its view."""
     view = plan_view(rgb_u8.shape[:2], card)
-    scaled = resize_rgb(rgb_u8, *view.scaled_hw)
+    # only the image rows and columns that land in the input are resized (all of them unless cropped):
+    # a crop of an image of extreme aspect would otherwise scale the whole image first
+    (r0, r1, top, h), (c0, c1, left, w) = (_visible_span(*args) for args in zip(
+        rgb_u8.shape[:2], view.scaled_hw, view.offset, view.input_hw))
+    scaled = resize_rgb(rgb_u8[r0:r1, c0:c1], h, w)
     if card.input.colour_order == "BGR":
         scaled = scaled[..., ::-1]
     mean = np.asarray(card.input.mean, np.float32)
     std = np.asarray(card.input.std, np.float32)
     pixels = (scaled.astype(np.float32) * np.float32(1 / 255) - mean) / std  # (h', w', 3)
     canvas = np.zeros((*view.input_hw, 3), np.float32)  # padding is the mean colour: 0 once normalised
-    (top, left), (input_h, input_w) = view.offset, view.input_hw
-    rows = slice(max(top, 0), min(top + view.scaled_hw[0], input_h))
-    cols = slice(max(left, 0), min(left + view.scaled_hw[1], input_w))
+    input_h, input_w = view.input_hw
+    rows = slice(max(top, 0), min(top + h, input_h))
+    cols = slice(max(left, 0), min(left + w, input_w))
     canvas[rows, cols] = pixels[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
     x = canvas.transpose(2, 0, 1) if card.input.layout == "NCHW" else canvas
     return np.ascontiguousarray(x[None]), view
+
+
+def _visible_span(n: int, scaled: int, offset: int, size: int) -> tuple[int, int, int, int]:
+    """Along one axis of ``n`` image pixels scaled to ``scaled`` and placed at ``offset`` of an input
+    ``size`` long: the image pixels [start, stop) that reach the input, their scaled length and
+    where it starts in the input (``(0, n, offset, scaled)`` when the whole image is in)."""
+    step = scaled / n  # input pixels per image pixel
+    start = max(0, math.floor(-offset / step)) if offset < 0 else 0
+    stop = min(n, math.ceil((size - offset) / step))
+    if (start, stop) == (0, n):
+        return 0, n, offset, scaled
+    return start, stop, offset + round(start * step), max(1, round((stop - start) * step))

@@ -5,6 +5,7 @@ see the same numbers.
     depth = DepthStage.open("models/depth.onnx")
     depth_m = depth(rgb_u8)                        # (H, W) metres at the input's size
     depth_m, mask = depth.estimate(rgb_u8)         # and the validity mask (None for a model without one)
+    depth_m = depth(rgb_u8, fx_px=fx)              # metres scaled by f_camera / f_train (SPEC §4.2)
     mu, logvar = EncodeStage.open("models")(rgb_u8, depth_m)
     rgb_u8, depth_m = DecodeStage.open("models")(mu, output_size=(480, 640))
 """
@@ -16,8 +17,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .carded_depth import to_image_grid
+from .cards import card_for_info, preprocess
 from .inference import Backend, BackendError, open_backend
-from .processing import (_resize_plane_stack, depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb,
+from .inference.metadata import UNKNOWN
+from .processing import (depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb,
                          rgb_from_unit_range, rgb_to_unit_range)
 
 __all__ = ["DecodeStage", "DepthEstimate", "DepthStage", "EncodeStage", "StageError", "check_same_checkpoint"]
@@ -80,8 +84,9 @@ class DepthEstimate(NamedTuple):
 
 
 class DepthStage(_Stage):
-    """RGB uint8 (H, W, 3) -> depth in metres (H, W), float32, at the input's size; for a model with a
-    validity mask (:attr:`has_mask`), :meth:`estimate` also gives the mask."""
+    """RGB uint8 (H, W, 3) -> depth in metres (H, W), float32, at the input's size, the image's aspect
+    kept (the metadata's ``depth_geometry``); for a model with a validity mask (:attr:`has_mask`),
+    :meth:`estimate` also gives the mask."""
 
     part = "depth"
 
@@ -94,34 +99,72 @@ class DepthStage(_Stage):
         carded = open_carded(path, backend, device, fp16)
         return carded if carded is not None else super().open(path, backend, device, fp16)
 
+    def __init__(self, backend: Backend):
+        super().__init__(backend)
+        self.card = card_for_info(self.info)  # its pre-processing: the metadata's resize, the aspect kept
+
     @property
     def has_mask(self) -> bool:
         """Whether the model has a validity mask output (metadata ``mask``)."""
         return self.info.mask_output is not None
 
-    def __call__(self, rgb_u8: np.ndarray) -> np.ndarray:
-        """The depth alone, as the model estimates it (a mask, if any, is not applied)."""
-        return self.estimate(rgb_u8).depth_m
+    def describe(self) -> dict[str, str]:
+        """As :meth:`_Stage.describe`, with what the model's training saw (SPEC §4.2), for /diagnostics."""
+        geometry, focal = self.info.geometry, self.focal_length_px
+        scaling = (f"f_camera / f_train, f_train {focal:g} px at the {self.width}x{self.height} input" if focal else
+                   "none: the training focal length is unknown (an export of a checkpoint that predates it), so "
+                   "depth is at the model's own scale whatever camera_info says")
+        box = geometry["supervised"]
+        region = ("[top, left, bottom, right] " + ", ".join(f"{v:g}" for v in box)) if isinstance(box, list) else box
+        return {**super().describe(), "depth_scaling": scaling, "depth_supervised_region": region,
+                "depth_resize": geometry["resize"]}
 
-    def estimate(self, rgb_u8: np.ndarray) -> DepthEstimate:
-        """The depth and, for a model with one, its validity mask, both at the input's size."""
+    @property
+    def focal_length_px(self) -> float | None:
+        """f_train: the training focal length in pixels at the model's input size (metadata), or None
+        where it is unknown (an older export): then depth is the model's own scale."""
+        focal = self.info.geometry["focal_length_px"]
+        return None if focal == UNKNOWN else float(focal)
+
+    def __call__(self, rgb_u8: np.ndarray, fx_px: float | None = None) -> np.ndarray:
+        """The depth alone, as the model estimates it (a mask, if any, is not applied)."""
+        return self.estimate(rgb_u8, fx_px).depth_m
+
+    def estimate(self, rgb_u8: np.ndarray, fx_px: float | None = None) -> DepthEstimate:
+        """The depth and, for a model with one, its validity mask, both at the input's size. The image
+        keeps its aspect (cropped or padded to the model's input as its metadata says); pixels the
+        model did not see, or saw where its training had no depth to learn from, are NaN. ``fx_px``:
+        the camera's focal length in pixels at the image's size; metres are then scaled by
+        f_camera / f_train at the model's input (SPEC §4.2) when the model records f_train."""
         check_rgb(rgb_u8)
-        x = rgb_to_unit_range(resize_rgb(rgb_u8, self.height, self.width)).transpose(2, 0, 1)[None]  # (1, 3, h, w)
+        x, view = preprocess(rgb_u8, self.card)  # (1, 3, h, w): u8 / 127.5 - 1, the image's aspect kept
         outputs = self.backend.run({self.info.inputs[0]: x})
-        unit = outputs[self.info.outputs[0]][0, 0]  # (h, w)
+        unit = outputs[self.info.outputs[0]][0, 0]  # (oh, ow)
         finite = np.isfinite(unit)
         if not finite.any():
             raise StageError("depth model output holds only NaN or infinite values for this image; "
                              "expected depth in [-1, 1]")
         depth_m = depth_from_unit_range(unit, self.info.max_depth_m)
-        depth_m[~finite] = np.nan  # no estimate there: invalid, never a clipped value
-        height, width = rgb_u8.shape[:2]
+        depth_m[~finite | ~self._supervised(depth_m.shape)] = np.nan  # no estimate there: never a clipped value
+        depth_m = to_image_grid(depth_m, view, rgb_u8.shape[:2])  # NaN where the image lay outside the input
+        if fx_px is not None and self.focal_length_px is not None:
+            depth_m *= np.float32(fx_px * view.scale / self.focal_length_px)
         mask = None
         if self.has_mask:
-            mask = self._mask_probability(outputs[self.info.mask_output][0, 0])  # (h, w)
-            if mask.shape != (height, width):
-                mask = _resize_plane_stack(mask[..., None], height, width)[..., 0]
-        return DepthEstimate(resize_depth(depth_m, height, width), mask)
+            mask = to_image_grid(self._mask_probability(outputs[self.info.mask_output][0, 0]), view, rgb_u8.shape[:2])
+            mask[np.isnan(mask)] = 0.0  # not seen: not trusted
+        return DepthEstimate(depth_m, mask)
+
+    def _supervised(self, shape: tuple[int, int]) -> np.ndarray:
+        """(oh, ow) bool: output pixels inside the region the model's training supervised (metadata)."""
+        box = self.info.geometry["supervised"]
+        inside = np.ones(shape, bool)
+        if isinstance(box, list):
+            top, left, bottom, right = box
+            rows = (np.arange(shape[0]) + 0.5) / shape[0]  # pixel centres in fractions of the input
+            cols = (np.arange(shape[1]) + 0.5) / shape[1]
+            inside &= ((rows >= top) & (rows < bottom))[:, None] & ((cols >= left) & (cols < right))[None, :]
+        return inside
 
     def _mask_probability(self, values: np.ndarray) -> np.ndarray:
         """The mask output as a probability; a pixel whose mask is not finite is not trusted."""

@@ -23,6 +23,10 @@ OUTPUT_COUNT = {"encoder": 2, "decoder": 1, "depth": 1}  # encoder: mu, logvar; 
 # What a depth part's validity mask output holds: 'probability' in [0, 1] (sigmoid in the graph, what
 # export writes) or 'logits' (> 0: trusted); either way larger means the depth there is trusted.
 MASK_KINDS = ("probability", "logits")
+# A depth part's geometry (SPEC §4.2, §5): what its training saw, so the stage keeps the camera's
+# aspect, invalidates what was never supervised and scales metres by f_camera / f_train.
+UNKNOWN = "unknown"  # a checkpoint trained before this was recorded: the model's own input, no scaling
+RESIZE_POLICIES = ("crop", "pad")  # how an image of another aspect meets the input; never stretched
 
 
 @dataclass
@@ -45,6 +49,18 @@ class ModelInfo:
     # depth parts of models with a validity mask (mff_depth): {"output": <its name, the second output>,
     # "kind": "probability" | "logits"}, an output of shape (1, H, W) like the depth; None: no mask
     mask: dict[str, Any] | None = None
+    # depth parts: {"focal_length_px": f_train in pixels at the input size, or "unknown";
+    # "supervised": "full", [top, left, bottom, right] fractions of the input, or "unknown";
+    # "resize": "crop" | "pad"; "trained_on": text}; None in older exports (read as unknown)
+    depth_geometry: dict[str, Any] | None = None
+
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """The depth part's geometry, with "unknown" for what an older export does not record."""
+        values = dict(self.depth_geometry or {})
+        return {"focal_length_px": values.get("focal_length_px", UNKNOWN),
+                "supervised": values.get("supervised", UNKNOWN), "resize": values.get("resize", "crop"),
+                "trained_on": values.get("trained_on", UNKNOWN)}
 
     @property
     def mask_output(self) -> str | None:
@@ -108,6 +124,8 @@ class ModelInfo:
                 raise BackendError(f"{source} carries mask metadata {self.mask!r}; expected, on a depth part, "
                                    "{'output': <the name of its second output>, 'kind': "
                                    f"{' or '.join(repr(k) for k in MASK_KINDS)}}}")
+        if self.depth_geometry is not None:
+            check_depth_geometry(self.depth_geometry, self.part, source)
         outputs = OUTPUT_COUNT[self.part] + (self.mask is not None)
         counts = (("inputs", self.inputs, 1), ("outputs", self.outputs, outputs))
         for field_name, names, count in counts:
@@ -160,6 +178,27 @@ class ModelInfo:
         return {self.inputs[0]: [3, height, width], **{name: [1, height, width] for name in self.outputs}}
 
 
+def check_depth_geometry(values, part: str, source: str) -> None:
+    """A depth part's geometry: a positive finite focal length or "unknown", a supervised box of
+    fractions 0 <= top < bottom <= 1, 0 <= left < right <= 1 (or "full" / "unknown"), a known resize."""
+    expected = ('expected, on a depth part, {"focal_length_px": <pixels > 0> or "unknown", "supervised": "full", '
+                '"unknown" or [top, left, bottom, right] fractions, "resize": "crop" or "pad", "trained_on": <text>}')
+    if not isinstance(values, dict) or part != "depth" or set(values) - {"focal_length_px", "supervised", "resize",
+                                                                         "trained_on"}:
+        raise BackendError(f"{source} carries depth geometry {values!r}; {expected}")
+    focal = values.get("focal_length_px", UNKNOWN)
+    focal_ok = focal == UNKNOWN or (isinstance(focal, (int, float)) and not isinstance(focal, bool)
+                                    and math.isfinite(focal) and focal > 0)
+    box = values.get("supervised", UNKNOWN)
+    box_ok = box in ("full", UNKNOWN) or (
+        isinstance(box, list) and len(box) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+        and 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1)
+    if not (focal_ok and box_ok and values.get("resize", "crop") in RESIZE_POLICIES
+            and isinstance(values.get("trained_on", ""), str)):
+        raise BackendError(f"{source} carries depth geometry {values!r}; {expected}")
+
+
 def _positive_int(value, key: str, source: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise BackendError(f"{source} carries metadata with {key} {value!r}; expected a whole number > 0")
@@ -206,8 +245,16 @@ def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") 
     max_depth_m = float(payload.get("config", {}).get("train", {}).get("max_depth_m", 10.0))
     # a checkpoint may carry the latent quantiser table too (an export's, saved into it)
     quantiser = payload.get("latent_quantiser") if part in ("encoder", "decoder") else None
+    geometry = None
+    if part == "depth":  # recorded by the trainer (training/train/geometry.py); an older checkpoint: unknown
+        recorded = payload.get("depth_geometry")
+        geometry = _plain(recorded) if isinstance(recorded, dict) else {
+            "focal_length_px": UNKNOWN, "supervised": UNKNOWN, "resize": "crop",
+            "trained_on": "unknown: the checkpoint predates recorded depth geometry; the model's own input, "
+                          "no focal-length scaling"}
     return ModelInfo(payload["model_name"], kind, part, _plain(config), list(inputs), list(outputs), shape,
-                     max_depth_m, checkpoint_sha256, latent_quantiser=_plain(quantiser), mask=mask)
+                     max_depth_m, checkpoint_sha256, latent_quantiser=_plain(quantiser), mask=mask,
+                     depth_geometry=geometry)
 
 
 def _plain(value):

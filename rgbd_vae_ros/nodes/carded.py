@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rgbd_vae_ros.carded_depth import CardedDepthStage
-from rgbd_vae_ros.conversion import ImageConversionError, numpy_to_image, scale_camera_info
+from rgbd_vae_ros.conversion import ImageConversionError, numpy_to_image
 from rgbd_vae_ros.stages import StageError
 
 RELATIVE_OUTPUT = "depth/relative"
@@ -23,7 +23,7 @@ def carded_depth(processor, stage: CardedDepthStage, rgb_u8: np.ndarray, frame, 
     """Metres at the image's size (NaN: no estimate), or None when this frame has no metric scale;
     appends ``depth/relative`` to ``out`` for a relative model while it is wanted, where the
     processor has that output (depth_estimator)."""
-    from .processors import camera_info_problem, measured_depth_m
+    from .processors import camera_fx_px, measured_depth_m
 
     height, width = rgb_u8.shape[:2]
     card = stage.card
@@ -33,10 +33,7 @@ def carded_depth(processor, stage: CardedDepthStage, rgb_u8: np.ndarray, frame, 
             measured_m = measured_depth_m(frame.depth, rgb_u8)
         except (ImageConversionError, StageError) as exc:
             processor.note("measured_depth_unused", str(exc))
-    fx_px = None
-    if frame.camera_info is not None and card.output.focal_length_px is not None:
-        if camera_info_problem(frame.camera_info, width, height) is None:  # a bad one is counted by the caller
-            fx_px = float(scale_camera_info(frame.camera_info, width, height).k[0])
+    fx_px = camera_fx_px(frame, width, height) if card.output.focal_length_px is not None else None
     result = stage.estimate_carded(rgb_u8, measured_m, fx_px)
     if result.relative is not None and RELATIVE_OUTPUT in processor.outputs and wanted(RELATIVE_OUTPUT):
         out.append((RELATIVE_OUTPUT, numpy_to_image(result.relative, "32FC1", frame.image.header)))

@@ -129,6 +129,15 @@ def camera_info_problem(info, width: int, height: int) -> str | None:
     return None
 
 
+def camera_fx_px(frame: Frame, width: int, height: int) -> float | None:
+    """The focal length in pixels at ``width`` x ``height`` of the frame's camera_info, for scaling
+    metres by f_camera / f_train (SPEC §4.2); None without one or with one that cannot describe the
+    image (the caller counts that)."""
+    if frame.camera_info is None or camera_info_problem(frame.camera_info, width, height) is not None:
+        return None
+    return float(scale_camera_info(frame.camera_info, width, height).k[0])
+
+
 class Processor:
     """Base: ``inputs`` are the streams a frame is made of, ``outputs`` topic -> message type."""
 
@@ -191,6 +200,7 @@ class Processor:
         for stage, d in zip(self.stages, described):
             values[f"model_{stage.part}"] = d["model"]
             values[f"checkpoint_sha256_{stage.part}"] = d["checkpoint_sha256"]
+            values.update({k: v for k, v in d.items() if k.startswith("depth_")})  # a depth model's geometry
         return values
 
     # the three jobs, shared by the single executables and the pipeline ------------------------
@@ -202,7 +212,10 @@ class Processor:
             if depth_m is None:
                 return None
         else:
-            depth_m, mask = stage.estimate(rgb_u8)
+            # metres follow the camera (SPEC §4.2); a model without a training focal length keeps its own
+            # scale, which /diagnostics says (depth_scaling)
+            fx_px = camera_fx_px(frame, *rgb_u8.shape[1::-1]) if stage.focal_length_px is not None else None
+            depth_m, mask = stage.estimate(rgb_u8, fx_px)
         with np.errstate(invalid="ignore"):  # outside [min_depth, max_depth] is no reading, never clamped (REP 118)
             depth_m[(depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
         if mask is not None:

@@ -12,7 +12,7 @@ SMALL = {
     "resnet_vae": {"image_size": 32, "latent_dim": 16, "decoder_widths": (64, 32, 32, 16, 16, 16)},
     "fc_vae": {"image_size": 16, "latent_dim": 8, "hidden": (128, 64)},
     "cvae": {"image_size": 16, "latent_dim": 8, "hidden": (128, 64)},
-    "unet_depth": {"input_height": 32, "input_width": 48, "widths": (8, 16, 32), "attention_heads": 2},
+    "unet_depth": {"input_height": 36, "input_width": 48, "widths": (8, 16, 32), "attention_heads": 2},
     "fast_depth": {"input_height": 32, "input_width": 64, "width_multiplier": 0.35, "final_width": 8},
     "mff_depth": {"input_height": 48, "input_width": 64, "encoder_blocks": (1, 1, 1, 1),
                   "encoder_widths": (8, 16, 16, 16), "decoder_widths": (16, 16, 8, 8, 8), "mff_width": 4,

@@ -63,7 +63,7 @@ def test_rgb_models_ignore_depth_and_decode_no_depth(exported):
 def test_a_stage_from_the_onnx_file_alone_has_the_checkpoints_config(exported, small_checkpoints):
     eager, ort = _both(exported, small_checkpoints, "unet_depth", DepthStage)
     assert ort.info.config == eager.info.config and ort.info.model_name == "unet_depth"
-    assert (ort.height, ort.width) == (32, 48) and ort.info.max_depth_m == 8.0
+    assert (ort.height, ort.width) == (36, 48) and ort.info.max_depth_m == 8.0
 
 
 @pytest.mark.parametrize("bad, message", [

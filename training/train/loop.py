@@ -23,8 +23,10 @@ from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
 from ..faults import kill_point
 from ..figures import labelled_grid
+from ..data.detect import detect_layout
 from .config import RunConfig, resize_at
-from .tasks import make_task, open_samples
+from .geometry import training_geometry
+from .tasks import make_task, makes_depth_part, open_samples
 from .validation import VALIDATION_METRIC, lr_at, open_validation, validate
 
 CHECKPOINT_NAME = "checkpoint.pt"  # the last epoch's: what --resume continues
@@ -175,6 +177,10 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         raise TrainingError(f"{str(data)!r} has {len(dataset)} training samples, fewer than one batch of "
                             f"{settings.batch_size * dist.world_size}; lower train.batch_size")
 
+    geometry = None
+    if makes_depth_part(task):  # what the export's metadata says the model saw (SPEC §5)
+        geometry = training_geometry(dataset.reader, *task.image_size(), settings.max_depth_m,
+                                     settings.augment, f"{detect_layout(data)} data {str(data)!r}")
     held_out = open_validation(task, data, settings) if dist.main else None
     model, optimizer = _build(config, device)
     schedule = settings.resize_schedule
@@ -264,7 +270,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                     is_best = best_metric is None or metric < best_metric
                     best_metric = metric if is_best else best_metric
                 saved = {"finished": step >= total_steps, "validation": validation, "best_metric": best_metric,
-                         "resize": _resize_record(schedule, step // steps_per_epoch)}
+                         "resize": _resize_record(schedule, step // steps_per_epoch), "depth_geometry": geometry}
                 _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend, **saved)
                 if validation is not None and is_best:
                     _save(best_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend, **saved)
@@ -331,12 +337,12 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file size li
 
 def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, steps_per_epoch: int,
           distributed: str | None, finished: bool, validation: dict | None = None,
-          best_metric: float | None = None, resize: dict | None = None) -> None:
+          best_metric: float | None = None, resize: dict | None = None, depth_geometry: dict | None = None) -> None:
     payload = checkpoint_payload(model, config=config.to_dict(), optimizer=optimizer.state_dict(),
                                  scaler=None if scaler is None else scaler.state_dict(),
                                  step=step, steps_per_epoch=steps_per_epoch, distributed=distributed,
                                  finished=finished, validation=validation, best_metric=best_metric,
-                                 resize=resize)
+                                 resize=resize, depth_geometry=depth_geometry)
     existed = path.exists()
     try:
         with atomic_output(path) as f:

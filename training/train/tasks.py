@@ -153,6 +153,12 @@ def make_task(config):
     return cls(config.model, config.loss, config.train.max_depth_m)
 
 
+def makes_depth_part(task) -> bool:
+    """Whether the trained model has a depth part (a depth model, or an rgb2rgbd VAE), whose training
+    geometry its checkpoint records (:mod:`.geometry`)."""
+    return task.name == "depth" or getattr(task.config, "mode", None) == "rgb2rgbd"
+
+
 def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bool = False):
     """The samples of ``split`` at the model's input size, checked to suit the task."""
     from ..data.detect import detect_layout, open_dataset
@@ -162,7 +168,12 @@ def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bo
     if len(reader) == 0:
         raise TaskError(f"{str(path)!r} has no {split} samples")
     height, width = task.image_size()
+    layout = detect_layout(path)
+    if makes_depth_part(task):  # never stretched: cropped to the model's aspect, as the stage crops a camera's
+        from .geometry import AspectFrames
+
+        reader = AspectFrames(reader, height, width, layout)
     dataset = RGBDDataset(reader, height, width, task.max_depth_m, Augment() if augment else None,
-                          square_crop=detect_layout(path) == "image-folder", seed=seed, cache_frames=cache)
+                          square_crop=layout == "image-folder", seed=seed, cache_frames=cache)
     task.check_sample(dataset[0], str(path))
     return dataset

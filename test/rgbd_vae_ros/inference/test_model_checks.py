@@ -92,11 +92,11 @@ def test_onnx_metadata_that_lies_about_the_graph_or_holds_impossible_values_fail
 def test_a_depth_models_metadata_is_checked_against_its_graph_too(exported, tmp_path):
     folder, _ = exported["unet_depth"]
     path = _with_metadata(folder / "depth.onnx", tmp_path / "depth.onnx",
-                          _set(config__input_width=64, input_shape=[3, 32, 64]))
-    with pytest.raises(BackendError, match=r"'rgb' is \(batch, 3, 32, 64\) but the graph's 'rgb' is "
-                                           r"\(batch, 3, 32, 48\)"):
+                          _set(config__input_width=64, input_shape=[3, 36, 64]))
+    with pytest.raises(BackendError, match=r"'rgb' is \(batch, 3, 36, 64\) but the graph's 'rgb' is "
+                                           r"\(batch, 3, 36, 48\)"):
         open_backend(path, "depth", backend="onnxruntime")
-    assert open_backend(folder / "depth.onnx", "depth", backend="onnxruntime").info.image_size == (32, 48)
+    assert open_backend(folder / "depth.onnx", "depth", backend="onnxruntime").info.image_size == (36, 48)
 
 
 def test_a_graph_of_another_dtype_than_float32_is_refused(tmp_path):

@@ -134,7 +134,7 @@ def test_int8_calibration_samples_are_what_the_model_sees(exported, tmp_path):
     for i in range(3):
         PILImage.new("RGB", (90, 60), (i * 100, 50, 255)).save(tmp_path / f"{i}.png")
     samples = calibration_batch(str(exported["unet_depth"][0] / "depth.onnx"), tmp_path)
-    assert samples.shape == (3, 3, 32, 48) and samples.dtype == np.float32
+    assert samples.shape == (3, 3, 36, 48) and samples.dtype == np.float32
     np.testing.assert_allclose(samples[1, :, 0, 0], [100 / 127.5 - 1, 50 / 127.5 - 1, 1.0], atol=1e-6)
     latents = calibration_batch(str(exported["conv_vae"][0] / "decoder.onnx"), tmp_path, limit=16)
     assert latents.shape == (16, 16)  # a decoder calibrates on the prior

@@ -27,7 +27,9 @@ def test_depth_estimator_publishes_metres_from_fast_depth(harness, exported, sma
     assert (msg.encoding, msg.height, msg.width) == ("32FC1", 120, 160)
     assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == ("camera_rgb", 1234, 5000)
     values = image_to_numpy(msg)
-    assert np.all(np.isfinite(values) & (values >= 0) & (values <= 8.0))  # the checkpoint's max_depth_m is 8
+    # the 64x32 (2:1) input sees image rows 20-99 of the 4:3 image (never stretched); the rows cut away have no estimate
+    assert np.all(np.isfinite(values[20:100]) & (values[20:100] >= 0) & (values[20:100] <= 8.0))  # max_depth_m 8
+    assert np.isnan(values[:20]).all() and np.isnan(values[100:]).all()
     described = node.processor.describe()
     assert described["backend"] == backend and described["model_depth"].endswith(("depth.onnx", "fast_depth.pt"))
     assert node.processor.depth.info.model_name == "fast_depth"
