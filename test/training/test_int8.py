@@ -204,3 +204,13 @@ def test_bench_backends_adds_int8_rows_with_their_accuracy_change(tmp_path, monk
     assert f"unet_depth ({depth})/depth: INT8 accuracy AbsRel" in text
     assert "fc_vae/decoder: encoder and decoder both INT8 RGB PSNR" in text
     assert "fc_vae/encoder: ONNX Runtime" in text and "x ONNX Runtime fp32" in text
+
+
+def test_bench_times_the_backends_in_turns_so_a_change_of_load_falls_on_each_alike():
+    from rgbd_vae_training.bench.backends import time_in_turns
+
+    order = []
+    timings = time_in_turns([lambda: order.append("a"), lambda: order.append("b")], runs=7, warmup=2, rounds=3)
+    assert order[:4] == ["a", "a", "b", "b"]  # warm-up
+    assert order[4:] == ["a"] * 3 + ["b"] * 3 + ["a"] * 2 + ["b"] * 2 + ["a"] * 2 + ["b"] * 2  # 7 runs each, in turns
+    assert len(timings) == 2 and all(0 <= median <= p95 for median, p95 in timings)

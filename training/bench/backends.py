@@ -10,7 +10,7 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
-from .timing import rows_table, time_call
+from .timing import rows_table
 
 DEFAULT_MODELS = ("conv_vae", "unet_depth")
 # INT8 calibration rooms and held-out rooms: other seeds than the demo's training rooms (11), 4:3
@@ -100,24 +100,52 @@ def bench_backends(models: list[str] | None = None, runs: int = 50, device: str 
                 inputs = example_inputs(model, part, batch=1, generator=torch.Generator().manual_seed(0))
                 flops = count_flops(model_part(model, part), inputs)
                 cases = [(b, "fp32") for b in backends] + ([("onnxruntime", "int8")] if int8 else [])
+                opened = []
                 for backend_name, precision in cases:
                     if backend_name == "torch":
                         path = checkpoint
                     else:
                         path = folder / (int8_name(part) if precision == "int8" else f"{part}.onnx")
-                    backend = open_backend(path, part, backend_name, device)
-                    feeds = {n: t.numpy() for n, t in zip(backend.info.inputs, inputs)}
-                    timing = time_call(f"{name}/{part}/{backend_name}/{precision}", lambda: backend.run(feeds), runs,
-                                       warmup=5)
+                    opened.append(open_backend(path, part, backend_name, device))
+                calls = [_call(b, {n: t.numpy() for n, t in zip(b.info.inputs, inputs)}) for b in opened]
+                for (backend_name, precision), backend, (median_ms, p95_ms) in zip(cases, opened,
+                                                                                   time_in_turns(calls, runs)):
                     row = {"model": name, "weights": weights, "part": part, "backend": backend_name,
-                           "device": backend.device, "precision": precision, "batch": 1,
-                           "median_ms": timing.median_ms, "p95_ms": timing.p95_ms, "gflops": flops / 1e9,
-                           "gflop_per_s": flops / 1e9 / (timing.median_ms / 1e3)}
+                           "device": backend.device, "precision": precision, "batch": 1, "median_ms": median_ms,
+                           "p95_ms": p95_ms, "gflops": flops / 1e9, "gflop_per_s": flops / 1e9 / (median_ms / 1e3)}
                     if quality is not None and backend_name == "onnxruntime":
                         row.update(quality.of(part, precision))
                     rows.append(row)
                     backend.close()
     return rows
+
+
+def _call(backend, feeds: dict):
+    return lambda: backend.run(feeds)
+
+
+def time_in_turns(calls: list, runs: int, warmup: int = 5, rounds: int = 5) -> list[tuple[float, float]]:
+    """(median ms, p95 ms) of each of ``calls`` over ``runs`` timed calls after ``warmup``, taken in
+    turns (``rounds`` rounds, each case a share of its runs per round): a change of load during the
+    benchmark then falls on every case alike, and their ratios hold on a shared machine."""
+    import time
+
+    import numpy as np
+
+    if runs < 1:
+        raise ValueError(f"runs is {runs}; expected at least 1")
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    shares = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
+    samples_ns: list[list[int]] = [[] for _ in calls]
+    for share in shares:
+        for call, samples in zip(calls, samples_ns):
+            for _ in range(share):
+                start = time.perf_counter_ns()
+                call()
+                samples.append(time.perf_counter_ns() - start)
+    return [(float(np.median(s)) / 1e6, float(np.percentile(s, 95)) / 1e6) for s in samples_ns]
 
 
 class _Quality:
