@@ -77,8 +77,11 @@ def _open(stage_cls, param: Param):
     return stage_cls.open(param("model"), param("backend"), param("device"), param("fp16"))
 
 
-def with_mask_output(outputs: dict[str, type], stage: DepthStage) -> dict[str, type]:
-    """``outputs`` plus ``depth/mask`` when the depth model has a validity mask."""
+def with_depth_model_outputs(outputs: dict[str, type], stage: DepthStage) -> dict[str, type]:
+    """``outputs`` plus what the depth model adds: ``depth/mask`` when it has a validity mask,
+    ``depth/relative`` for a relative third-party model (SPEC §5.1)."""
+    if isinstance(stage, CardedDepthStage) and not stage.card.is_metric:
+        outputs = {**outputs, RELATIVE_OUTPUT: Image}
     return {**outputs, **MASK_OUTPUTS} if stage.has_mask else outputs
 
 
@@ -286,10 +289,9 @@ class DepthEstimator(Processor):
         super().__init__(param)
         self.depth = _open(DepthStage, param)
         self.stages = [self.depth]
-        self.outputs = with_mask_output(self.outputs, self.depth)
-        if isinstance(self.depth, CardedDepthStage) and not self.depth.card.is_metric:
-            self.outputs = {**self.outputs, RELATIVE_OUTPUT: Image}  # and a measured depth to fit metres to
-            self.inputs = ("image", "depth", "camera_info") if param("use_depth") else self.inputs
+        self.outputs = with_depth_model_outputs(self.outputs, self.depth)
+        if RELATIVE_OUTPUT in self.outputs and param("use_depth"):  # a measured depth to fit metres to
+            self.inputs = ("image", "depth", "camera_info")
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
@@ -317,6 +319,8 @@ class Encoder(Processor):
 
     def __call__(self, frame: Frame, wanted: Wanted = lambda topic: True) -> Outputs:
         out: Outputs = []
+        if not wanted("latent"):
+            return out  # nobody reads the code: no encode
         rgb_u8 = rgb_of(frame.image)
         depth_m = measured_depth_m(frame.depth, rgb_u8) if frame.depth is not None else None
         self.encode(self.encoder, rgb_u8, depth_m, "none" if depth_m is None else "measured", frame.image.header,
@@ -398,7 +402,7 @@ class Pipeline(Processor):
             self.close()
             raise
         self.depth, self.encoder, self.decoder = self.stages
-        self.outputs = with_mask_output(self.outputs, self.depth)
+        self.outputs = with_depth_model_outputs(self.outputs, self.depth)
         if not param("use_depth"):
             self.inputs = ("image", "camera_info")
 
@@ -415,7 +419,15 @@ class Pipeline(Processor):
                 mu = self.encode(self.encoder, rgb_u8, measured_m, "measured", header, out, wanted)
             except (ImageConversionError, StageError) as exc:
                 self.note("measured_depth_unused", str(exc))
+                if depth_m is None and self.encoder.uses_depth:
+                    self.note("latent_skipped", "no depth to encode: the measured depth cannot be used and the depth "
+                              "model gave no metres for this frame")
+                    return out
                 mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out, wanted)
+        elif depth_m is None and self.encoder.uses_depth:  # a relative model (SPEC §5.1) without a fit
+            self.note("latent_skipped", "no depth to encode: the frame has no measured depth and the depth model "
+                      "gave no metres for it")
+            return out
         else:
             mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out, wanted)
         self.decode(self.decoder, mu, header, out, wanted)  # the code as sent: a receiver decodes the same

@@ -170,3 +170,30 @@ def test_a_metric_card_follows_the_camera_focal_length_when_camera_info_comes(ha
     assert harness.send(image_pub, numpy_to_image(rgb, "rgb8", _header(2)), lambda: any(map(paired, depth)))
     np.testing.assert_allclose(image_to_numpy(next(filter(paired, depth))), 4.0, rtol=1e-5)
     assert "depth/relative" not in node.output_publishers and "depth" not in node.processor.inputs
+
+
+@pytest.mark.slow
+def test_the_pipeline_with_a_relative_model_and_no_measured_depth_publishes_the_relative_map_and_no_latent(
+        tmp_path, pipeline_models):
+    """An RGB-D encoder needs metres; without a fit there are none, so no latent (counted), never a
+    latent of unscaled values."""
+    import shutil
+
+    from rgbd_vae_ros.frames import Frame
+    from rgbd_vae_ros.nodes.parameters import defaults
+    from rgbd_vae_ros.nodes.processors import Pipeline
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    write_card_yaml(red_model(folder / "depth.onnx", A, B, height=70, width=70), card_dict(size=(70, 70)))
+    for part in ("encoder", "decoder"):
+        shutil.copy(pipeline_models / f"{part}.onnx", folder)
+    processor = Pipeline({**defaults(), "model": str(folder), "backend": "onnxruntime"}.__getitem__)
+    try:
+        assert processor.encoder.uses_depth
+        rgb, _ = ramp_scene(60, 80)
+        outputs = dict(processor(Frame(numpy_to_image(rgb, "rgb8", _header(3))), lambda topic: True))
+        assert set(outputs) == {"depth/relative"}
+        assert processor.counts["latent_skipped"] == 1 and "no measured depth" in processor.reasons["latent_skipped"]
+    finally:
+        processor.close()

@@ -106,6 +106,19 @@ def test_the_pipeline_neither_encodes_nor_decodes_when_only_the_depth_is_read(pi
     assert set(outputs) == {"depth/image", "decoded/depth"} and (encodes.count, decodes.count) == (2, 1)
 
 
+def test_the_encoder_does_not_encode_without_a_latent_reader(pipeline_models):
+    from rgbd_vae_ros.nodes.processors import Encoder
+
+    encoder = Encoder({**defaults(), "model": str(pipeline_models), "backend": "onnxruntime"}.__getitem__)
+    try:
+        depth = numpy_to_image(np.full((120, 160), 2.0, np.float32), "32FC1", _header(START_NS))
+        encodes, frame = _Calls(encoder.encoder), Frame(_rgb(START_NS), depth)
+        assert encoder(frame, lambda topic: topic != "latent") == [] and encodes.count == 0
+        assert [topic for topic, _ in encoder(frame, lambda topic: True)] == ["latent"] and encodes.count == 1
+    finally:
+        encoder.close()
+
+
 def test_offline_processing_still_writes_every_output_but_the_points(pipeline):
     frame = Frame(_rgb(START_NS))
     topics = {topic for topic, _ in pipeline(frame, lambda topic: topic not in LIVE_ONLY)}
