@@ -436,12 +436,18 @@ def usage(node_cls, program: str) -> str:
 
     lines = [f"usage: {os.path.basename(program)} [--ros-args -p NAME:=VALUE ... -r TOPIC:=NEW ...]", "",
              (node_cls.processor_cls.__doc__ or "").strip(), "",
-             "subscribes: " + ", ".join([*node_cls.processor_cls.inputs, *node_cls.processor_cls.side_inputs]),
-             "publishes: " + ", ".join([*node_cls.processor_cls.outputs, *node_cls.processor_cls.latched])
+             "subscribes: " + ", ".join([*node_cls.processor_cls.inputs, *node_cls.processor_cls.side_inputs,
+                                         *_with_models(node_cls.processor_cls.model_inputs)]),
+             "publishes: " + ", ".join([*node_cls.processor_cls.outputs, *node_cls.processor_cls.latched,
+                                        *_with_models(node_cls.processor_cls.model_outputs)])
              + ", /diagnostics", "", "parameters:"]
     for name, (default, description, read_only, _) in COMMON_PARAMETERS.items():
         lines.append(f"  {name} (default {default!r}{', read-only' if read_only else ''}): {description}")
     return "\n".join(lines)
+
+
+def _with_models(topics: dict[str, str]) -> list[str]:
+    return [f"{topic} ({models})" for topic, models in topics.items()]
 
 
 def _check_parameter_files(argv: list[str]) -> None:

@@ -148,6 +148,8 @@ class Processor:
     outputs: dict[str, type] = {}
     latched: dict[str, type] = {}  # outputs published once per model, transient local
     side_inputs: dict[str, type] = {}  # inputs that are not frames (transient local), see side_input
+    model_inputs: dict[str, str] = {}  # topic -> the models that add it (--help)
+    model_outputs: dict[str, str] = {}
 
     def __init__(self, param: Param):
         self.param = param
@@ -279,11 +281,17 @@ class Processor:
             out.append(("decoded/depth", numpy_to_image(depth_m, "32FC1", header)))
 
 
+# What a depth model adds to a node (--help): outputs and inputs that exist with some models only.
+MODEL_OUTPUTS = {"depth/mask": "models with a validity mask", RELATIVE_OUTPUT: "relative third-party models"}
+MODEL_INPUTS = {"depth": "relative third-party models: measured depth to fit metres to"}
+
+
 class DepthEstimator(Processor):
     """RGB -> ``depth/image``, ``depth/camera_info``, ``depth/colorized``."""
 
     inputs = ("image", "camera_info")
     outputs = DEPTH_OUTPUTS
+    model_inputs, model_outputs = MODEL_INPUTS, MODEL_OUTPUTS
 
     def __init__(self, param: Param):
         super().__init__(param)
@@ -389,6 +397,7 @@ class Pipeline(Processor):
 
     inputs = ("image", "depth", "camera_info")
     outputs = {**DEPTH_OUTPUTS, **ENCODE_OUTPUTS, **DECODE_OUTPUTS}
+    model_outputs = MODEL_OUTPUTS
     latched = LATCHED_OUTPUTS
 
     def __init__(self, param: Param):

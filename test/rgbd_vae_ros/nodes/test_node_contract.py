@@ -61,6 +61,8 @@ def test_help_describes_the_executable_and_starts_nothing():
     assert done.returncode == 0 and done.stderr == ""
     assert "usage: rgbd_pipeline" in done.stdout and "subscribes: image, depth, camera_info" in done.stdout
     assert "reliable_input (default 'auto', read-only)" in done.stdout and "decoded/depth" in done.stdout
+    # and the outputs some depth models add
+    assert "depth/mask (models with a validity mask)" in done.stdout and "depth/relative (relative" in done.stdout
 
 
 def _node(cls, harness, **params):
