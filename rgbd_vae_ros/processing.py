@@ -17,6 +17,7 @@ __all__ = [
     "depth_from_unit_range",
     "depth_to_unit_range",
     "resize_depth",
+    "resize_planes",
     "resize_rgb",
     "rgb_from_unit_range",
     "rgb_to_unit_range",
@@ -158,7 +159,7 @@ def _shrink_along(planes: np.ndarray, axis: int, size_out: int) -> np.ndarray:
     return out
 
 
-def _resize_plane_stack(planes: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_planes(planes: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize (H, W, C) planes with separable weights: Wy @ planes @ Wx^T (float32 out; a shrink
     also takes uint8 planes as they are, without a float copy of the whole frame)."""
     rows_in, cols_in, channels = planes.shape
@@ -175,7 +176,7 @@ def resize_rgb(rgb_u8: np.ndarray, height: int, width: int) -> np.ndarray:
     """uint8 RGB (H, W, 3) to (height, width, 3); area average when shrinking."""
     if rgb_u8.shape[:2] == (height, width):
         return rgb_u8
-    out = _resize_plane_stack(rgb_u8, height, width)
+    out = resize_planes(rgb_u8, height, width)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -189,9 +190,9 @@ def resize_depth(depth_m: np.ndarray, height: int, width: int, min_valid_fractio
         return depth_m.astype(np.float32, copy=False)
     valid = valid_depth_mask(depth_m)
     if valid.all():  # a model's estimate mostly: the weight plane would be all ones, so half the work
-        return _resize_plane_stack(depth_m.astype(np.float32, copy=False)[..., None], height, width)[..., 0]
+        return resize_planes(depth_m.astype(np.float32, copy=False)[..., None], height, width)[..., 0]
     planes = np.stack([np.where(valid, depth_m, 0.0), valid], axis=-1).astype(np.float32)
-    out = _resize_plane_stack(planes, height, width)
+    out = resize_planes(planes, height, width)
     weight = out[..., 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         depth = out[..., 0] / weight

@@ -35,11 +35,11 @@ def true_validity(gt_m: np.ndarray) -> np.ndarray:
 
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """A mask probability (h, w) to (height, width), as the depth stage resizes it."""
-    from rgbd_vae_ros.processing import _resize_plane_stack
+    from rgbd_vae_ros.processing import resize_planes
 
     if mask.shape == (height, width):
         return mask.astype(np.float32, copy=False)
-    return _resize_plane_stack(mask.astype(np.float32)[..., None], height, width)[..., 0]
+    return resize_planes(mask.astype(np.float32)[..., None], height, width)[..., 0]
 
 
 class MaskTally:
