@@ -129,8 +129,8 @@ def quantise_part(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.nda
     from rgbd_vae_ros.files import atomic_write_bytes
     from rgbd_vae_ros.inference.metadata import METADATA_KEY, ModelInfo
 
-    proto = onnx.load(str(fp32_path))
-    info = ModelInfo.from_json({p.key: p.value for p in proto.metadata_props}[METADATA_KEY], repr(str(fp32_path)))
+    metadata = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    info = ModelInfo.from_json(metadata[METADATA_KEY], repr(str(fp32_path)))
     quantised = int8_path.with_name(f".{int8_path.name}.quantising")
     try:
         with _quiet_quantiser():
@@ -150,9 +150,10 @@ def quantise_part(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.nda
     info.extra = {**info.extra, "precision": PRECISION, "calibrated_on": calibrated_on,
                   "quantisation": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
                                   "min/max calibration"}
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, info.to_json()
+    del proto.metadata_props[:]  # the fp32 part's, ours updated (not what the quantiser adds)
+    for key, value in {**metadata, METADATA_KEY: info.to_json()}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     proto.doc_string = f"rgbd_vae_ros {info.model_name} {info.part} int8"
     atomic_write_bytes(int8_path, proto.SerializeToString())
     error = output_change(fp32_path, int8_path, feeds)
@@ -162,7 +163,7 @@ def quantise_part(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.nda
 
 def output_change(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.ndarray]]) -> dict:
     """Mean and largest |INT8 - fp32| over every output for ``feeds``; an INT8 output that is not
-    finite where the fp32 one is fails the export."""
+    finite fails the export."""
     from rgbd_vae_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
 
     fp32, int8 = OnnxRuntimeBackend(fp32_path, "cpu"), OnnxRuntimeBackend(int8_path, "cpu")
