@@ -214,3 +214,31 @@ def test_bench_times_the_backends_in_turns_so_a_change_of_load_falls_on_each_ali
     assert order[:4] == ["a", "a", "b", "b"]  # warm-up
     assert order[4:] == ["a"] * 3 + ["b"] * 3 + ["a"] * 2 + ["b"] * 2 + ["a"] * 2 + ["b"] * 2  # 7 runs each, in turns
     assert len(timings) == 2 and all(0 <= median <= p95 for median, p95 in timings)
+
+
+@pytest.mark.slow
+def test_a_disk_full_while_writing_an_int8_part_keeps_the_folder_as_it_was(tmp_path, rooms, monkeypatch, capsys):
+    import errno
+
+    from rgbd_vae_ros import files
+
+    calib, _ = rooms
+    out = tmp_path / "onnx"
+    first = _checkpoint(tmp_path, "unet_depth", DEPTH_CONFIG)
+    assert cli(["export", "--checkpoint", str(first), "--out", str(out), "--int8", "--calib", str(calib)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_write = files.atomic_write_bytes
+
+    def disk_full_at_the_int8_part(path, data):
+        if str(path).endswith(".int8.onnx"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(files, "atomic_write_bytes", disk_full_at_the_int8_part)
+    second = tmp_path / "second.pt"
+    torch.manual_seed(1)
+    torch.save(checkpoint_payload(build_model("unet_depth", DEPTH_CONFIG).eval()), second)
+    assert cli(["export", "--checkpoint", str(second), "--out", str(out), "--int8", "--calib", str(calib)]) == 1
+    assert "No space left on device; nothing was exported and the folder is as it was" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # not a new fp32 part beside an old INT8 one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx", "second.pt", "unet_depth.pt"]
