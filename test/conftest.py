@@ -9,11 +9,14 @@ import pytest
 # Keep discovery on this machine and away from other test runs on it.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 # Under pytest-xdist (`make test` runs two workers) each worker gets a domain of its own, next to its
-# sibling's: nodes of one worker never see another worker's topics.
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-_RUN = os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
-os.environ.setdefault("ROS_DOMAIN_ID", str(1 + (_RUN % max(1, 100 // _WORKERS)) * _WORKERS + _WORKER))
+# sibling's: nodes of one worker never see another worker's topics. Set, not defaulted: a worker
+# inherits the environment of the controlling process, which set one domain for both.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    _WORKERS = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    _WORKER = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+    os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getppid() % max(1, 100 // _WORKERS)) * _WORKERS + _WORKER)
+else:
+    os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 # One torch thread in the tests and every process they start (set before torch loads). The tests
 # train tiny models, which gain little from a second thread; on a loaded machine two threads wait on
 # each other at every parallel region (a descheduled thread costs a whole time slice), which made a
