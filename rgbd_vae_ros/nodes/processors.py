@@ -61,6 +61,9 @@ LATCHED_OUTPUTS = {"latent/info": CompressedImage}
 LATENT_INFO = "latent/info"
 Q_CODECS = ("q8", "q4")
 DECODE_OUTPUTS = {"decoded/image": Image, "decoded/depth": Image}
+# With each decoding, when the frame's camera_info is valid: that camera at the decoded size (the
+# encoder resizes each axis to the model's input, so K scales per axis).
+DECODED_INFO = {"decoded/camera_info": CameraInfo}
 # A depth model with a validity mask also has this (mono8, 255 where the mask reaches mask_threshold).
 MASK_OUTPUTS = {"depth/mask": Image}
 # Outputs computed only while someone reads them. The pipeline decodes only while a decoded output
@@ -268,9 +271,24 @@ class Processor:
             out.append(("latent", msg))
         return parse_latent_message(msg, self.quantiser)[1]
 
+    def valid_camera_info(self, frame: Frame, image_hw: tuple[int, int] | None, note: bool = True):
+        """The frame's camera_info when it can describe the image (``image_hw``; None: an image of its
+        own size, as for a latent), else None; a refused one is counted when ``note``."""
+        info = frame.camera_info
+        if info is None:
+            return None
+        height, width = image_hw if image_hw is not None else (info.height, info.width)
+        problem = camera_info_problem(info, width, height)
+        if problem is not None:
+            if note:
+                self.note("camera_info_rejected", problem)
+            return None
+        return info
+
     def decode(self, stage: DecodeStage, mu: np.ndarray, header, out: Outputs,
-               wanted: Wanted = lambda topic: True) -> None:
-        """``decoded/image`` and ``decoded/depth`` of μ, those that are ``wanted``; no decode when neither is."""
+               wanted: Wanted = lambda topic: True, camera_info=None) -> None:
+        """``decoded/image`` and ``decoded/depth`` of μ, those that are ``wanted``; no decode when neither is.
+        With them ``decoded/camera_info``: ``camera_info`` (checked by the caller) at the decoded size."""
         if not any(wanted(topic) for topic in DECODE_OUTPUTS):
             return
         width, height = self.param("output_width"), self.param("output_height")
@@ -279,6 +297,10 @@ class Processor:
             out.append(("decoded/image", numpy_to_image(rgb_u8, "rgb8", header)))
         if depth_m is not None and wanted("decoded/depth"):
             out.append(("decoded/depth", numpy_to_image(depth_m, "32FC1", header)))
+        if camera_info is not None:
+            info = scale_camera_info(camera_info, rgb_u8.shape[1], rgb_u8.shape[0])
+            info.header = header
+            out.append(("decoded/camera_info", info))
 
 
 # What a depth model adds to a node (--help): outputs and inputs that exist with some models only.
@@ -340,10 +362,11 @@ class Encoder(Processor):
 
 
 class Decoder(Processor):
-    """``latent`` -> ``decoded/image`` (rgb8) and ``decoded/depth`` (32FC1 metres)."""
+    """``latent`` -> ``decoded/image`` (rgb8) and ``decoded/depth`` (32FC1 metres); with the camera's
+    ``camera_info`` of the same stamp, ``decoded/camera_info``."""
 
-    inputs = ("latent",)
-    outputs = DECODE_OUTPUTS
+    inputs = ("latent", "camera_info")
+    outputs = {**DECODE_OUTPUTS, **DECODED_INFO}
     side_inputs = {LATENT_INFO: CompressedImage}
 
     def __init__(self, param: Param):
@@ -384,7 +407,7 @@ class Decoder(Processor):
             raise LatentError(f"latent in codec {fmt.codec} and no quantiser table of model {self.model_id} yet "
                               "(no latent/info received, none in this decoder's metadata)")
         _, mu, _ = parse_latent_message(frame.image, quantiser)
-        self.decode(self.decoder, mu, frame.image.header, out, wanted)
+        self.decode(self.decoder, mu, frame.image.header, out, wanted, self.valid_camera_info(frame, None))
         return out
 
 
@@ -396,7 +419,7 @@ class Pipeline(Processor):
     """
 
     inputs = ("image", "depth", "camera_info")
-    outputs = {**DEPTH_OUTPUTS, **ENCODE_OUTPUTS, **DECODE_OUTPUTS}
+    outputs = {**DEPTH_OUTPUTS, **ENCODE_OUTPUTS, **DECODE_OUTPUTS, **DECODED_INFO}
     model_outputs = MODEL_OUTPUTS
     latched = LATCHED_OUTPUTS
 
@@ -439,7 +462,8 @@ class Pipeline(Processor):
             return out
         else:
             mu = self.encode(self.encoder, rgb_u8, depth_m, "estimated", header, out, wanted)
-        self.decode(self.decoder, mu, header, out, wanted)  # the code as sent: a receiver decodes the same
+        # the code as sent: a receiver decodes the same (a camera_info the depth path refused is counted there)
+        self.decode(self.decoder, mu, header, out, wanted, self.valid_camera_info(frame, rgb_u8.shape[:2], note=False))
         return out
 
     def latched_messages(self, header) -> Outputs:
