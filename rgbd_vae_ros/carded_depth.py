@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cards import (CardError, ModelCard, View, card_path, check_card_against_graph, check_card_against_info, load_card,
-                    preprocess)
+from .cards import (CardError, ModelCard, View, card_path, check_card_against_graph, check_card_against_info,
+                    focal_ratio, load_card, preprocess)
 from .inference import BackendError, resolve_model_file
 from .scale_fit import InverseDepthFit, fit_inverse_depth
 
@@ -151,7 +151,7 @@ class CardedDepthStage:
                 depth_m = out.scale * values + out.shift
                 scale_from = "model"
                 if out.focal_length_px is not None and fx_px is not None:  # SPEC §4.2: at the model's input
-                    depth_m *= np.float32(fx_px * view.scale / out.focal_length_px)
+                    depth_m *= np.float32(focal_ratio(fx_px, view, out.focal_length_px))
                     scale_from = "model+focal"
                 depth_m[~(depth_m > 0)] = np.nan  # not a distance
             return CardedEstimate(depth_m.astype(np.float32), None, None, scale_from)

@@ -22,8 +22,8 @@ import numpy as np
 from .processing import resize_rgb
 
 __all__ = ["CARD_FORMAT", "CardError", "CardInput", "CardOutput", "ModelCard", "View", "card_for_info", "card_path",
-           "check_card_against_graph", "check_card_against_info", "load_card", "parse_card", "preprocess",
-           "write_card"]
+           "check_card_against_graph", "check_card_against_info", "focal_ratio", "load_card", "parse_card",
+           "preprocess", "write_card"]
 
 CARD_FORMAT = "rgbd_vae_ros.card.v1"
 LAYOUTS = ("NCHW", "NHWC")
@@ -357,6 +357,12 @@ def plan_view(image_hw: tuple[int, int], card: ModelCard) -> View:
                         f"{MAX_SIDE}")
     offset = ((input_h - scaled[0]) // 2, (input_w - scaled[1]) // 2)
     return View((input_h, input_w), scaled, offset, scale)
+
+
+def focal_ratio(fx_px: float, view: View, focal_length_px: float) -> float:
+    """f_camera / f_train at the model's input resolution (SPEC §4.2): the camera's focal length
+    ``fx_px`` at the image's size, scaled into the input, over the training focal length there."""
+    return fx_px * view.scale / focal_length_px
 
 
 def preprocess(rgb_u8: np.ndarray, card: ModelCard) -> tuple[np.ndarray, View]:
