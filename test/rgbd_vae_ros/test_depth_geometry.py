@@ -171,3 +171,18 @@ def test_the_supervised_region_is_where_training_depth_had_readings():
     assert geometry["supervised"] == "full" and geometry["focal_length_px"] == "unknown"
     mixed = [RGBDFrame(rgb, bordered, intrinsics=(f, f, 32.0, 24.0)) for f in (50.0, 60.0)]
     assert training_geometry(mixed, 24, 32, 10.0, False, "t")["focal_length_px"] == "unknown"
+
+
+def test_a_cropped_image_is_resized_only_where_it_reaches_the_input_with_the_same_pixels():
+    from rgbd_vae_ros.cards import plan_view, preprocess
+    from rgbd_vae_ros.processing import resize_rgb
+
+    card = card_for_info(_info({"focal_length_px": 77.8, "supervised": "full", "resize": "crop", "trained_on": ""}))
+    rgb = np.random.default_rng(5).integers(0, 256, (90, 160, 3), dtype=np.uint8)  # 16:9 into 96x72
+    x, view = preprocess(rgb, card)
+    assert view.scaled_hw == (72, 128) and view.offset == (0, -16)
+    whole = resize_rgb(rgb, 72, 128)[:, 16:112]  # the whole image scaled, then cropped
+    np.testing.assert_allclose(x[0].transpose(1, 2, 0), whole / 127.5 - 1, atol=1e-6)
+    tall = np.zeros((16384, 1, 3), np.uint8)  # an extreme aspect: a sliver of it fills the input
+    x, view = preprocess(tall, card)
+    assert x.shape == (1, 3, 72, 96) and plan_view(tall.shape[:2], card).scaled_hw == (1572864, 96)
