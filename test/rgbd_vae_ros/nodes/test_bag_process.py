@@ -21,7 +21,7 @@ from .conftest import SEQUENCE_FRAMES
 DEFAULT_CODEC = defaults()["latent_codec"]
 
 OUTPUTS = ["/rgbd_vae/depth/image", "/rgbd_vae/depth/camera_info", "/rgbd_vae/depth/colorized", "/rgbd_vae/latent",
-           "/rgbd_vae/decoded/image", "/rgbd_vae/decoded/depth"]
+           "/rgbd_vae/decoded/image", "/rgbd_vae/decoded/depth", "/rgbd_vae/decoded/camera_info"]
 
 
 def _message_hashes(bag) -> dict[str, str]:
