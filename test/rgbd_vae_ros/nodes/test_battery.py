@@ -40,8 +40,9 @@ EXPECTED = {
     "rgbd_pipeline": {"depth/image", "depth/colorized", "latent", "decoded/image", "decoded/depth"},
 }
 IMAGE_TAKERS = ("depth_estimator", "rgbd_encoder", "rgbd_pipeline")
-# What a valid camera_info adds to a depth node's outputs.
-WITH_CAMERA_INFO = {"depth/camera_info", "depth/points"}
+# What a valid camera_info adds to a node's outputs: the depth's camera and points; the decoded camera.
+WITH_CAMERA_INFO = {"depth_estimator": {"depth/camera_info", "depth/points"},
+                    "rgbd_pipeline": {"depth/camera_info", "depth/points", "decoded/camera_info"}}
 
 
 def _header(i: int = 0) -> Header:
@@ -543,7 +544,7 @@ def test_a_camera_info_that_cannot_describe_the_image_is_counted_and_not_republi
     got = answers(processor, name, Frame(_rgb(13), camera_info=make()))  # depth/camera_info is not among them
     assert processor.counts["camera_info_rejected"] == 1 and match in processor.reasons["camera_info_rejected"]
     good = answers(processor, name, Frame(_rgb(14), camera_info=_info(WIDTH * 2, HEIGHT * 2, k=[2 * v for v in K])),
-                   expected=EXPECTED[name] | WITH_CAMERA_INFO)
+                   expected=EXPECTED[name] | WITH_CAMERA_INFO[name])
     info = good["depth/camera_info"]
     assert (info.width, info.height) == (WIDTH, HEIGHT) and list(info.k[:6]) == K[:6]  # scaled to the image
     assert processor.counts["camera_info_rejected"] == 1
@@ -556,7 +557,7 @@ def test_a_camera_info_that_cannot_describe_the_image_is_counted_and_not_republi
 def test_a_camera_info_of_the_same_aspect_is_scaled_to_the_depth(procs, size, scale):
     processor = procs["depth_estimator"]
     got = answers(processor, "depth_estimator", Frame(_rgb(15), camera_info=_info(*size)),
-                  expected=EXPECTED["depth_estimator"] | WITH_CAMERA_INFO)
+                  expected=EXPECTED["depth_estimator"] | WITH_CAMERA_INFO["depth_estimator"])
     info = got["depth/camera_info"]
     assert (info.width, info.height) == (WIDTH, HEIGHT) and info.k[0] == pytest.approx(50.0 * scale)
     assert info.header.stamp == _header(15).stamp and not processor.counts["camera_info_rejected"]
