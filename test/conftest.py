@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated DDS domain for this test run and an rclpy context per test."""
+"""Shared fixtures: an isolated DDS domain for each test and an rclpy context per test."""
 
 from __future__ import annotations
 
@@ -8,15 +8,30 @@ import pytest
 
 # Keep discovery on this machine and away from other test runs on it.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-# Under pytest-xdist (`make test` runs two workers) each worker gets a domain of its own, next to its
-# sibling's: nodes of one worker never see another worker's topics. Set, not defaulted: a worker
-# inherits the environment of the controlling process, which set one domain for both.
-if "PYTEST_XDIST_WORKER" in os.environ:
-    _WORKERS = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    _WORKER = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
-    os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getppid() % max(1, 100 // _WORKERS)) * _WORKERS + _WORKER)
-else:
-    os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+# A DDS domain per test, so that nothing a test leaves behind (a process still exiting, a
+# participant not yet destroyed) is discovered by the next one. Under pytest-xdist (`make test` runs
+# two workers) worker w of n takes the domains 1 + w + k*n: the workers never share one. The run's
+# process id offsets where each run starts, away from another test run on the same machine.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_RUN = os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
+_DOMAINS_PER_WORKER = max(1, 100 // _WORKERS)
+_tests_started = [0]
+
+
+def _domain(index: int) -> str:
+    return str(1 + _WORKER + ((_RUN + index) % _DOMAINS_PER_WORKER) * _WORKERS)
+
+
+os.environ["ROS_DOMAIN_ID"] = _domain(0)  # set, not defaulted: a worker inherits the controller's
+
+
+@pytest.fixture(autouse=True)
+def _a_dds_domain_of_its_own(monkeypatch):
+    _tests_started[0] += 1
+    monkeypatch.setenv("ROS_DOMAIN_ID", _domain(_tests_started[0]))
+
+
 # One torch thread in the tests and every process they start (set before torch loads). The tests
 # train tiny models, which gain little from a second thread; on a loaded machine two threads wait on
 # each other at every parallel region (a descheduled thread costs a whole time slice), which made a
