@@ -56,7 +56,7 @@ class OnnxRuntimeBackend:
         self.info: ModelInfo = ModelInfo.from_json(text, repr(str(path)))
         check_graph(self.info, self.session.get_inputs(), self.session.get_outputs(), repr(str(path)))
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
-        self.precision = "fp32"
+        self.precision = self.info.extra.get("precision", "fp32")  # int8: rgbd-vae export --int8
         self.path = Path(path)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -88,7 +88,8 @@ def test_int8_depth_export_runs_in_the_depth_stage_close_to_fp32(tmp_path, rooms
     _assert_int8_twin(out / "depth.onnx", out / "depth.int8.onnx", calib)
 
     fp32, int8 = (DepthStage.open(out / name, "onnxruntime", "cpu") for name in ("depth.onnx", "depth.int8.onnx"))
-    assert int8.info.extra["precision"] == "int8"
+    assert int8.info.extra["precision"] == "int8" and int8.describe()["precision"] == "int8"
+    assert fp32.describe()["precision"] == "fp32" and (out / "depth.int8.card.yaml").is_file()
     _assert_close([fp32(f.rgb_u8) for f in held_out], [int8(f.rgb_u8) for f in held_out], "depth (m)")
     fp32.close()
     int8.close()
