@@ -151,7 +151,12 @@ class CardedDepthStage:
                 depth_m = out.scale * values + out.shift
                 scale_from = "model"
                 if out.focal_length_px is not None and fx_px is not None:  # SPEC §4.2: at the model's input
-                    depth_m *= np.float32(focal_ratio(fx_px, view, out.focal_length_px))
+                    try:
+                        depth_m *= np.float32(focal_ratio(fx_px, view, out.focal_length_px))
+                    except CardError as exc:
+                        from .stages import StageError
+
+                        raise StageError(str(exc)) from None
                     scale_from = "model+focal"
                 depth_m[~(depth_m > 0)] = np.nan  # not a distance
             return CardedEstimate(depth_m.astype(np.float32), None, None, scale_from)

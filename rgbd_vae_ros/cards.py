@@ -361,7 +361,10 @@ def plan_view(image_hw: tuple[int, int], card: ModelCard) -> View:
 
 def focal_ratio(fx_px: float, view: View, focal_length_px: float) -> float:
     """f_camera / f_train at the model's input resolution (SPEC §4.2): the camera's focal length
-    ``fx_px`` at the image's size, scaled into the input, over the training focal length there."""
+    ``fx_px`` at the image's size, scaled into the input, over the training focal length there.
+    A focal length that is not a positive number would scale metres into nonsense: refused."""
+    if not (np.isfinite(fx_px) and fx_px > 0):
+        raise CardError(f"the camera focal length is {fx_px!r} px; expected a positive number")
     return fx_px * view.scale / focal_length_px
 
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .carded_depth import to_image_grid
-from .cards import card_for_info, focal_ratio, preprocess
+from .cards import CardError, card_for_info, focal_ratio, preprocess
 from .inference import Backend, BackendError, open_backend
 from .inference.metadata import UNKNOWN
 from .processing import (depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb,
@@ -148,7 +148,10 @@ class DepthStage(_Stage):
         depth_m[~finite | ~self._supervised(depth_m.shape)] = np.nan  # no estimate there: never a clipped value
         depth_m = to_image_grid(depth_m, view, rgb_u8.shape[:2])  # NaN where the image lay outside the input
         if fx_px is not None and self.focal_length_px is not None:
-            depth_m *= np.float32(focal_ratio(fx_px, view, self.focal_length_px))
+            try:
+                depth_m *= np.float32(focal_ratio(fx_px, view, self.focal_length_px))
+            except CardError as exc:
+                raise StageError(str(exc)) from None
         mask = None
         if self.has_mask:
             mask = to_image_grid(self._mask_probability(outputs[self.info.mask_output][0, 0]), view, rgb_u8.shape[:2])

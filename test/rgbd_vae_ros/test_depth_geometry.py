@@ -186,3 +186,15 @@ def test_a_cropped_image_is_resized_only_where_it_reaches_the_input_with_the_sam
     tall = np.zeros((16384, 1, 3), np.uint8)  # an extreme aspect: a sliver of it fills the input
     x, view = preprocess(tall, card)
     assert x.shape == (1, 3, 72, 96) and plan_view(tall.shape[:2], card).scaled_hw == (1572864, 96)
+
+
+@pytest.mark.parametrize("fx_px", [0.0, -500.0, float("nan"), float("inf")])
+def test_a_focal_length_that_is_not_a_positive_number_is_refused_not_applied(fx_px):
+    """focal_ratio is the one scaling of metres by f_camera / f_train: 0 px would publish 0 m
+    everywhere, a negative one negative metres."""
+    from rgbd_vae_ros.cards import CardError, View, focal_ratio
+
+    view = View((72, 96), (72, 96), (0, 0), 0.15)
+    assert focal_ratio(500.0, view, 75.0) == pytest.approx(1.0)
+    with pytest.raises(CardError, match="expected a positive number"):
+        focal_ratio(fx_px, view, 75.0)
