@@ -233,8 +233,13 @@ def _evaluate_depth(model, data: str, max_depth_m: float, limit: int, split: str
     test = open_dataset(data, split=split)
     if len(test) == 0:
         raise ValueError(f"{data!r} has no {split} frames to evaluate on")
-    baseline_m, source = _depth_baseline(data, split, test, baseline_depth_m)
     height, width = _model_input_size(model)
+    # the frames as training and the nodes see them: centre-cropped to the model's aspect, never stretched
+    from .data.detect import detect_layout
+    from .train.geometry import AspectFrames
+
+    test = AspectFrames(test, height, width, detect_layout(data))
+    baseline_m, source = _depth_baseline(data, split, test, baseline_depth_m)
     count = min(len(test), limit) if limit else len(test)
     shown = set(_spread(count, FIGURE_SAMPLES))
     scores, baseline_scores, rows = [], [], []
