@@ -99,6 +99,10 @@ def export_checkpoint(checkpoint: str, out: str | Path, opset: int = OPSET, data
                      for row in quantise_parts(staging, [row["part"] for row in rows], calibration)]
         names = [Path(row["file"]).name for row in rows]
         _move_in(staging, out, names + _write_cards(staging, names))
+        if calib is None:  # an INT8 twin of an earlier export would now run another checkpoint's weights
+            for part in part_names(model):
+                for stale in (f"{part}.int8.onnx", f"{part}.int8.card.yaml"):
+                    (out / stale).unlink(missing_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot write the ONNX files into {str(out)!r}: {exc.strerror or exc}; "
                           "nothing was exported and the folder is as it was") from None

@@ -93,6 +93,10 @@ def test_int8_depth_export_runs_in_the_depth_stage_close_to_fp32(tmp_path, rooms
     _assert_close([fp32(f.rgb_u8) for f in held_out], [int8(f.rgb_u8) for f in held_out], "depth (m)")
     fp32.close()
     int8.close()
+    # exported again without --int8: the twin of the earlier export would run the old weights, so it goes
+    assert cli(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert not (out / "depth.int8.onnx").exists() and not (out / "depth.int8.card.yaml").exists()
+    assert (out / "depth.onnx").is_file() and (out / "depth.card.yaml").is_file()
 
 
 @pytest.mark.slow
