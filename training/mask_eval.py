@@ -21,16 +21,10 @@ from collections import Counter
 
 import numpy as np
 
-from .metrics import eigen_crop_mask
+from .metrics import eigen_crop_mask, protocol_valid
 
 BAD_ERROR = 0.25  # relative error beyond which a published depth is wrong (issue 19's must-show)
 DEFAULT_THRESHOLD = 0.5  # the nodes' default mask_threshold
-
-
-def true_validity(gt_m: np.ndarray) -> np.ndarray:
-    """Where the ground truth has a reading the protocol scores: finite, in (1e-3, 10) m."""
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(gt_m) & (gt_m > 1e-3) & (gt_m < 10.0)
 
 
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -55,7 +49,7 @@ class MaskTally:
         """One image: estimate (metres, NaN = none), mask probability and truth, all at the truth's size."""
         if not (pred_m.shape == mask.shape == gt_m.shape):
             raise ValueError(f"estimate {pred_m.shape}, mask {mask.shape} and truth {gt_m.shape} differ in size")
-        valid = true_validity(gt_m)
+        valid = protocol_valid(gt_m)
         trusted = mask >= self.threshold
         with np.errstate(invalid="ignore", divide="ignore"):
             published = np.isfinite(pred_m) & (pred_m > 0)
@@ -138,5 +132,5 @@ def mask_panels(mask: np.ndarray, gt_m: np.ndarray, threshold: float) -> list[np
     grey = np.clip(mask * 255.0, 0, 255).astype(np.uint8)
     tile = np.repeat(grey[..., None], 3, axis=-1)
     tile[mask < threshold, 0] = np.maximum(tile[mask < threshold, 0], 160)
-    valid = np.repeat((true_validity(gt_m) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    valid = np.repeat((protocol_valid(gt_m) * 255).astype(np.uint8)[..., None], 3, axis=-1)
     return [tile, valid]

@@ -21,12 +21,17 @@ def eigen_crop_mask(height: int, width: int) -> np.ndarray:
     return mask
 
 
+def protocol_valid(gt_m: np.ndarray) -> np.ndarray:
+    """Where the ground truth has a reading the protocol scores: finite, in (MIN_DEPTH_M, MAX_DEPTH_M)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(gt_m) & (gt_m > MIN_DEPTH_M) & (gt_m < MAX_DEPTH_M)
+
+
 def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, crop: bool = True) -> dict[str, float] | None:
     """The NYU metrics of one image; None when it has no valid ground-truth pixel."""
     if pred_m.shape != gt_m.shape:
         raise ValueError(f"prediction {pred_m.shape} and ground truth {gt_m.shape} differ in size")
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(gt_m) & (gt_m > MIN_DEPTH_M) & (gt_m < MAX_DEPTH_M)
+    valid = protocol_valid(gt_m)
     if crop:
         valid &= eigen_crop_mask(*gt_m.shape)
     if not valid.any():
