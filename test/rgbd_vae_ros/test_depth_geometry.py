@@ -11,26 +11,17 @@ from rgbd_vae_ros.inference import BackendError
 from rgbd_vae_ros.inference.metadata import ModelInfo
 from rgbd_vae_ros.stages import DepthStage
 
-# The demo's training rooms and tiny_depth, built by the same names as test/training/conftest.py
-# (under pytest-xdist one build serves both).
-LEARNING = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height": 96}
 NYU_FX_RGB = 518.858  # at 640x480
 
 
 @pytest.fixture(scope="module")
-def demo_depth(build_once, tmp_path_factory):
-    """The demo-style tiny_depth (trained as the demo trains it) exported to ONNX, and its data."""
+def demo_depth(tiny_depth_checkpoint, tmp_path_factory):
+    """The demo-style tiny_depth (trained as the demo trains it, test/conftest.py) exported to ONNX."""
     from rgbd_vae_training.export import export_checkpoint
-    from rgbd_vae_training.synth.generate import write_nyu_raw
-    from rgbd_vae_training.train.config import load_config
-    from rgbd_vae_training.train.loop import train
 
-    rooms = build_once("learning_data", lambda out: (write_nyu_raw(out, **LEARNING), str(out))[1])
-    checkpoint = build_once("tiny_depth", lambda out: str(train(load_config("tiny_depth"), rooms, out,
-                                                                progress=False).checkpoint))
     folder = tmp_path_factory.mktemp("demo_depth")
-    export_checkpoint(checkpoint, folder / "export")
-    return folder / "export", checkpoint
+    export_checkpoint(tiny_depth_checkpoint, folder / "export")
+    return folder / "export", tiny_depth_checkpoint
 
 
 def _image_16_9() -> np.ndarray:

@@ -118,14 +118,12 @@ def test_exported_onnx_carries_its_metadata_and_onnx_runtime_equals_torch(export
 
 
 @pytest.mark.slow  # trains for about a minute on 2 cores
-def test_tiny_fast_depth_learns_and_beats_the_mean_depth_baseline_on_held_out_frames(tmp_path):
+def test_tiny_fast_depth_learns_and_beats_the_mean_depth_baseline_on_held_out_frames(tmp_path, learning_data):
     from rgbd_vae_training.evaluate import evaluate
-    from rgbd_vae_training.synth.generate import write_nyu_raw
     from rgbd_vae_training.train.config import load_config
     from rgbd_vae_training.train.loop import train
 
-    data = tmp_path / "rooms"
-    write_nyu_raw(data, scenes=100, frames=1, seed=11, width=128, height=96)  # the demo's training rooms
+    data = learning_data  # the demo's training rooms
     result = train(load_config("tiny_fast_depth"), data, tmp_path / "run", progress=False)
     first, last = np.mean(result.losses[:10]), np.mean(result.losses[-10:])
     assert last < 0.6 * first, (first, last)
