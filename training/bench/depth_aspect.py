@@ -62,19 +62,27 @@ def published_depth(folder: Path, data: str) -> dict:
     return rows
 
 
+def _size(text: str) -> tuple[int, int]:
+    """'HxW' as (H, W), both positive; argparse turns the error into one line and exit 2."""
+    parts = text.split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size HxW of positive whole numbers (e.g. 72x96)")
+    return int(parts[0]), int(parts[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="the demo's rooms (rgbd-vae synth --layout nyu-raw ...)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--sizes", nargs="+", default=["64x80", "72x96"], help="input sizes HxW")
+    parser.add_argument("--sizes", nargs="+", type=_size, default=[(64, 80), (72, 96)], help="input sizes HxW")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for size in args.sizes:
-        height, width = (int(v) for v in size.split("x"))
+    for height, width in args.sizes:
+        size = f"{height}x{width}"
         config = load_config("tiny_depth", [f"model.input_height={height}", f"model.input_width={width}"])
         started = time.perf_counter()
         run = train(config, args.data, out / f"run_{size}", progress=False)

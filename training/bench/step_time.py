@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-steps", type=int, default=0,
                         help="steps of the first config; adds each config's steps in the same CPU time")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs is {args.runs}; expected 1 or more")
     rows = step_times(args.configs, args.runs)
     if args.budget_steps > 0:
         add_budget(rows, args.budget_steps)
