@@ -48,10 +48,11 @@ def check_depth(depth_m: np.ndarray) -> None:
     if not isinstance(depth_m, np.ndarray) or depth_m.ndim != 2 or depth_m.dtype.kind != "f" or 0 in depth_m.shape:
         raise StageError(f"depth has shape {getattr(depth_m, 'shape', None)}; expected a non-empty (H, W) float "
                          "image in metres")
-    with np.errstate(invalid="ignore"):
-        negative = np.count_nonzero(depth_m < 0)
+    with np.errstate(invalid="ignore"):  # -inf is REP 118's "too close to measure": no reading, like NaN and +inf
+        negative = np.count_nonzero((depth_m < 0) & np.isfinite(depth_m))
     if negative:
-        raise StageError(f"depth holds {negative} negative values; expected metres >= 0 with NaN for no reading")
+        raise StageError(f"depth holds {negative} negative values; expected metres >= 0 with NaN or ±inf for "
+                         "no reading")
 
 
 class _Stage:

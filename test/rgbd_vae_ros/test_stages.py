@@ -93,6 +93,19 @@ def test_bad_depth_and_latents_are_refused_with_one_sentence(exported):
         decode(np.zeros(16, np.float32), output_size=(0, 64))
 
 
+def test_rep_118_infinities_in_measured_depth_are_no_reading_not_a_refused_frame(exported):
+    """REP 118: -inf is "too close to measure" and +inf "nothing in range"; both are pixels without a
+    reading, so the frame encodes as it does with NaN there."""
+    encode = EncodeStage.open(exported["conv_vae"][0])
+    with_nan, with_inf = DEPTH.copy(), DEPTH.copy()
+    with_nan[20:30] = np.nan
+    with_inf[20:25], with_inf[25:30] = -np.inf, np.inf
+    mu_nan, _ = encode(RGB, with_nan)
+    mu_inf, _ = encode(RGB, with_inf)
+    np.testing.assert_array_equal(mu_inf, mu_nan)
+    assert not np.array_equal(mu_nan, encode(RGB, DEPTH)[0])  # the holes do reach the encoder
+
+
 def test_a_stage_given_the_wrong_part_says_so(exported):
     folder, _ = exported["conv_vae"]
     with pytest.raises(BackendError, match="is a encoder model, not the decoder this needs"):

@@ -475,6 +475,9 @@ DEPTH_USED = {  # name -> () -> (depth message, a message that must encode the s
                       _depth_msg(np.full((HEIGHT, WIDTH), 2.5, np.float32))),
     "nan_in_places": lambda: (_places(np.nan), None),
     "inf_in_places": lambda: (_places(np.inf), None),
+    "minus_inf_everywhere": lambda: (_depth_msg(np.full((HEIGHT, WIDTH), -np.inf, np.float32)),
+                                     _depth_msg(NO_READING)),  # REP 118: too close to measure
+    "minus_inf_in_places": lambda: (_places(-np.inf), None),
     "big_endian_32FC1": _big_endian_32fc1,
     "padded_step": lambda: ((lambda d: _hostile(d, step=WIDTH * 4 + 8, data=b"".join(
         bytes(d.data)[r * WIDTH * 4:(r + 1) * WIDTH * 4] + bytes(8) for r in range(HEIGHT))))(_depth(8)), None),
