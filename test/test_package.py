@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXECUTABLES = ["depth_estimator", "rgbd_encoder", "rgbd_decoder", "rgbd_pipeline", "bag_player", "bag_recorder"]
+EXECUTABLES = ["depth_estimator", "rgbd_encoder", "rgbd_decoder", "rgbd_pipeline", "place_recognition", "bag_player",
+               "bag_recorder"]
 
 
 def _setup_call() -> ast.Call:
