@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -101,7 +102,7 @@ class DepthLoss:
 
 
 DEPTH_TERMS = ("l1", "log_l1")
-MASK_TARGETS = ("valid", "trusted")
+MASK_TARGETS = ("valid", "trusted", "laplace")
 
 
 def _pair_valid(valid: torch.Tensor, dim: int) -> torch.Tensor:
@@ -134,7 +135,14 @@ class MFFDepthLoss:
       within ``mask_error`` of it: |prediction - truth| / truth <= mask_error). The "trusted" target
       is computed from the prediction detached: it says where the depth is wrong, and no gradient
       reaches the depth through it (in mask_mode "head" the mask's own gradient still reaches the
-      features the two heads share, as with "valid").
+      features the two heads share, as with "valid");
+    - mask, ``mask_target`` "laplace": the mask probability sigmoid(z) is read as
+      P(|ln(prediction / truth)| <= a), a = ln(1 + mask_error), under a Laplace distribution of the
+      log error with scale b = a / softplus(z) (then P = 1 - exp(-a / b) = sigmoid(z) exactly). Valid
+      pixels pay that Laplace's negative log-likelihood of their (detached) log error,
+      |r| softplus(z) / a - ln softplus(z), so the mask learns how large the error is, not only on
+      which side of mask_error it falls; pixels without a true reading pay the BCE of target 0,
+      softplus(z). The exported mask is unchanged: sigmoid(z), a probability.
 
     ``loss`` = w_depth * depth + w_gradient * gradient + w_normal * normal + w_mask * mask.
     """
@@ -169,6 +177,19 @@ class MFFDepthLoss:
         close = (pred.detach() - target).abs() <= self.mask_error * target  # no division: target > 0 where valid
         return valid * close.to(valid.dtype)
 
+    def laplace_mask_nll(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                         mask_logits: torch.Tensor) -> torch.Tensor:
+        """The "laplace" mask term, averaged over every pixel (see the class docstring); depth in [0, 1]."""
+        a = math.log1p(self.mask_error)
+        z = mask_logits.float()
+        sharpness = F.softplus(z)  # a / b
+        # ln softplus(z) without -inf: softplus(z) = e^z to float precision below -15
+        log_sharpness = torch.where(z < -15.0, z, torch.log(F.softplus(z.clamp_min(-15.0))))
+        floor = 1e-4  # 1 mm at 10 m: a prediction of 0 has a finite log error
+        log_error = (torch.log(pred.detach().clamp_min(floor)) - torch.log(target.clamp_min(floor))).abs()
+        nll = log_error * sharpness / a - log_sharpness
+        return torch.where(valid.bool(), nll, sharpness).mean()
+
     def _error(self, error: torch.Tensor) -> torch.Tensor:
         error = error.abs()
         return error if self.depth_term == "l1" else torch.log1p(error / self.log_alpha)
@@ -189,6 +210,10 @@ class MFFDepthLoss:
         terms = {"depth": depth, "gradient": gradient, "normal": normal}
         loss = self.w_depth * depth + self.w_gradient * gradient + self.w_normal * normal
         if mask_logits is not None:
-            terms["mask"] = F.binary_cross_entropy_with_logits(mask_logits.float(), self.mask_truth(pred, target, valid))
+            if self.mask_target == "laplace":
+                terms["mask"] = self.laplace_mask_nll(pred, target, valid, mask_logits)
+            else:
+                terms["mask"] = F.binary_cross_entropy_with_logits(mask_logits.float(),
+                                                                   self.mask_truth(pred, target, valid))
             loss = loss + self.w_mask * terms["mask"]
         return {"loss": loss, **terms}

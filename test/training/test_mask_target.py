@@ -47,7 +47,7 @@ def test_valid_is_the_default_target():
 def test_config_accepts_the_trusted_target_and_refuses_others():
     config = load_config("tiny_mff_depth", ["loss.mask_target=trusted", "loss.mask_error=0.1"])
     assert (config.loss.mask_target, config.loss.mask_error) == ("trusted", 0.1)
-    with pytest.raises(ConfigError, match="mask_target 'truth' is not one of valid, trusted"):
+    with pytest.raises(ConfigError, match="mask_target 'truth' is not one of valid, trusted, laplace"):
         load_config("tiny_mff_depth", ["loss.mask_target=truth"])
     with pytest.raises(ConfigError, match="mask_error must be positive"):
         load_config("tiny_mff_depth", ["loss.mask_error=-0.25"])
