@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ir-shadows", action="store_true",
                         help="nyu-raw: no depth reading where the Kinect's IR projector cannot reach (a band left "
                              "of foreground edges), as real raw frames have; off by default")
+    parser.add_argument("--style", choices=["train", "unseen", "classic"], default="train",
+                        help="the ranges scenes are drawn from (docs/synthetic_data.md): train (default), unseen "
+                             "(every varied setting outside the training ranges, for held-out frames) or classic "
+                             "(the generator before issue 15: one camera height and pitch, any material anywhere)")
     parser.set_defaults(synth_parser=parser)
 
 
@@ -70,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
     shadows = {"ir_shadows": True} if getattr(args, "ir_shadows", False) else {}
     if shadows and args.layout != "nyu-raw":
         raise ValueError("--ir-shadows is for --layout nyu-raw")
+    style = getattr(args, "style", "train")
+    if style != "train" and not args.layout:
+        raise ValueError("--style is for --layout (a revisit walk draws its rooms from the training style)")
+    if style != "train":
+        shadows["style"] = style
     if args.layout:
         module, name = LAYOUTS[args.layout]
         write = getattr(import_module(module, __package__), name)

@@ -33,6 +33,7 @@ from ..data.nyu_mat import LABELED_NAME, SPLITS_NAME, encode_splits, write_label
 from ..faults import kill_point
 from .render import camera_rays, cast, shade
 from .scene import FRAME_RATE_HZ, Scene, camera_pose, make_scene
+from .style import style_named
 
 # RGB-from-IR as a proper rigid motion: the toolbox's R is a rotation times -1 (see nyu_calibration).
 _RGB_FROM_IR_R = -R_DEPTH_TO_RGB
@@ -83,13 +84,28 @@ class SceneRenderer:
             position = position + self.shift_m
         return rotation, position
 
-    def rgb_camera(self, time_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """RGB image, exact depth and object ids seen by the RGB camera at ``time_s``."""
+    def rgb_camera(self, time_s: float, shaded: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """RGB image (None unless ``shaded``), exact depth and object ids seen by the RGB camera at ``time_s``."""
         hits = cast(self.scene, *self.pose(time_s), self.rays_rgb)
-        colour = shade(self.scene, hits).T.reshape(self.height, self.width, 3)
-        colour = colour + self.noise.normal(0, 0.01, colour.shape)  # a little sensor noise
+        if not shaded:
+            return None, self._image(hits.t.astype(np.float32)), self._image(hits.obj)
+        colour = self._through_lens(shade(self.scene, hits).T.reshape(self.height, self.width, 3))
+        colour = colour + self.noise.normal(0, self.scene.rgb_noise, colour.shape)  # sensor noise
         rgb = np.clip(np.rint(colour * 255), 0, 255).astype(np.uint8)
         return rgb, self._image(hits.t.astype(np.float32)), self._image(hits.obj)
+
+    def _through_lens(self, colour: np.ndarray) -> np.ndarray:
+        """The scene's blur (a share of each pixel spread to its 4 neighbours) and vignetting
+        (brightness falling with the squared distance from the centre, by ``vignetting`` at the corners)."""
+        if self.scene.blur > 0:
+            padded = np.pad(colour, ((1, 1), (1, 1), (0, 0)), mode="edge")
+            around = (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]) / 4
+            colour = (1 - self.scene.blur) * colour + self.scene.blur * around
+        if self.scene.vignetting > 0:
+            rows = np.linspace(-1, 1, self.height)[:, None] ** 2
+            cols = np.linspace(-1, 1, self.width)[None, :] ** 2
+            colour = colour * (1 - self.scene.vignetting * (rows + cols) / 2)[..., None]
+        return colour
 
     def depth_ir(self, time_s: float) -> np.ndarray:
         rotation, position = self.pose(time_s)
@@ -120,15 +136,16 @@ def scene_name(index: int) -> str:
 
 
 def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, height: int = 480,
-                   synchronised: bool = False, ir_shadows: bool = False) -> Iterator[SynthFrame]:
+                   synchronised: bool = False, ir_shadows: bool = False, style: str = "train") -> Iterator[SynthFrame]:
     """``frames`` frames at 30 Hz of scene ``scene_index``; the same arguments give the same frames.
 
     RGB is taken a few ms after depth, like the real sensor, unless ``synchronised`` (the
     labeled layout, where RGB and depth are one moment). ``ir_shadows``: the IR depth has no reading
-    where the projector cannot reach (:func:`cast_ir_shadows`); off by default.
+    where the projector cannot reach (:func:`cast_ir_shadows`); off by default. ``style``: the ranges
+    the scene is drawn from (:data:`.style.STYLES`: ``train``, or ``unseen`` for held-out frames).
     """
     rng = np.random.default_rng([seed, scene_index])
-    scene = make_scene(rng)
+    scene = make_scene(rng, style_named(style))
     renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)), ir_shadows=ir_shadows)
     yield from render_frames(renderer, rng, frames, FIRST_STAMP_S + SCENE_SPACING_S * scene_index, synchronised)
 
@@ -141,13 +158,19 @@ def render_frames(renderer: SceneRenderer, rng: np.random.Generator, frames: int
     for k in range(frames):
         t_depth = k / FRAME_RATE_HZ
         t_rgb = t_depth + rgb_offset_s + float(rng.uniform(-0.001, 0.001))
-        rgb, depth_rgb, ids = renderer.rgb_camera(t_depth)
+        rgb, depth_rgb, ids = renderer.rgb_camera(t_depth, shaded=synchronised)
         if not synchronised:
             rgb = renderer.rgb_camera(t_rgb)[0]
         pose = np.eye(4)
         pose[:3, :3], pose[:3, 3] = renderer.pose(t_depth)
         yield SynthFrame(rgb, start_s + (t_depth if synchronised else t_rgb), renderer.depth_ir(t_depth),
                          start_s + t_depth, depth_rgb, ids, pose)
+
+
+def style_setting(style: str) -> dict:
+    """The marker's record of a style: none for ``train`` (markers written before styles existed say the same)."""
+    style_named(style)  # an unknown name is refused before anything is written
+    return {} if style == "train" else {"style": style}
 
 
 def _stamp_name(kind: str, stamp_s: float, ext: str) -> str:
@@ -179,7 +202,7 @@ def is_complete(out: str | os.PathLike, layout: str, **settings) -> bool:
 
 
 def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,
-                  height: int = 480, progress=None, ir_shadows: bool = False) -> list[Path]:
+                  height: int = 480, progress=None, ir_shadows: bool = False, style: str = "train") -> list[Path]:
     """Scene folders of ``r-*.ppm`` / ``d-*.pgm`` files, byte for byte in the NYU raw layout.
 
     Each scene is written in a staging folder and appears whole (never half a scene); the marker
@@ -190,11 +213,12 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     for s in range(scenes):
         folder = out / scene_name(s)
         with atomic_dir(folder) as staging:
-            for frame in generate_scene(seed, s, frames, width, height, ir_shadows=ir_shadows):
+            for frame in generate_scene(seed, s, frames, width, height, ir_shadows=ir_shadows, style=style):
                 _write_raw_frame(staging, frame, progress=progress)
         folders.append(folder)
     shadows = {"ir_shadows": True} if ir_shadows else {}  # a marker without it: a data set made without
-    _mark_complete(out, "nyu-raw", scenes=scenes, frames=frames, seed=seed, width=width, height=height, **shadows)
+    _mark_complete(out, "nyu-raw", scenes=scenes, frames=frames, seed=seed, width=width, height=height, **shadows,
+                   **style_setting(style))
     return folders
 
 
@@ -211,7 +235,7 @@ def _write_raw_frame(folder: Path, frame: SynthFrame, shift_s: float = 0.0, prog
 
 
 def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int, seed: int = 0, width: int = 640,
-                      height: int = 480, progress=None) -> Path:
+                      height: int = 480, progress=None, style: str = "train") -> Path:
     """One NYU raw scene folder, ``synth_walk``, of a camera carried through ``rooms`` rooms:
     ``frames_per_room`` frames of each (the rooms of :func:`write_nyu_raw` with the same seed),
     stamped as one continuous 30 Hz recording."""
@@ -221,10 +245,10 @@ def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int,
     with atomic_dir(folder) as staging:
         for room in range(rooms):
             shift_s = room * frames_per_room / FRAME_RATE_HZ - SCENE_SPACING_S * room  # onto one continuous clock
-            for frame in generate_scene(seed, room, frames_per_room, width, height):
+            for frame in generate_scene(seed, room, frames_per_room, width, height, style=style):
                 _write_raw_frame(staging, frame, shift_s, progress)
     _mark_complete(out, "nyu-raw-walk", rooms=rooms, frames_per_room=frames_per_room, seed=seed, width=width,
-                   height=height)
+                   height=height, **style_setting(style))
     return folder
 
 
@@ -235,13 +259,13 @@ def test_scene_indices(scenes: int) -> list[int]:
 
 
 def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,
-                  height: int = 480, progress=None) -> Path:
+                  height: int = 480, progress=None, style: str = "train") -> Path:
     """``nyu_depth_v2_labeled.mat`` and ``splits.mat`` (split by scene) of synthetic frames."""
     out = Path(out)
     _begin(out)
     images, depths, raw_depths, names = [], [], [], []
     for s in range(scenes):
-        for frame in generate_scene(seed, s, frames, width, height, synchronised=True):
+        for frame in generate_scene(seed, s, frames, width, height, synchronised=True, style=style):
             images.append(frame.rgb_u8)
             depths.append(np.where(frame.depth_rgb_m < 10.0, frame.depth_rgb_m, 0.0))
             registered = register_depth_to_rgb(disparity_to_m(m_to_disparity(frame.depth_ir_m)))
@@ -254,5 +278,6 @@ def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     test_scenes = {scene_name(s) for s in test_scene_indices(scenes)}
     is_test = np.array([n in test_scenes for n in names])
     atomic_write_bytes(out / SPLITS_NAME, encode_splits(np.flatnonzero(~is_test), np.flatnonzero(is_test)))
-    _mark_complete(out, "nyu-mat", scenes=scenes, frames=frames, seed=seed, width=width, height=height)
+    _mark_complete(out, "nyu-mat", scenes=scenes, frames=frames, seed=seed, width=width, height=height,
+                   **style_setting(style))
     return out / LABELED_NAME

@@ -160,6 +160,20 @@ def _pattern(material: Material, uv: np.ndarray) -> np.ndarray:
         mix = 0.5 + 0.5 * np.sin(2 * np.pi * cells[0])
     elif material.pattern == "noise":  # smooth value noise from a few incommensurate sines
         mix = 0.5 + 0.25 * (np.sin(3.1 * cells[0] + 1.3 * np.sin(2.3 * cells[1])) + np.sin(2.7 * cells[1] + 0.7 * cells[0]))
+    elif material.pattern == "wood":  # long wavy grain along u
+        grain = 4.0 * cells[1] + 0.8 * np.sin(0.9 * cells[0] + 1.7 * np.sin(0.5 * cells[1])) + 0.3 * np.sin(7.1 * cells[0])
+        mix = 0.5 + 0.5 * np.sin(2 * np.pi * grain) * (0.6 + 0.4 * np.sin(0.37 * cells[0]))
+    elif material.pattern == "tiles":  # square tiles, a little different each, with grout lines
+        cell = np.floor(cells)
+        grout = (np.min(cells - cell, axis=0) < 0.06)
+        mix = np.where(grout, 1.0, 0.12 * ((7 * cell[0] + 13 * cell[1]) % 3))
+    elif material.pattern == "bricks":  # held-out only: rows of bricks, every other row shifted half a brick
+        row = np.floor(2 * cells[1])
+        along = cells[0] + 0.5 * (row % 2)
+        mix = ((along - np.floor(along) < 0.05) | (2 * cells[1] - row < 0.1)).astype(np.float64)
+    elif material.pattern == "dots":  # held-out only: a grid of round dots
+        offset = cells - np.floor(cells) - 0.5
+        mix = (np.sum(offset * offset, axis=0) < 0.09).astype(np.float64)
     else:
         mix = np.zeros(uv.shape[1])
     return material.colour[:, None] * (1 - mix) + material.accent[:, None] * mix
@@ -180,10 +194,11 @@ def shade(scene: Scene, hits: _Hits) -> np.ndarray:
             continue
         sel = hits.obj == obj
         albedo[:, sel] = _pattern(materials[obj], uv[:, sel])
-    light = np.full(points.shape[1], scene.ambient)
-    for pos, power in zip(scene.lights, scene.light_power):
+    light = np.full((3, points.shape[1]), scene.ambient)
+    colours = np.ones((len(scene.lights), 3)) if scene.light_colour is None else scene.light_colour
+    for pos, power, colour in zip(scene.lights, scene.light_power, colours):
         to_light = pos[:, None] - points
         dist2 = np.sum(to_light * to_light, 0)
         cosine = np.sum(normal * to_light, 0) / np.sqrt(dist2)
-        light += power * np.clip(cosine, 0, None) / (1.0 + 0.3 * dist2)
-    return np.clip(albedo * light, 0, 1)
+        light += colour[:, None] * (power * np.clip(cosine, 0, None) / (1.0 + 0.3 * dist2))[None, :]
+    return np.clip(albedo * light * scene.exposure, 0, 1)

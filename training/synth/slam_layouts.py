@@ -20,7 +20,7 @@ from ..data import seven_scenes, tum
 from ..data.nyu_calibration import MAX_DEPTH_M
 from ..data.png_files import encode_png
 from ..faults import kill_point
-from .generate import _RGB_FROM_IR_R, _RGB_FROM_IR_T, _begin, _mark_complete, generate_scene, scene_name
+from .generate import _RGB_FROM_IR_R, _RGB_FROM_IR_T, _begin, _mark_complete, generate_scene, scene_name, style_setting
 
 
 def depth_to_units(depth_m: np.ndarray, units_per_m: float, no_reading: int) -> np.ndarray:
@@ -41,15 +41,17 @@ def ir_pose(pose_rgb: np.ndarray) -> np.ndarray:
 
 
 def _write_scenes(out: Path, layout: str, scenes: int, frames: int, seed: int, width: int, height: int,
-                  write_scene, progress) -> list[Path]:
+                  write_scene, progress, style: str = "train") -> list[Path]:
+    style_setting(style)
     _begin(out)
     folders = []
     for s in range(scenes):
         folder = out / scene_name(s)
         with atomic_dir(folder) as staging:
-            write_scene(staging, generate_scene(seed, s, frames, width, height), progress)
+            write_scene(staging, generate_scene(seed, s, frames, width, height, style=style), progress)
         folders.append(folder)
-    _mark_complete(out, layout, scenes=scenes, frames=frames, seed=seed, width=width, height=height)
+    _mark_complete(out, layout, scenes=scenes, frames=frames, seed=seed, width=width, height=height,
+                   **style_setting(style))
     return folders
 
 
@@ -91,12 +93,13 @@ def _write_7scenes_sequence(folder: Path, frames, progress) -> None:
 
 
 def write_tum(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640, height: int = 480,
-              progress=None) -> list[Path]:
+              progress=None, style: str = "train") -> list[Path]:
     """One TUM RGB-D sequence folder per scene: rgb/, depth/, rgb.txt, depth.txt, groundtruth.txt."""
-    return _write_scenes(Path(out), "tum", scenes, frames, seed, width, height, _write_tum_sequence, progress)
+    return _write_scenes(Path(out), "tum", scenes, frames, seed, width, height, _write_tum_sequence, progress, style)
 
 
 def write_7scenes(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,
-                  height: int = 480, progress=None) -> list[Path]:
+                  height: int = 480, progress=None, style: str = "train") -> list[Path]:
     """One 7-Scenes scene folder per scene, holding ``seq-01`` of frame-XXXXXX.{color,depth}.png, .pose.txt."""
-    return _write_scenes(Path(out), "7scenes", scenes, frames, seed, width, height, _write_7scenes_sequence, progress)
+    return _write_scenes(Path(out), "7scenes", scenes, frames, seed, width, height, _write_7scenes_sequence, progress,
+                         style)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rgbd_vae_training.synth.generate import generate_scene, write_nyu_mat, write_nyu_raw
-from rgbd_vae_training.synth.scene import ROOM_SURFACES, make_scene
+from rgbd_vae_training.synth.scene import FIXTURE_THICKNESS_M, ROOM_SURFACES, make_scene
 
 RGBD_VAE = Path(sys.executable).with_name("rgbd-vae")
 
@@ -28,10 +28,12 @@ def test_same_seed_gives_the_same_bytes_in_both_layouts(tmp_path):
         assert _digest(a) != _digest(c)
 
 
-def test_rooms_hold_3_to_12_primitives_and_lights():
+def test_rooms_hold_up_to_12_pieces_of_furniture_4_wall_fixtures_and_3_lights():
     for seed in range(20):
         scene = make_scene(np.random.default_rng(seed))
-        assert 1 <= len(scene.primitives) <= 12 and 1 <= len(scene.lights) <= 3
+        fixtures = [p for p in scene.primitives if FIXTURE_THICKNESS_M in p.size]
+        assert 1 <= len(scene.primitives) - len(fixtures) <= 12 and len(fixtures) <= 4
+        assert 1 <= len(scene.lights) <= 3
         assert np.all(scene.room >= 2.4)
 
 
