@@ -45,14 +45,25 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 @dataclass
 class ELBOLoss:
     """Negative ELBO: squared error summed over pixels (Gaussian likelihood, invalid depth masked)
-    + beta * KL, per sample, averaged over the batch. beta rises linearly over ``warmup_steps``."""
+    + beta * KL, per sample, averaged over the batch. beta rises linearly over ``warmup_steps``.
+
+    ``depth_weight`` scales the depth channel's squared error against each RGB channel's (a
+    Gaussian of variance 1 / depth_weight for depth): with one depth channel beside three RGB
+    channels, depth otherwise gets a quarter of the reconstruction, and RGB texture takes the code.
+    ``free_bits`` (nats per latent dimension, batch-averaged) is a floor under each dimension's KL:
+    a dimension below it is not pushed further towards the prior (Kingma et al. 2016)."""
 
     beta: float = 1.0
     warmup_steps: int = 0
+    depth_weight: float = 1.0
+    free_bits: float = 0.0
 
     def __post_init__(self) -> None:
         if self.beta < 0 or self.warmup_steps < 0:
             raise ValueError(f"beta and warmup_steps must be 0 or more, got {self.beta} and {self.warmup_steps}")
+        if not self.depth_weight > 0 or self.free_bits < 0:
+            raise ValueError(f"depth_weight must be positive and free_bits 0 or more, got {self.depth_weight} "
+                             f"and {self.free_bits}")
 
     def beta_at(self, step: int) -> float:
         if self.warmup_steps <= 0:
@@ -63,10 +74,22 @@ class ELBOLoss:
         squared = (out["recon"].float() - target) ** 2  # (B, C, H, W)
         if valid is not None:
             squared = squared * valid
-        recon = squared.flatten(1).sum(dim=1).mean()
-        kl = kl_divergence(out["mu"].float(), out["logvar"].float()).mean()
+        terms = {}
+        if squared.shape[1] == 4:  # RGB-D: RGB then depth
+            rgb = squared[:, :3].flatten(1).sum(dim=1).mean()
+            depth = squared[:, 3:].flatten(1).sum(dim=1).mean()
+            recon = rgb + self.depth_weight * depth
+            terms = {"recon_rgb": rgb, "recon_depth": depth}
+        else:
+            recon = squared.flatten(1).sum(dim=1).mean()
+        mu, logvar = out["mu"].float(), out["logvar"].float()
+        kl = kl_divergence(mu, logvar).mean()
+        penalty = kl
+        if self.free_bits > 0:  # per dimension, averaged over the batch, then floored
+            per_dim = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).mean(dim=0)  # (latent,)
+            penalty = per_dim.clamp_min(self.free_bits).sum()
         beta = self.beta_at(step)
-        return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "beta": torch.tensor(beta)}
+        return {"loss": recon + beta * penalty, "recon": recon, "kl": kl, "beta": torch.tensor(beta), **terms}
 
 
 @dataclass

@@ -1,0 +1,59 @@
+"""ELBOLoss's depth weight and free bits: what each changes in the loss, and what it leaves alone."""
+
+import math
+
+import pytest
+import torch
+
+from rgbd_vae_training.losses import ELBOLoss
+
+
+def _out(recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor | None = None) -> dict:
+    return {"recon": recon, "mu": mu, "logvar": torch.zeros_like(mu) if logvar is None else logvar}
+
+
+def test_depth_weight_scales_the_depth_channel_error_and_reports_both_parts():
+    target = torch.zeros(2, 4, 2, 2)
+    recon = torch.zeros(2, 4, 2, 2)
+    recon[:, :3] = 0.5  # 12 RGB values of 0.25 per sample
+    recon[:, 3] = 0.1  # 4 depth values of 0.01 per sample
+    out = _out(recon, torch.zeros(2, 3))
+    plain, weighted = ELBOLoss(beta=0.0)(out, target, None, 0), ELBOLoss(beta=0.0, depth_weight=5.0)(out, target, None, 0)
+    assert plain["recon_rgb"].item() == pytest.approx(3.0) and plain["recon_depth"].item() == pytest.approx(0.04)
+    assert plain["recon"].item() == pytest.approx(3.04)
+    assert weighted["recon"].item() == pytest.approx(3.0 + 5.0 * 0.04)
+    assert weighted["loss"].item() == pytest.approx(3.2)
+
+
+def test_depth_weight_leaves_rgb_only_models_and_masked_depth_alone():
+    rgb_target, rgb_recon = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    out = _out(rgb_recon, torch.zeros(1, 2))
+    assert ELBOLoss(depth_weight=10.0)(out, rgb_target, None, 0)["recon"].item() == pytest.approx(3.0)
+    target, recon = torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2)
+    recon[0, 3] = 0.9  # wrong depth, but no pixel of it is valid
+    valid = torch.ones(1, 4, 2, 2, dtype=torch.bool)
+    valid[0, 3] = False
+    assert ELBOLoss(depth_weight=10.0)(_out(recon, torch.zeros(1, 2)), target, valid, 0)["loss"].item() == 0.0
+
+
+def test_free_bits_floor_each_dimension_so_small_ones_are_not_pushed_to_the_prior():
+    # dimension 0 carries 0.5 * 2^2 = 2 nats, dimension 1 0.5 * 0.1^2 = 0.005 nats
+    mu = torch.tensor([[2.0, 0.1]], requires_grad=True)
+    out = _out(torch.zeros(1, 3, 2, 2), mu)
+    target = torch.zeros(1, 3, 2, 2)
+    terms = ELBOLoss(beta=1.0, free_bits=0.5)(out, target, None, 0)
+    assert terms["kl"].item() == pytest.approx(2.005)  # the KL reported is the true one
+    assert terms["loss"].item() == pytest.approx(2.0 + 0.5)  # the small dimension counts as the floor
+    terms["loss"].backward()
+    assert mu.grad[0, 0].item() == pytest.approx(2.0) and mu.grad[0, 1].item() == 0.0
+    plain = ELBOLoss(beta=1.0)(_out(torch.zeros(1, 3, 2, 2), torch.tensor([[2.0, 0.1]])), target, None, 0)
+    assert plain["loss"].item() == pytest.approx(2.005)
+
+
+@pytest.mark.parametrize("settings, message", [({"depth_weight": 0.0}, "depth_weight must be positive"),
+                                               ({"depth_weight": -1.0}, "depth_weight must be positive"),
+                                               ({"free_bits": -0.1}, "free_bits 0 or more"),
+                                               ({"depth_weight": math.nan}, "depth_weight must be positive")])
+def test_bad_depth_weight_or_free_bits_is_refused_with_the_values(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ELBOLoss(**settings)
