@@ -40,8 +40,6 @@ class MFFDepthConfig:
     refine_width: int = 64
     mask_mode: str = "head"
     mask_widths: tuple[int, ...] = (16, 32, 64)  # two_stage: the mask network's stages
-    # head: conv3x3-BN-ReLU layers of these widths before the mask logits (() = one conv3x3, as before)
-    mask_head_widths: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mask_mode not in MASK_MODES:
@@ -56,8 +54,6 @@ class MFFDepthConfig:
             values = getattr(self, name)
             if not values or min(values) < 1:
                 raise ValueError(f"{name} must be positive widths, got {values}")
-        if self.mask_head_widths and min(self.mask_head_widths) < 1:
-            raise ValueError(f"mask_head_widths must be positive widths, got {self.mask_head_widths}")
         if min(self.mff_width, self.refine_width) < 1:
             raise ValueError(f"mff_width and refine_width must be positive, got {self.mff_width} and {self.refine_width}")
 
@@ -138,15 +134,6 @@ class MFFDepthNetwork(nn.Module):
         return self.refine(torch.cat([x, fused], dim=1))  # (B, refine_width, H/2, W/2)
 
 
-def mask_head(in_ch: int, widths: tuple[int, ...]) -> nn.Module:
-    """The mask logits from the refined features: a conv3x3, after conv3x3-BN-ReLU layers of ``widths``."""
-    if not widths:
-        return nn.Conv2d(in_ch, 1, 3, 1, 1)
-    chans = (in_ch,) + tuple(widths)
-    return nn.Sequential(*[_conv_bn_relu(a, b, 3) for a, b in zip(chans[:-1], chans[1:])],
-                         nn.Conv2d(chans[-1], 1, 3, 1, 1))
-
-
 @register_model("mff_depth", MFFDepthConfig)
 class MFFDepth(nn.Module):
     """RGB in [-1, 1] -> {"depth": (B, 1, H, W) in [-1, 1], "mask": (B, 1, H, W) logits}."""
@@ -159,7 +146,7 @@ class MFFDepth(nn.Module):
         self.mask_net = MaskNetwork(config.mask_widths) if config.mask_mode == "two_stage" else None
         self.network = MFFDepthNetwork(config)
         self.depth_head = nn.Conv2d(config.refine_width, 1, 5, 1, 2)
-        self.mask_head = mask_head(config.refine_width, config.mask_head_widths) if self.mask_net is None else None
+        self.mask_head = nn.Conv2d(config.refine_width, 1, 3, 1, 1) if self.mask_net is None else None
 
     @property
     def encoder(self) -> ResNetEncoder:
