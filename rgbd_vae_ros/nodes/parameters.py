@@ -50,7 +50,8 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
     "max_rate": (0.0, "Hz; frames arriving faster are skipped before any work (0: no limit)", False,
                  _floats(0.0, 1000.0)),
     "mask_threshold": (0.5, "depth models with a validity mask: pixels whose mask is below this are published as no "
-                       "reading", False, _floats(0.0, 1.0)),
+                       "reading (0.5 suits a mask trained on validity; an error-aware one needs its own, chosen "
+                       "with rgbd_vae_training.mask_eval, docs/validity_mask.md)", False, _floats(0.0, 1.0)),
     "latent_logvar": (False, "send log sigma^2 after mu in each latent (f32 / f16 only)", False, {}),
 }
 CHOICES = {"backend": BACKENDS, "device": DEVICES, "depth_encoding": ("32FC1", "16UC1"),
