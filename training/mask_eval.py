@@ -53,6 +53,7 @@ class MaskTally:
         self.threshold = threshold
         self.counts: Counter = Counter()
         self.histograms = {kind: np.zeros(len(CURVE_EDGES), dtype=np.int64) for kind in _CURVE_KINDS}
+        self.frames: list[tuple[int, int, int]] = []  # per image: good, bad, bad after its own scale
 
     def add(self, pred_m: np.ndarray, mask: np.ndarray, gt_m: np.ndarray) -> None:
         """One image: estimate (metres, NaN = none), mask probability and truth, all at the truth's size."""
@@ -87,6 +88,11 @@ class MaskTally:
         c["bad_trusted"] += int((bad & trusted).sum())
         c["good"] += int(good.sum())
         c["good_trusted"] += int((good & trusted).sum())
+        if checked.any():  # how much of the error is one wrong scale for the whole frame
+            truth, estimate = gt_m[checked], pred_m[checked]
+            rescaled = estimate * np.median(truth / estimate)
+            bad_rescaled = int((np.abs(rescaled - truth) / truth > BAD_ERROR).sum())
+            self.frames.append((int(good.sum()), int(bad.sum()), bad_rescaled))
         # the edges in the mask's own precision, as ``mask >= threshold`` compares (a float32 mask in float32)
         edges = CURVE_EDGES.astype(mask.dtype) if mask.dtype.kind == "f" else CURVE_EDGES
         bins = np.searchsorted(edges, mask, side="right") - 1
@@ -116,13 +122,32 @@ class MaskTally:
             "interior_hole_share": share("interior_holes", "interior"),
             "interior_holes_flagged_by_mask": share("interior_holes_flagged", "interior_holes"),
             "pixels": c["pixels"],
+            "bad_share_after_frame_scale": (sum(f[2] for f in self.frames) / c["checked"] if c["checked"]
+                                            else float("nan")),
+            "frame_oracle_bad_removed": self.frame_oracle(),
             "curve": self.curve(),
             "definitions": "pooled over every pixel of every scored image at the truth's size, whole frame; "
                            "valid: truth in (1e-3, 10) m; trusted: mask >= threshold; published: a finite "
                            f"estimate > 0; bad / good: |error| / truth > / <= {BAD_ERROR:g} where the truth is "
-                           "valid; unchecked: published where the truth has no reading",
+                           "valid; unchecked: published where the truth has no reading; bad_share_after_frame_scale: "
+                           "the bad share with each image's estimate scaled by its median truth / estimate; "
+                           "frame_oracle_bad_removed: the bad pixels of whole images dropped, worst bad share first, "
+                           f"while {GOOD_KEPT_TARGET:.0%} of the good pixels stay (about the most a mask that only "
+                           "knew which frames are wrong would remove)",
         }
 
+    def frame_oracle(self, good_kept: float = GOOD_KEPT_TARGET) -> float:
+        """The share of bad pixels removed by dropping whole images, worst bad share first, until
+        the next would leave less than ``good_kept`` of the good pixels."""
+        good_total, bad_total = sum(f[0] for f in self.frames), sum(f[1] for f in self.frames)
+        if not bad_total:
+            return float("nan")
+        kept, removed = good_total, 0
+        for good, bad, _ in sorted(self.frames, key=lambda f: f[1] / (f[0] + f[1]), reverse=True):
+            if kept - good < good_kept * good_total:
+                break
+            kept, removed = kept - good, removed + bad
+        return removed / bad_total
 
     def curve(self) -> dict:
         """The trade-off at every threshold of CURVE_EDGES, as columns: the share of good pixels kept,
@@ -231,6 +256,8 @@ def must_show(checkpoint: str, data: str, validation: str, out, good_kept: float
                  "at_threshold": curve_at(mask["curve"], threshold),
                  "at_0.5": curve_at(mask["curve"], DEFAULT_THRESHOLD),
                  "interior_holes_flagged_at_threshold": mask["interior_holes_flagged_by_mask"],
+                 "bad_share_after_frame_scale": mask["bad_share_after_frame_scale"],
+                 "frame_oracle_bad_removed": mask["frame_oracle_bad_removed"],
                  "curve": mask["curve"]},
     }
     atomic_write_text(out / "mask_report.json", json.dumps(_finite_or_null(report), indent=1, allow_nan=False) + "\n")
@@ -257,6 +284,10 @@ def report_text(report: dict) -> str:
     for label, key in _REPORT_ROWS:
         lines.append(f"{label:<34}{cell(without[key], 10)}{cell(test['at_0.5'][key], 10)}"
                      f"{cell(test['at_threshold'][key], 12)}")
+    lines.append(f"frame-wide scale: bad share {test['without_mask']['bad_share']:.3f} -> "
+                 f"{test['bad_share_after_frame_scale']:.3f} with each frame rescaled by its median truth / estimate; "
+                 f"dropping whole frames (oracle) removes {test['frame_oracle_bad_removed']:.3f} of the bad pixels "
+                 f"at {GOOD_KEPT_TARGET:.0%} good kept")
     lines.append("test curve: threshold, good kept, bad removed")
     curve = test["curve"]
     for shown in sorted(set(_SHOWN_THRESHOLDS) | {t}):

@@ -105,3 +105,19 @@ def test_must_show_chooses_on_validation_frames_and_scores_the_test_frames_at_th
     for key in ("good_kept_by_mask", "bad_removed_by_mask", "mask_iou"):
         assert report["test"]["at_threshold"][key] == pytest.approx(test[key], abs=1e-6)
     assert report["test"]["without_mask"]["bad_share"] == test["bad_share_without_mask"]
+
+
+def test_frame_scale_and_the_frame_oracle_show_how_much_error_is_one_scale_per_frame():
+    gt = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
+    mask = np.ones_like(gt)
+    tally = MaskTally()
+    tally.add(gt * 2.0, mask, gt)  # a frame twice too far: all bad, all good once rescaled
+    tally.add(gt * np.array([[1.0, 1.0, 1.0, 1.5]], dtype=np.float32), mask, gt)  # 3 good, 1 bad of its own
+    for _ in range(3):
+        tally.add(gt.copy(), mask, gt)  # perfect frames: 12 good
+    r = tally.result()
+    assert r["bad_share_without_mask"] == pytest.approx(5 / 20)
+    assert r["bad_share_after_frame_scale"] == pytest.approx(1 / 20)  # the second frame's median is 1
+    # dropping the all-bad frame costs no good pixel; dropping the second would leave 12 / 15 < 90 %
+    assert r["frame_oracle_bad_removed"] == pytest.approx(4 / 5)
+    assert np.isnan(MaskTally().result()["frame_oracle_bad_removed"])  # no bad pixels: nothing to remove
