@@ -253,9 +253,13 @@ def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int,
 
 
 def test_scene_indices(scenes: int) -> list[int]:
-    """Scenes held out for testing: about 45 % (NYU: 654 of 1449 frames), at least one when there are two."""
-    count = max(1, round(0.45 * scenes)) if scenes > 1 else 0
-    return list(range(scenes - count, scenes))
+    """Scenes held out for testing: about 45 % (NYU: 654 of 1449 frames), at least one when there are
+    two; the rooms the NYU raw reader holds out of the same scenes (data.splits, by room), so that the
+    two layouts of one synth have the same held-out rooms."""
+    from ..data.splits import split_scenes
+
+    held_out = set(split_scenes([scene_name(s) for s in range(scenes)])["test"])
+    return [s for s in range(scenes) if scene_name(s) in held_out]
 
 
 def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 0, width: int = 640,

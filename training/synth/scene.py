@@ -165,12 +165,13 @@ def make_scene(rng: np.random.Generator, style: SceneStyle = TRAIN) -> Scene:
     light_colour = 1.0 + (tint * warm_cool)[:, None] * np.array([1.0, 0.1, -1.0])[None, :]
     roll = draw(rng, style.camera_roll_deg) * float(rng.choice([-1.0, 1.0]))
     height = min(draw(rng, style.camera_height_m), room[2] - 0.2 - style.height_wander_m)
+    pitches = style.low_camera_pitch_deg if height < style.low_camera_m else style.camera_pitch_deg
     return Scene(room=room, room_materials=_room_materials(rng, style), primitives=primitives,
                  lights=lights, light_power=np.full(n_lights, draw(rng, style.light_power)) / n_lights
                  * rng.uniform(0.7, 1.3, n_lights),
                  ambient=draw(rng, style.ambient), path_centre=centre, path_phase=rng.uniform(0, 2 * np.pi, 6),
                  light_colour=light_colour, exposure=draw(rng, style.exposure), camera_height_m=height,
-                 height_wander_m=style.height_wander_m, camera_pitch_rad=np.radians(draw(rng, style.camera_pitch_deg)),
+                 height_wander_m=style.height_wander_m, camera_pitch_rad=np.radians(draw(rng, pitches)),
                  pitch_wander_rad=np.radians(style.pitch_wander_deg), camera_roll_rad=np.radians(roll),
                  rgb_noise=draw(rng, style.rgb_noise), vignetting=draw(rng, style.vignetting),
                  blur=draw(rng, style.blur))

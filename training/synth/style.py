@@ -42,6 +42,10 @@ class SceneStyle:
     camera_pitch_deg: Ranges  # mean pitch, negative looking down
     pitch_wander_deg: float
     camera_roll_deg: Ranges  # roll, either sign
+    # A camera lower than this is a robot's: it looks about level (low_camera_pitch_deg), as a
+    # hand-held camera above it looks down at the room (camera_pitch_deg). 0: no such rule.
+    low_camera_m: float
+    low_camera_pitch_deg: Ranges
     rgb_noise: Ranges  # standard deviation of the RGB noise in [0, 1] units
     vignetting: Ranges  # brightness lost at the image corners
     blur: Ranges  # share of each pixel spread to its neighbours (defocus / motion)
@@ -52,14 +56,14 @@ CLASSIC = SceneStyle(
     wall_fixtures=(0, 0), surface_priors=False, patterns=TRAIN_PATTERNS[:4], lights=(1, 3),
     light_power=((2.0, 6.0),), ambient=((0.15, 0.35),), light_tint=((0.0, 0.0),), exposure=((1.0, 1.0),),
     camera_height_m=((1.35, 1.35),), height_wander_m=0.25, camera_pitch_deg=((-8.6, -8.6),), pitch_wander_deg=5.7,
-    camera_roll_deg=((0.0, 0.0),), rgb_noise=((0.01, 0.01),), vignetting=((0.0, 0.0),), blur=((0.0, 0.0),))
+    camera_roll_deg=((0.0, 0.0),), low_camera_m=0.0, low_camera_pitch_deg=((-8.6, -8.6),), rgb_noise=((0.01, 0.01),), vignetting=((0.0, 0.0),), blur=((0.0, 0.0),))
 
 TRAIN = SceneStyle(
     room_side_m=((3.5, 7.0),), room_height_m=((2.4, 3.2),), furniture=(3, 12), against_wall=0.6,
     wall_fixtures=(1, 4), surface_priors=True, patterns=TRAIN_PATTERNS, lights=(1, 3),
     light_power=((1.5, 7.0),), ambient=((0.12, 0.35),), light_tint=((0.0, 0.12),), exposure=((0.75, 1.25),),
     camera_height_m=((0.35, 1.7),), height_wander_m=0.08, camera_pitch_deg=((-30.0, 5.0),), pitch_wander_deg=4.0,
-    camera_roll_deg=((0.0, 4.0),), rgb_noise=((0.004, 0.025),), vignetting=((0.0, 0.3),), blur=((0.0, 0.3),))
+    camera_roll_deg=((0.0, 4.0),), low_camera_m=0.0, low_camera_pitch_deg=((-30.0, 5.0),), rgb_noise=((0.004, 0.025),), vignetting=((0.0, 0.3),), blur=((0.0, 0.3),))
 
 UNSEEN = SceneStyle(
     room_side_m=((2.8, 3.4), (7.3, 9.0)), room_height_m=((2.15, 2.35), (3.3, 3.8)), furniture=(13, 16),
@@ -67,6 +71,7 @@ UNSEEN = SceneStyle(
     light_power=((7.5, 9.0),), ambient=((0.05, 0.1), (0.38, 0.45)), light_tint=((0.15, 0.25),),
     exposure=((0.6, 0.7), (1.35, 1.45)), camera_height_m=((0.22, 0.3), (1.75, 1.85)), height_wander_m=0.05,
     camera_pitch_deg=((-40.0, -33.0), (7.0, 11.0)), pitch_wander_deg=2.0, camera_roll_deg=((5.0, 8.0),),
+    low_camera_m=0.0, low_camera_pitch_deg=((-40.0, -33.0), (7.0, 11.0)),
     rgb_noise=((0.03, 0.04),), vignetting=((0.35, 0.45),), blur=((0.35, 0.45),))
 
 STYLES = {"train": TRAIN, "unseen": UNSEEN, "classic": CLASSIC}

@@ -43,9 +43,10 @@ def test_reader_ir_depth_equals_rendered_depth_after_undistortion(nyu_raw_dir):
     frames = [f for s in range(3) for f in generate_scene(7, s, 3, **SMALL)]
     for i, truth in enumerate(frames):
         depth, true = reader.read_ir_depth_m(i), truth.depth_ir_m
-        # Away from surface edges (undistortion blends disparities there, as the toolbox's does), inside
-        # the range the < 600 rule keeps (raw 600 is 0.713 m) and inside the pinhole view.
-        smooth = maximum_filter(true, 3) / minimum_filter(true, 3) < 1.05
+        # Away from surface edges (undistortion blends disparities there, as the toolbox's does; on a floor
+        # seen at a grazing angle the bilinear blend also bends the slope), inside the range the < 600
+        # rule keeps (raw 600 is 0.713 m) and inside the pinhole view.
+        smooth = maximum_filter(true, 3) / minimum_filter(true, 3) < 1.03
         expected = smooth & (true > 0.75) & (true < 9.9)
         valid = np.isfinite(depth)
         assert valid[expected].mean() > 0.95  # only the ring the IR lens sees beyond the pinhole view is lost
