@@ -51,16 +51,22 @@ class ELBOLoss:
     Gaussian of variance 1 / depth_weight for depth): with one depth channel beside three RGB
     channels, depth otherwise gets a quarter of the reconstruction, and RGB texture takes the code.
     ``free_bits`` (nats per latent dimension, batch-averaged) is a floor under each dimension's KL:
-    a dimension below it is not pushed further towards the prior (Kingma et al. 2016)."""
+    a dimension below it is not pushed further towards the prior (Kingma et al. 2016).
+    ``quantiser_bits`` > 0: while training, the decoded code also carries the rounding error of a
+    quantiser of that many bits per dimension (the latent message's q8 / q4 codes), so the decoder
+    learns to decode what is sent, not only μ (:func:`rgbd_vae_ros.models.base.quantiser_noise`)."""
 
     beta: float = 1.0
     warmup_steps: int = 0
     depth_weight: float = 1.0
     free_bits: float = 0.0
+    quantiser_bits: int = 0
 
     def __post_init__(self) -> None:
         if self.beta < 0 or self.warmup_steps < 0:
             raise ValueError(f"beta and warmup_steps must be 0 or more, got {self.beta} and {self.warmup_steps}")
+        if not 0 <= self.quantiser_bits <= 16:
+            raise ValueError(f"quantiser_bits must be 0 (off) to 16, got {self.quantiser_bits}")
         if not self.depth_weight > 0 or self.free_bits < 0:
             raise ValueError(f"depth_weight must be positive and free_bits 0 or more, got {self.depth_weight} "
                              f"and {self.free_bits}")

@@ -49,6 +49,17 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
+# The quantiser's range in standard deviations of mu: its 0.5th to 99.5th percentile (rgbd_vae_ros.latent).
+QUANTISER_RANGE_STD = 5.15
+
+
+def quantiser_noise(mu: torch.Tensor, bits: int) -> torch.Tensor:
+    """Uniform noise of the rounding error of a ``bits``-bit per-dimension quantiser of ``mu`` (B, D):
+    a step of the quantiser's range, estimated from the batch's spread of each dimension, / 2**bits."""
+    step = QUANTISER_RANGE_STD * mu.detach().std(dim=0, keepdim=True) / (1 << bits)  # (1, D)
+    return (torch.rand_like(mu) - 0.5) * step
+
+
 class GaussianHead(nn.Module):
     """Flattened features -> (mu, logvar), two fully connected layers."""
 
@@ -69,6 +80,9 @@ class VAE(nn.Module):
     """
 
     kind = "vae"
+    # > 0 while training: the sampled code also carries the rounding error of a quantiser of this
+    # many bits, so the decoder learns to decode the codes the latent message sends (SPEC §4.3)
+    train_quantiser_bits: int = 0
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -83,4 +97,6 @@ class VAE(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x)  # (B, latent) each
         z = reparameterize(mu, logvar) if self.training else mu
+        if self.training and self.train_quantiser_bits and len(mu) > 1:
+            z = z + quantiser_noise(mu, self.train_quantiser_bits)
         return {"recon": self.decode(z), "mu": mu, "logvar": logvar}

@@ -57,3 +57,54 @@ def test_free_bits_floor_each_dimension_so_small_ones_are_not_pushed_to_the_prio
 def test_bad_depth_weight_or_free_bits_is_refused_with_the_values(settings, message):
     with pytest.raises(ValueError, match=message):
         ELBOLoss(**settings)
+
+
+def _tiny_conv_vae():
+    from rgbd_vae_ros.models import build_model, config_from_dict
+
+    torch.manual_seed(0)
+    return build_model("conv_vae", config_from_dict("conv_vae", {"image_size": 16, "latent_dim": 6,
+                                                                 "widths": [4, 8]}))
+
+
+def test_quantiser_noise_is_within_half_a_step_of_the_batch_estimated_quantiser():
+    from rgbd_vae_ros.models.base import QUANTISER_RANGE_STD, quantiser_noise
+
+    torch.manual_seed(0)
+    mu = torch.randn(64, 3) * torch.tensor([0.5, 1.0, 4.0])
+    noise = quantiser_noise(mu, 4)
+    step = QUANTISER_RANGE_STD * mu.std(dim=0) / 16
+    assert (noise.abs() <= step / 2).all() and (noise.abs().amax(dim=0) > step / 4).all()  # spans the step
+    assert (quantiser_noise(mu, 8).abs().amax(dim=0) <= step / 32).all()  # 16x finer at 8 bits
+
+
+def test_a_vae_adds_quantiser_noise_to_its_code_only_while_training():
+    model = _tiny_conv_vae()
+    x = torch.rand(4, 4, 16, 16) * 2 - 1
+    model.eval()
+    plain = model(x)["recon"]
+    model.train_quantiser_bits = 2
+    assert torch.equal(model(x)["recon"], plain)  # eval: mu decoded as it is, deterministic
+    model.train()
+    torch.manual_seed(1)
+    sampled = model(x)
+    model.train_quantiser_bits = 0
+    torch.manual_seed(1)
+    without = model(x)
+    assert torch.equal(sampled["mu"], without["mu"]) and not torch.allclose(sampled["recon"], without["recon"])
+
+
+def test_the_vae_task_trains_with_the_loss_quantiser_bits_and_refuses_models_with_their_own_forward():
+    from rgbd_vae_ros.models import build_model, config_from_dict
+    from rgbd_vae_training.train.tasks import TaskError, VAETask
+
+    model = _tiny_conv_vae()
+    config = model.config
+    task = VAETask(config, ELBOLoss(quantiser_bits=4), 10.0)
+    task.forward(model, {"input": torch.zeros(2, 4, 16, 16)})
+    assert model.train_quantiser_bits == 4
+    fc = build_model("fc_vae", config_from_dict("fc_vae", {"image_size": 8, "latent_dim": 4, "mode": "rgb"}))
+    with pytest.raises(TaskError, match="loss.quantiser_bits needs a VAE that samples its code in VAE.forward"):
+        VAETask(fc.config, ELBOLoss(quantiser_bits=4), 10.0).forward(fc, {"input": torch.zeros(2, 3, 8, 8)})
+    with pytest.raises(ValueError, match="quantiser_bits must be 0 \\(off\\) to 16, got 17"):
+        ELBOLoss(quantiser_bits=17)

@@ -70,6 +70,15 @@ class VAETask:
         return prepared
 
     def forward(self, model, prepared: dict) -> dict:
+        bits = getattr(self.loss_fn, "quantiser_bits", 0)
+        if bits:  # the model's own forward adds the noise while training (under DDP: the wrapped model's)
+            from rgbd_vae_ros.models.base import VAE
+
+            inner = getattr(model, "module", model)
+            if type(inner).forward is not VAE.forward:
+                raise TaskError(f"loss.quantiser_bits needs a VAE that samples its code in VAE.forward; "
+                                f"{type(inner).__name__} has its own forward")
+            inner.train_quantiser_bits = bits
         if self.conditional:
             return model(prepared["input"], prepared["label"])
         return model(prepared["input"])
