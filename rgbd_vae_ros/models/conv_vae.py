@@ -20,8 +20,13 @@ from .registry import register_model
 
 @dataclass
 class ConvVAEConfig(VAEConfig):
+    """``linear_path``: a linear map of the whole input is added to μ, and one of the code to every
+    output value (before the tanh): a linear code (PCA) is one the network can take, and the
+    convolutions learn what it cannot, on top of it."""
+
     widths: tuple[int, ...] = (64, 128, 256, 512, 512)
     negative_slope: float = 0.2
+    linear_path: bool = False
 
 
 @dataclass
@@ -41,12 +46,23 @@ class ConvVAE(VAE):
         self.head = GaussianHead(widths[-1] * self.start ** 2, config.latent_dim)
         self.decoder = UpsampleDecoder(config.latent_dim, widths[::-1], self.start, config.out_channels,
                                        convs_per_stage=1, negative_slope=slope)
+        pixels = config.image_size ** 2
+        self.linear_in = nn.Linear(config.in_channels * pixels, config.latent_dim) if config.linear_path else None
+        self.linear = nn.Linear(config.latent_dim, config.out_channels * pixels) if config.linear_path else None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(self.encoder(x))  # (B, 512, 4, 4) -> (B, latent) x 2
+        mu, logvar = self.head(self.encoder(x))  # (B, 512, 4, 4) -> (B, latent) x 2
+        if self.linear_in is not None:
+            mu = mu + self.linear_in(x.flatten(1))
+        return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)  # (B, out, 128, 128)
+        if self.linear is None:
+            return self.decoder(z)  # (B, out, 128, 128)
+        decoder = self.decoder
+        x = decoder.fc(z).view(-1, decoder.widths[0], decoder.start, decoder.start)  # (B, C0, s, s)
+        convolved = decoder.layers[:-1](x)  # (B, out, H, W), before the tanh
+        return torch.tanh(convolved + self.linear(z).view_as(convolved))
 
 
 register_model("rgb2rgbd", RGB2RGBDConfig)(ConvVAE)
