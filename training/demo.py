@@ -1,7 +1,7 @@
 """``rgbd-vae demo``: the whole system on synthetic data, outputs in ``demo_out/`` (SPEC §9).
 
 1. synthesise a short NYU raw sequence (through 6 unseen rooms, 640x480, 30 Hz) and 100 small
-   training rooms;
+   training rooms (1000 for the VAE);
 2. train ``tiny_depth`` and ``tiny_vae`` (or reuse them from ``demo_out/models``), evaluate them
    on held-out rooms and export ONNX;
 3. convert the sequence to a rosbag2, play it into ``rgbd_pipeline`` on ONNX Runtime and record
@@ -28,6 +28,8 @@ SEQUENCE = {"rooms": 6, "frames_per_room": 8, "seed": 0, "width": 640, "height":
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    parser.add_argument("--vae-config", default="tiny_vae",
+                        help="the VAE's training config, a bundled name or a YAML file (default tiny_vae)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     sequence = synthesise_sequence(out)
-    models = train_tiny_models(out)
+    models = train_tiny_models(out, args.vae_config)
     evaluate_tiny_models(out, models)
     onnx = export_tiny_models(out, models)
     bag = convert_sequence(sequence, out / "bag")
@@ -75,13 +77,14 @@ def synthesise_sequence(out: Path) -> Path:
 TRAINING_ROOMS = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height": 96}
 
 
-def train_tiny_models(out: Path) -> dict[str, Path]:
-    """Train ``tiny_depth`` and ``tiny_vae`` on synthetic rooms, or reuse the checkpoints already in ``out``."""
+def train_tiny_models(out: Path, vae_config: str = "tiny_vae") -> dict[str, Path]:
+    """Train ``tiny_depth`` and the VAE (``vae_config``) on synthetic rooms, or reuse the checkpoints
+    already in ``out``."""
     from rgbd_vae_training.train.config import load_config
 
-    rooms = training_rooms(out)
-    return {task: train_or_reuse(config_name, load_config(config_name), rooms, out / "models" / task)
-            for task, config_name in (("depth", "tiny_depth"), ("vae", "tiny_vae"))}
+    depth = train_or_reuse("tiny_depth", load_config("tiny_depth"), training_rooms(out), out / "models" / "depth")
+    vae = train_or_reuse(str(vae_config), load_config(vae_config), vae_rooms(out), out / "models" / "vae")
+    return {"depth": depth, "vae": vae}
 
 
 def training_rooms(out: Path) -> Path:
@@ -94,6 +97,28 @@ def training_rooms(out: Path) -> Path:
     else:
         print(f"demo: synthesising {TRAINING_ROOMS['scenes']} training rooms (128x96) into {rooms}")
         write_nyu_raw(rooms, **TRAINING_ROOMS)
+    return rooms
+
+
+# The VAE's training rooms: ten times the depth model's, in the labeled layout (RGB and depth of one
+# moment, depth over the whole frame). A 64-number code of unseen rooms needs them: trained on 55
+# frames of rooms it beat neither PCA nor a thumbnail at equal bytes on held-out frames, on 550 it
+# does better on both (issue 16; docs/benchmarks.md, "Codes at equal bytes").
+VAE_ROOMS = {"scenes": 1000, "frames": 1, "seed": 11, "width": 128, "height": 96}
+VAE_ROOMS_FOLDER = "vae_rooms"
+
+
+def vae_rooms(out: Path) -> Path:
+    """The VAE's training rooms in ``out/data/vae_rooms``, synthesised unless a finished synth of them is there."""
+    from rgbd_vae_training.synth.generate import is_complete, write_nyu_mat
+
+    rooms = out / "data" / VAE_ROOMS_FOLDER
+    if is_complete(rooms, "nyu-mat", **VAE_ROOMS):
+        print(f"demo: reusing the VAE's training rooms in {rooms}")
+    else:
+        print(f"demo: synthesising {VAE_ROOMS['scenes']} training rooms for the VAE (128x96, NYU labeled layout) "
+              f"into {rooms}")
+        write_nyu_mat(rooms, **VAE_ROOMS)
     return rooms
 
 
@@ -127,9 +152,8 @@ def train_or_reuse(name: str, config, data: Path, folder: Path) -> Path:
 def evaluate_tiny_models(out: Path, checkpoints: dict[str, Path]) -> None:
     from rgbd_vae_training.evaluate import evaluate
 
-    rooms = out / "data" / "rooms"
-    depth = evaluate("depth", str(checkpoints["depth"]), str(rooms), out / "eval" / "depth")
-    vae = evaluate("vae", str(checkpoints["vae"]), str(rooms), out / "eval" / "vae")
+    depth = evaluate("depth", str(checkpoints["depth"]), str(out / "data" / "rooms"), out / "eval" / "depth")
+    vae = evaluate("vae", str(checkpoints["vae"]), str(out / "data" / VAE_ROOMS_FOLDER), out / "eval" / "vae")
     print(f"demo: held-out rooms: depth AbsRel {depth['depth']['abs_rel']:.3f} "
           f"(mean-depth baseline {depth['mean_depth_baseline']['abs_rel']:.3f}); "
           f"VAE RGB PSNR {vae['rgb']['psnr_db']:.1f} dB (mean image {vae['mean_image_baseline']['psnr_db']:.1f} dB); "
@@ -143,7 +167,7 @@ def export_tiny_models(out: Path, checkpoints: dict[str, Path]) -> Path:
 
     folder = out / "models" / "onnx"
     for task in ("depth", "vae"):
-        data = str(out / "data" / "rooms") if task == "vae" else None
+        data = str(out / "data" / VAE_ROOMS_FOLDER) if task == "vae" else None
         for row in export_checkpoint(str(checkpoints[task]), folder, data=data):
             print(f"demo: exported {row['file']} (ONNX Runtime vs torch max abs error {row['max_abs_error']:.2g})")
     return folder

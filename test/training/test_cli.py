@@ -89,7 +89,9 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
     for task, checkpoint in (("depth", tiny_depth_checkpoint), ("vae", tiny_vae_checkpoint)):
         (out / "models" / task).mkdir(parents=True)
         shutil.copy(checkpoint, out / "models" / task / "checkpoint.pt")
-    result = run_cli("demo", "--out", str(out), timeout_s=900)
+    # the tests' shorter VAE run (test/conftest.py), reused as the demo reuses a finished run of its config
+    result = run_cli("demo", "--out", str(out), "--vae-config", str(Path(tiny_vae_checkpoint).parent / "config.yaml"),
+                     timeout_s=900)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("demo: reusing") == 2 and "training tiny" not in result.stdout
     evaluation = json.loads((out / "eval" / "depth" / "metrics.json").read_text())

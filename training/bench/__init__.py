@@ -81,11 +81,11 @@ def _codec(args: argparse.Namespace) -> list[dict]:
     data = args.data
     model_dir = args.model_dir
     if model_dir is None or data is None:
-        from ..demo import train_or_reuse, training_rooms
+        from ..demo import train_or_reuse, vae_rooms
         from ..export import export_checkpoint
         from ..train.config import load_config
 
-        rooms = training_rooms(args.out)
+        rooms = vae_rooms(args.out)
         data = data or rooms
         if model_dir is None:
             checkpoint = train_or_reuse("tiny_vae", load_config("tiny_vae"), rooms, args.out / "models" / "vae")
