@@ -36,10 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ir-shadows", action="store_true",
                         help="nyu-raw: no depth reading where the Kinect's IR projector cannot reach (a band left "
                              "of foreground edges), as real raw frames have; off by default")
-    parser.add_argument("--style", choices=["train", "unseen", "classic"], default="train",
-                        help="the ranges scenes are drawn from (docs/synthetic_data.md): train (default), unseen "
-                             "(every varied setting outside the training ranges, for held-out frames) or classic "
-                             "(the generator before issue 15: one camera height and pitch, any material anywhere)")
+    parser.add_argument("--style", choices=["train", "varied", "unseen"], default="train",
+                        help="the ranges scenes are drawn from (docs/synthetic_data.md): train (default), varied "
+                             "(camera heights, pitches and rolls, room layout, textures, lighting and sensor effects "
+                             "varied) or unseen (every varied setting outside both, for held-out frames)")
     parser.set_defaults(synth_parser=parser)
 
 

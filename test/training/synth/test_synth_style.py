@@ -1,5 +1,5 @@
 """What the generator varies (training/synth/style.py): scenes stay inside their style's ranges, and
-the held-out ``unseen`` style draws every varied setting outside the training ranges."""
+the held-out ``unseen`` style draws every varied setting outside the ranges of ``train`` and ``varied``."""
 
 import dataclasses
 import json
@@ -12,7 +12,7 @@ import pytest
 
 from rgbd_vae_training.synth.generate import generate_scene, write_nyu_mat
 from rgbd_vae_training.synth.scene import BOX, FIXTURE_THICKNESS_M, ROOM_SURFACES, camera_pose, make_scene
-from rgbd_vae_training.synth.style import STYLES, TRAIN, UNSEEN, draw, style_named
+from rgbd_vae_training.synth.style import STYLES, TRAIN, UNSEEN, VARIED, draw, style_named
 
 RGBD_VAE = Path(sys.executable).with_name("rgbd-vae")
 RANGE_FIELDS = [f.name for f in dataclasses.fields(TRAIN) if isinstance(getattr(TRAIN, f.name), tuple)
@@ -27,14 +27,15 @@ def _overlap(a, b) -> bool:
     return any(lo_a <= hi_b and lo_b <= hi_a for lo_a, hi_a in a for lo_b, hi_b in b)
 
 
-def test_every_unseen_range_lies_outside_the_training_ranges():
+@pytest.mark.parametrize("training", [TRAIN, VARIED], ids=["train", "varied"])
+def test_every_unseen_range_lies_outside_the_training_ranges(training):
     assert len(RANGE_FIELDS) >= 12
     for name in RANGE_FIELDS:
-        assert not _overlap(getattr(UNSEEN, name), getattr(TRAIN, name)), name
+        assert not _overlap(getattr(UNSEEN, name), getattr(training, name)), name
     for name in ("furniture", "wall_fixtures", "lights"):
-        (lo_u, hi_u), (lo_t, hi_t) = getattr(UNSEEN, name), getattr(TRAIN, name)
+        (lo_u, hi_u), (lo_t, hi_t) = getattr(UNSEEN, name), getattr(training, name)
         assert hi_u < lo_t or lo_u > hi_t, name
-    assert not set(UNSEEN.patterns) & set(TRAIN.patterns)
+    assert not set(UNSEEN.patterns) & set(training.patterns)
 
 
 def test_a_value_is_drawn_from_the_union_of_its_intervals_in_proportion_to_their_lengths():
@@ -46,7 +47,7 @@ def test_a_value_is_drawn_from_the_union_of_its_intervals_in_proportion_to_their
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("style", ["train", "unseen"])
+@pytest.mark.parametrize("style", ["train", "varied", "unseen"])
 def test_scenes_keep_the_camera_height_pitch_and_roll_of_their_style(style):
     ranges = style_named(style)
     for seed in range(30):
@@ -70,17 +71,18 @@ def test_scenes_keep_the_camera_height_pitch_and_roll_of_their_style(style):
 
 
 @pytest.mark.slow
-def test_train_camera_heights_span_robot_to_hand_held_and_unseen_ones_lie_outside():
+def test_varied_camera_heights_span_robot_to_hand_held_and_unseen_ones_lie_outside():
     heights = {s: np.array([make_scene(np.random.default_rng(k), style_named(s)).camera_height_m for k in range(60)])
-               for s in ("train", "unseen")}
-    assert heights["train"].min() < 0.6 and heights["train"].max() > 1.4  # a low robot and a hand-held camera
-    assert np.all((heights["unseen"] < TRAIN.camera_height_m[0][0]) | (heights["unseen"] > TRAIN.camera_height_m[0][1]))
+               for s in ("varied", "unseen")}
+    assert heights["varied"].min() < 0.6 and heights["varied"].max() > 1.4  # a low robot and a hand-held camera
+    (low, high), = VARIED.camera_height_m
+    assert np.all((heights["unseen"] < low) | (heights["unseen"] > high))
 
 
 def test_furniture_stands_against_walls_square_to_them_and_fixtures_sit_on_the_walls():
     walled, fixtures = 0, 0
     for seed in range(20):
-        scene = make_scene(np.random.default_rng(seed))
+        scene = make_scene(np.random.default_rng(seed), VARIED)
         for p in scene.primitives:
             if p.kind != BOX:
                 continue
@@ -97,9 +99,9 @@ def test_furniture_stands_against_walls_square_to_them_and_fixtures_sit_on_the_w
     assert walled >= 10 and fixtures >= 20
 
 
-def test_the_training_style_puts_darker_floors_and_lighter_alike_walls_under_a_pale_ceiling():
+def test_the_varied_style_puts_darker_floors_and_lighter_alike_walls_under_a_pale_ceiling():
     for seed in range(10):
-        floor, ceiling, *walls = make_scene(np.random.default_rng(seed)).room_materials
+        floor, ceiling, *walls = make_scene(np.random.default_rng(seed), VARIED).room_materials
         assert ROOM_SURFACES == 2 + len(walls)
         assert floor.colour.mean() < min(w.colour.mean() for w in walls) + 0.2
         assert ceiling.colour.min() >= 0.6 and ceiling.pattern == "plain"
@@ -110,20 +112,21 @@ def test_unseen_frames_look_different_from_training_frames():
     def frames(style):
         return [next(generate_scene(3, s, 1, 64, 48, synchronised=True, style=style)) for s in range(6)]
 
-    train, unseen = frames("train"), frames("unseen")
+    train, varied, unseen = frames("train"), frames("varied"), frames("unseen")
     assert not any(np.array_equal(a.rgb_u8, b.rgb_u8) for a, b in zip(train, unseen))
-    for f in train + unseen:
+    assert not any(np.array_equal(a.rgb_u8, b.rgb_u8) for a, b in zip(varied, unseen))
+    for f in train + varied + unseen:
         assert np.all(np.isfinite(f.depth_rgb_m) & (f.depth_rgb_m > 0.05))  # the camera is inside the room
 
 
 def test_an_unknown_style_is_refused_in_one_sentence_and_the_marker_records_a_held_out_style(tmp_path):
-    with pytest.raises(ValueError, match="style 'odd' is unknown; expected one of train, unseen, classic"):
+    with pytest.raises(ValueError, match="style 'odd' is unknown; expected one of train, varied, unseen"):
         style_named("odd")
     write_nyu_mat(tmp_path / "unseen", scenes=1, frames=1, width=32, height=24, style="unseen")
     assert json.loads((tmp_path / "unseen" / "synth.json").read_text())["style"] == "unseen"
     write_nyu_mat(tmp_path / "train", scenes=1, frames=1, width=32, height=24)
     assert "style" not in json.loads((tmp_path / "train" / "synth.json").read_text())
-    assert set(STYLES) == {"train", "unseen", "classic"}
+    assert set(STYLES) == {"train", "varied", "unseen"}
 
 
 @pytest.mark.slow
