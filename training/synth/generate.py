@@ -88,6 +88,8 @@ class SceneRenderer:
         """RGB image (None unless ``shaded``), exact depth and object ids seen by the RGB camera at ``time_s``."""
         hits = cast(self.scene, *self.pose(time_s), self.rays_rgb)
         if not shaded:
+            if self.scene.noise_as_before:  # the noise of the image not kept, as the generator before drew it
+                self.noise.normal(0, self.scene.rgb_noise, (self.height, self.width, 3))
             return None, self._image(hits.t.astype(np.float32)), self._image(hits.obj)
         colour = self._through_lens(shade(self.scene, hits).T.reshape(self.height, self.width, 3))
         colour = colour + self.noise.normal(0, self.scene.rgb_noise, colour.shape)  # sensor noise

@@ -54,6 +54,9 @@ class Scene:
     rgb_noise: float = 0.01
     vignetting: float = 0.0
     blur: float = 0.0
+    # noise drawn for an RGB image that is not kept (the raw layout's at the depth stamp), as the
+    # generator before issue 15 item 6 did: its scenes give the same bytes
+    noise_as_before: bool = False
 
 
 def _material(rng: np.random.Generator, patterns, colour_range=(0.15, 0.9), saturation=1.0) -> Material:
@@ -153,6 +156,8 @@ def _wall_fixtures(rng: np.random.Generator, style: SceneStyle, room: np.ndarray
 def make_scene(rng: np.random.Generator, style: SceneStyle = TRAIN) -> Scene:
     """A room of the style's size with furniture away from the camera path, wall fixtures, lights,
     and the camera's height, pitch, roll and sensor settings for its path."""
+    if style.draws_as_before:
+        return _scene_as_before(rng)
     side = [draw(rng, style.room_side_m), draw(rng, style.room_side_m)]
     room = np.array([*side, draw(rng, style.room_height_m)])
     centre = room[:2] / 2 + rng.uniform(-0.3, 0.3, 2)
@@ -175,6 +180,50 @@ def make_scene(rng: np.random.Generator, style: SceneStyle = TRAIN) -> Scene:
                  pitch_wander_rad=np.radians(style.pitch_wander_deg), camera_roll_rad=np.radians(roll),
                  rgb_noise=draw(rng, style.rgb_noise), vignetting=draw(rng, style.vignetting),
                  blur=draw(rng, style.blur))
+
+
+def _material_as_before(rng: np.random.Generator) -> Material:
+    colour = rng.uniform(0.15, 0.9, 3)
+    accent = np.clip(colour * rng.uniform(0.4, 0.8) + rng.uniform(-0.1, 0.1, 3), 0.02, 1.0)
+    pattern = str(rng.choice(["plain", "checker", "stripes", "noise"]))
+    return Material(colour, accent, pattern, float(rng.uniform(0.08, 0.6)))
+
+
+def _scene_as_before(rng: np.random.Generator) -> Scene:
+    """The ``train`` style's scene, drawn exactly as the generator before issue 15 item 6 drew it (same
+    seed, same bytes): the data sets, tests and numbers made with it stay as they were."""
+    room = np.array([rng.uniform(3.5, 7.0), rng.uniform(3.5, 7.0), rng.uniform(2.4, 3.2)])
+    centre = room[:2] / 2 + rng.uniform(-0.3, 0.3, 2)
+    keep_clear_m = 1.1  # the camera path stays within 0.6 m of centre; furniture keeps off it
+    primitives: list[Primitive] = []
+    for _ in range(int(rng.integers(3, 13))):
+        kind = str(rng.choice([BOX, BOX, CYLINDER, SPHERE]))
+        for _attempt in range(50):
+            if kind == BOX:
+                size = np.array([rng.uniform(0.3, 1.6), rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.8)])
+            elif kind == CYLINDER:
+                radius = rng.uniform(0.1, 0.45)
+                size = np.array([radius, radius, rng.uniform(0.3, 1.5)])
+            else:
+                size = np.full(3, rng.uniform(0.12, 0.45))
+            reach = float(np.hypot(size[0], size[1])) if kind == BOX else float(size[0])
+            if np.any(room[:2] <= 2 * reach):  # too large for this room: draw another
+                continue
+            xy = rng.uniform(reach, room[:2] - reach)
+            if np.linalg.norm(xy - centre) > keep_clear_m + reach:
+                break
+        else:
+            continue
+        base = size[2] if kind == SPHERE else 0.0  # spheres rest on the floor
+        primitives.append(Primitive(kind, np.array([xy[0], xy[1], base]), size,
+                                    float(rng.uniform(0, np.pi)), _material_as_before(rng)))
+    n_lights = int(rng.integers(1, 4))
+    lights = np.column_stack([rng.uniform(0.3, room[0] - 0.3, n_lights), rng.uniform(0.3, room[1] - 0.3, n_lights),
+                              np.full(n_lights, room[2] - 0.15)])
+    return Scene(room=room, room_materials=[_material_as_before(rng) for _ in range(ROOM_SURFACES)], primitives=primitives,
+                 lights=lights, light_power=rng.uniform(2.0, 6.0, n_lights) / n_lights,
+                 ambient=float(rng.uniform(0.15, 0.35)), path_centre=centre,
+                 path_phase=rng.uniform(0, 2 * np.pi, 6), noise_as_before=True)
 
 
 def camera_pose(scene: Scene, time_s: float) -> tuple[np.ndarray, np.ndarray]:

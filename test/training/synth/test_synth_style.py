@@ -139,3 +139,21 @@ def test_synth_style_option_writes_held_out_frames_and_is_refused_for_a_walk(tmp
     walk = subprocess.run([str(RGBD_VAE), "synth", "--walk", "revisit", "--rooms", "1", "--frames-per-visit", "1",
                            "--style", "unseen", "--out", str(tmp_path / "walk")], capture_output=True, text=True)
     assert walk.returncode == 1 and "--style is for --layout" in walk.stderr
+
+
+# Files written by the generator before issue 15 item 6 (commit c2d549d), write_nyu_raw(seed=11, 64x48):
+# the default style draws its scenes as it did, so data sets, tests and numbers made with it stay.
+BEFORE_SHA256 = {
+    "d-1300001000.000000-298846720.pgm": "a9e6a7736ecb45bfc14f73b55f01c807b45d16f22daba186451f2cfa5fa477e8",
+    "r-1300001000.040152-298886872.ppm": "6bc77bc327e0f64c9f152486e179c37101da3c8b7b8365d11620e29527e2b530",
+}
+
+
+def test_the_train_style_writes_the_bytes_of_the_generator_before_the_styles(tmp_path):
+    import hashlib
+
+    from rgbd_vae_training.synth.generate import write_nyu_raw
+
+    write_nyu_raw(tmp_path, scenes=2, frames=2, seed=11, width=64, height=48)
+    room = tmp_path / "synth_room_0001"
+    assert {name: hashlib.sha256((room / name).read_bytes()).hexdigest() for name in BEFORE_SHA256} == BEFORE_SHA256
