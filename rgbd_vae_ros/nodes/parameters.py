@@ -45,7 +45,7 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str, bool, dict]] = {
     "autostart": (True, "configure and activate on start", True, {}),
     "output_width": (0, "decoded image width (0: the model's; set both or neither)", False, _ints(0, 8192)),
     "output_height": (0, "decoded image height (0: the model's; set both or neither)", False, _ints(0, 8192)),
-    "latent_codec": ("q4", "latent data (SPEC §4.3): f32 | f16 (little-endian floats) | q8 | q4 (8/4-bit codes over "
+    "latent_codec": ("q8", "latent data (SPEC §4.3): f32 | f16 (little-endian floats) | q8 | q4 (8/4-bit codes over "
                      "the model's quantiser table, latent/info)", False, {}),
     "max_rate": (0.0, "Hz; frames arriving faster are skipped before any work (0: no limit)", False,
                  _floats(0.0, 1000.0)),

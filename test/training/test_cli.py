@@ -114,10 +114,10 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
     assert metrics["frames"]["live"]["images_played"] == 48 and metrics["frames"]["live"]["decoded"] >= 1
     assert metrics["depth"]["estimated"]["abs_rel"] < metrics["depth"]["mean_depth_baseline"]["abs_rel"]
     assert metrics["reconstruction"]["rgb_psnr_db"] > 10
-    # the latents of every frame: the default codec (q4: two dimensions per byte), the measured depth
+    # the latents of every frame: the default codec (q8: one byte per dimension), the measured depth
     # of the bag encoded, and the quantiser table fit on the training rooms
     latent = metrics["latent"]
-    assert latent["frames"] == 48 and latent["codec"] == "q4" and latent["data_bytes"] == latent["dim"] // 2
+    assert latent["frames"] == 48 and latent["codec"] == "q8" and latent["data_bytes"] == latent["dim"]
     assert latent["message_bytes"] > latent["data_bytes"] and sum(latent["depth"].values()) == 48
     from rgbd_vae_ros.inference import open_backend
 

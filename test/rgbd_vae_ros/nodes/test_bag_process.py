@@ -90,7 +90,7 @@ def test_outputs_are_the_stages_on_the_paired_frames(sequence_bag, pipeline_mode
         assert min(gaps) <= 0.02e9  # this bag pairs every image with a measured depth
         measured = depth_msg_to_m(depths[int(np.argmin(gaps))])
         mu, _ = encode_stage(rgb, measured)
-        # the default codec (q4) over the export's table: the same codes as the stage's mu
+        # the default codec (q8) over the export's table: the same codes as the stage's mu
         msg = latents[stamp_ns(image)]
         fmt, _, _ = parse_latent_message(msg, quantiser)
         assert (fmt.codec, fmt.depth, fmt.model) == (DEFAULT_CODEC, "measured", encode_stage.info.model_id)

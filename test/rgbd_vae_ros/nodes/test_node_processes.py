@@ -81,8 +81,8 @@ def test_encoder_and_decoder_processes_chain_through_the_latent_topic(harness, e
             return bool(latent and decoded)
 
         assert harness.send(rgb_pub, rgb, both_sent, timeout_s=30)
-        assert latent[0].format.startswith("rgbd_vae_latent; v=1; dim=16; codec=q4; depth=measured; model=")
-        assert len(latent[0].data) == 8 and decoded[0].header.stamp.sec == 7  # q4, the default: 2 dims a byte
+        assert latent[0].format.startswith("rgbd_vae_latent; v=1; dim=16; codec=q8; depth=measured; model=")
+        assert len(latent[0].data) == 16 and decoded[0].header.stamp.sec == 7  # q8, the default: a byte a dim
     finally:
         results = [_stop(p) for p in (encoder, decoder)]
     for code, output in results:

@@ -170,8 +170,8 @@ def test_encoder_and_decoder_round_trip_through_the_latent_topic(harness, export
         return image and depth
 
     assert harness.send(rgb_pub, rgb, both)
-    assert latent[0].format == f"rgbd_vae_latent; v=1; dim=16; codec=q4; depth=measured; model={_model_id(folder)}"
-    assert len(latent[0].data) == 8  # q4, the default: two dimensions per byte
+    assert latent[0].format == f"rgbd_vae_latent; v=1; dim=16; codec=q8; depth=measured; model={_model_id(folder)}"
+    assert len(latent[0].data) == 16  # q8, the default: one byte per dimension
     assert latent[0].header.stamp.sec == 1000 and latent[0].header.frame_id == "camera_rgb"
     assert (image[0].encoding, image[0].height, image[0].width) == ("rgb8", 60, 80)
     assert depth[0].encoding == "32FC1" and depth[0].header.stamp.sec == 1000
@@ -239,14 +239,14 @@ def test_pipeline_publishes_what_the_three_nodes_publish(harness, pipeline_model
     encoder = EncodeStage.open(pipeline_models)
     mu, _ = encoder(rgb, depth_m)
     np.testing.assert_allclose(image_to_numpy(topics["depth/image"][0]), depth_m, atol=1e-5)
-    # the default codec: q4 codes of the encoder's mu over the export's table, and the decoded
+    # the default codec: q8 codes of the encoder's mu over the export's table, and the decoded
     # image is what a receiver decodes from those codes
     from rgbd_vae_ros.nodes.processors import quantiser_of
 
     quantiser = quantiser_of(encoder.info)
     fmt, sent, _ = parse_latent_message(topics["latent"][0], quantiser)
-    assert (fmt.codec, fmt.depth, fmt.model) == ("q4", "estimated", encoder.info.model_id)
-    step = (quantiser.hi - quantiser.lo) / 16
+    assert (fmt.codec, fmt.depth, fmt.model) == ("q8", "estimated", encoder.info.model_id)
+    step = (quantiser.hi - quantiser.lo) / 256
     assert (np.abs(sent - np.clip(mu, quantiser.lo, quantiser.hi)) <= step / 2 + 1e-5).all()
     decoded, _ = DecodeStage.open(pipeline_models)(sent)
     assert np.abs(image_to_numpy(topics["decoded/image"][0]).astype(int) - decoded).max() <= 1
