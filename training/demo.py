@@ -58,18 +58,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def synthesise_sequence(out: Path) -> Path:
-    from rgbd_vae_training.synth.generate import is_complete, write_nyu_raw_walk
+def synthesise_once(folder: Path, layout: str, settings: dict, write, what: str, making: str,
+                    shown: Path | None = None) -> None:
+    """``write(folder, **settings)`` unless a finished synth of those settings is in ``folder`` (not one
+    killed or out of disk part way); says which, naming ``what`` is reused or ``making`` is made."""
+    from rgbd_vae_training.synth.generate import is_complete
 
-    data = out / "data" / "sequence"
-    frames = SEQUENCE["rooms"] * SEQUENCE["frames_per_room"]
-    scene = data / "synth_walk"
-    if is_complete(data, "nyu-raw-walk", **SEQUENCE):  # not a walk killed or out of disk part way
-        print(f"demo: reusing the synthetic NYU raw sequence in {scene}")
+    shown = shown or folder
+    if is_complete(folder, layout, **settings):
+        print(f"demo: reusing {what} in {shown}")
     else:
-        print(f"demo: synthesising {frames} frames through {SEQUENCE['rooms']} rooms (640x480, NYU raw layout) "
-              f"into {scene}")
-        write_nyu_raw_walk(data, **SEQUENCE)
+        print(f"demo: synthesising {making} into {shown}")
+        write(folder, **settings)
+
+
+def synthesise_sequence(out: Path) -> Path:
+    from rgbd_vae_training.synth.generate import write_nyu_raw_walk
+
+    data, frames = out / "data" / "sequence", SEQUENCE["rooms"] * SEQUENCE["frames_per_room"]
+    scene = data / "synth_walk"
+    synthesise_once(data, "nyu-raw-walk", SEQUENCE, write_nyu_raw_walk, "the synthetic NYU raw sequence",
+                    f"{frames} frames through {SEQUENCE['rooms']} rooms (640x480, NYU raw layout)", shown=scene)
     return scene
 
 
@@ -89,14 +98,11 @@ def train_tiny_models(out: Path, vae_config: str = "tiny_vae") -> dict[str, Path
 
 def training_rooms(out: Path) -> Path:
     """The training rooms in ``out/data/rooms``, synthesised unless a finished synth of them is there."""
-    from rgbd_vae_training.synth.generate import is_complete, write_nyu_raw
+    from rgbd_vae_training.synth.generate import write_nyu_raw
 
     rooms = out / "data" / "rooms"
-    if is_complete(rooms, "nyu-raw", **TRAINING_ROOMS):
-        print(f"demo: reusing the training rooms in {rooms}")
-    else:
-        print(f"demo: synthesising {TRAINING_ROOMS['scenes']} training rooms (128x96) into {rooms}")
-        write_nyu_raw(rooms, **TRAINING_ROOMS)
+    synthesise_once(rooms, "nyu-raw", TRAINING_ROOMS, write_nyu_raw, "the training rooms",
+                    f"{TRAINING_ROOMS['scenes']} training rooms (128x96)")
     return rooms
 
 
@@ -110,15 +116,11 @@ VAE_ROOMS_FOLDER = "vae_rooms"
 
 def vae_rooms(out: Path) -> Path:
     """The VAE's training rooms in ``out/data/vae_rooms``, synthesised unless a finished synth of them is there."""
-    from rgbd_vae_training.synth.generate import is_complete, write_nyu_mat
+    from rgbd_vae_training.synth.generate import write_nyu_mat
 
     rooms = out / "data" / VAE_ROOMS_FOLDER
-    if is_complete(rooms, "nyu-mat", **VAE_ROOMS):
-        print(f"demo: reusing the VAE's training rooms in {rooms}")
-    else:
-        print(f"demo: synthesising {VAE_ROOMS['scenes']} training rooms for the VAE (128x96, NYU labeled layout) "
-              f"into {rooms}")
-        write_nyu_mat(rooms, **VAE_ROOMS)
+    synthesise_once(rooms, "nyu-mat", VAE_ROOMS, write_nyu_mat, "the VAE's training rooms",
+                    f"{VAE_ROOMS['scenes']} training rooms for the VAE (128x96, NYU labeled layout)")
     return rooms
 
 
