@@ -278,15 +278,16 @@ def report_text(report: dict) -> str:
     without = {"mask_iou": float("nan"), "good_kept_by_mask": 1.0, "bad_removed_by_mask": 0.0,
                "bad_share_with_mask": test["without_mask"]["bad_share"],
                "unchecked_share_with_mask": test["without_mask"]["unchecked_share"]}
-    def cell(value, width: int) -> str:
+
+    def cell(value, width: int = 0) -> str:  # None: a share of nothing (NaN in the report's JSON)
         return f"{value:>{width}.3f}" if value is not None and np.isfinite(value) else f"{'-':>{width}}"
 
     for label, key in _REPORT_ROWS:
         lines.append(f"{label:<34}{cell(without[key], 10)}{cell(test['at_0.5'][key], 10)}"
                      f"{cell(test['at_threshold'][key], 12)}")
-    lines.append(f"frame-wide scale: bad share {test['without_mask']['bad_share']:.3f} -> "
-                 f"{test['bad_share_after_frame_scale']:.3f} with each frame rescaled by its median truth / estimate; "
-                 f"dropping whole frames (oracle) removes {test['frame_oracle_bad_removed']:.3f} of the bad pixels "
+    lines.append(f"frame-wide scale: bad share {cell(test['without_mask']['bad_share'])} -> "
+                 f"{cell(test['bad_share_after_frame_scale'])} with each frame rescaled by its median truth / estimate; "
+                 f"dropping whole frames (oracle) removes {cell(test['frame_oracle_bad_removed'])} of the bad pixels "
                  f"at {GOOD_KEPT_TARGET:.0%} good kept")
     lines.append("test curve: threshold, good kept, bad removed")
     curve = test["curve"]

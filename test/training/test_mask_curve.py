@@ -121,3 +121,29 @@ def test_frame_scale_and_the_frame_oracle_show_how_much_error_is_one_scale_per_f
     # dropping the all-bad frame costs no good pixel; dropping the second would leave 12 / 15 < 90 %
     assert r["frame_oracle_bad_removed"] == pytest.approx(4 / 5)
     assert np.isnan(MaskTally().result()["frame_oracle_bad_removed"])  # no bad pixels: nothing to remove
+
+
+def test_the_report_of_frames_without_a_bad_pixel_prints_dashes_not_a_format_error():
+    """A perfect model: no bad pixel, so the frame oracle is a share of nothing (NaN, null in the
+    report's JSON) and the table shows '-' there."""
+    from rgbd_vae_training.evaluate import _finite_or_null
+    from rgbd_vae_training.mask_eval import report_text
+
+    gt = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
+    tally = MaskTally()
+    tally.add(gt.copy(), np.ones_like(gt), gt)
+    mask = _finite_or_null(tally.result())
+    at_05 = curve_at(mask["curve"], 0.5)
+    report = {"model": "mff_depth", "good_kept_target": 0.9,
+              "validation": {"data": "val", "split": "all", "images": 1, "threshold": 0.5, "at_threshold": at_05},
+              "test": {"data": "test", "images": 1, "depth": {"abs_rel": 0.0, "delta1": 1.0},
+                       "mean_depth_baseline": {"abs_rel": 0.4, "delta1": 0.3},
+                       "without_mask": {"bad_share": mask["bad_share_without_mask"],
+                                        "unchecked_share": mask["unchecked_share_without_mask"]},
+                       "at_threshold": at_05, "at_0.5": at_05,
+                       "bad_share_after_frame_scale": mask["bad_share_after_frame_scale"],
+                       "frame_oracle_bad_removed": mask["frame_oracle_bad_removed"], "curve": mask["curve"]}}
+    assert report["test"]["frame_oracle_bad_removed"] is None
+    text = report_text(report)
+    assert "dropping whole frames (oracle) removes - of the bad pixels" in text
+    assert "bad share 0.000 -> 0.000" in text
