@@ -194,7 +194,6 @@ def _scene_as_before(rng: np.random.Generator) -> Scene:
     seed, same bytes): the data sets, tests and numbers made with it stay as they were."""
     room = np.array([rng.uniform(3.5, 7.0), rng.uniform(3.5, 7.0), rng.uniform(2.4, 3.2)])
     centre = room[:2] / 2 + rng.uniform(-0.3, 0.3, 2)
-    keep_clear_m = 1.1  # the camera path stays within 0.6 m of centre; furniture keeps off it
     primitives: list[Primitive] = []
     for _ in range(int(rng.integers(3, 13))):
         kind = str(rng.choice([BOX, BOX, CYLINDER, SPHERE]))
@@ -210,7 +209,7 @@ def _scene_as_before(rng: np.random.Generator) -> Scene:
             if np.any(room[:2] <= 2 * reach):  # too large for this room: draw another
                 continue
             xy = rng.uniform(reach, room[:2] - reach)
-            if np.linalg.norm(xy - centre) > keep_clear_m + reach:
+            if np.linalg.norm(xy - centre) > KEEP_CLEAR_M + reach:
                 break
         else:
             continue

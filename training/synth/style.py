@@ -66,15 +66,16 @@ TRAIN = SceneStyle(
     light_power=((2.0, 6.0),), ambient=((0.15, 0.35),), light_tint=((0.0, 0.0),), exposure=((1.0, 1.0),),
     camera_height_m=((1.35, 1.35),), height_wander_m=0.25, camera_pitch_deg=((_PITCH_DEG, _PITCH_DEG),),
     pitch_wander_deg=_PITCH_WANDER_DEG,
-    camera_roll_deg=((0.0, 0.0),), low_camera_m=0.0, low_camera_pitch_deg=((_PITCH_DEG, _PITCH_DEG),), rgb_noise=((0.01, 0.01),), vignetting=((0.0, 0.0),), blur=((0.0, 0.0),),
-    draws_as_before=True)
+    camera_roll_deg=((0.0, 0.0),), low_camera_m=0.0, low_camera_pitch_deg=((_PITCH_DEG, _PITCH_DEG),),
+    rgb_noise=((0.01, 0.01),), vignetting=((0.0, 0.0),), blur=((0.0, 0.0),), draws_as_before=True)
 
 VARIED = SceneStyle(
     room_side_m=((3.5, 7.0),), room_height_m=((2.4, 3.2),), furniture=(3, 12), against_wall=0.6,
     wall_fixtures=(1, 4), surface_priors=True, patterns=TRAIN_PATTERNS, lights=(1, 3),
     light_power=((1.5, 7.0),), ambient=((0.12, 0.35),), light_tint=((0.0, 0.12),), exposure=((0.75, 1.25),),
     camera_height_m=((0.35, 1.7),), height_wander_m=0.08, camera_pitch_deg=((-30.0, 5.0),), pitch_wander_deg=4.0,
-    camera_roll_deg=((0.0, 4.0),), low_camera_m=0.0, low_camera_pitch_deg=((-30.0, 5.0),), rgb_noise=((0.004, 0.025),), vignetting=((0.0, 0.3),), blur=((0.0, 0.3),))
+    camera_roll_deg=((0.0, 4.0),), low_camera_m=0.0, low_camera_pitch_deg=((-30.0, 5.0),),
+    rgb_noise=((0.004, 0.025),), vignetting=((0.0, 0.3),), blur=((0.0, 0.3),))
 
 UNSEEN = SceneStyle(
     room_side_m=((2.8, 3.4), (7.3, 9.0)), room_height_m=((2.15, 2.35), (3.3, 3.8)), furniture=(13, 16),
