@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rgbd_vae_training.train.config import load_config
+
+    load_config(args.vae_config)  # a bad --vae-config is one sentence now, not after minutes of synthesis and training
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

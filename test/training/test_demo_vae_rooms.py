@@ -29,3 +29,16 @@ def test_the_demo_takes_the_vae_config_by_name_or_file_defaulting_to_tiny_vae():
     demo.add_arguments(parser)
     assert parser.parse_args([]).vae_config == "tiny_vae"
     assert parser.parse_args(["--vae-config", "run/config.yaml"]).vae_config == "run/config.yaml"
+
+
+def test_a_vae_config_that_does_not_exist_is_refused_before_anything_is_made(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).with_name("rgbd-vae")
+    result = subprocess.run([str(cli), "demo", "--out", str(tmp_path / "demo_out"), "--vae-config", "nope"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "config 'nope' is neither a file nor a bundled config" in result.stderr
+    assert not (tmp_path / "demo_out").exists()  # nothing synthesised or trained first
