@@ -210,7 +210,8 @@ def _write_cards(folder: Path, names: list[str]) -> list[str]:
 
     written = []
     for name in names:
-        if name not in ("depth.onnx", "depth.int8.onnx"):  # cards describe depth models; encoders and decoders have their metadata
+        # cards describe depth models; encoders and decoders have their metadata
+        if name not in ("depth.onnx", "depth.int8.onnx"):
             continue
         backend = OnnxRuntimeBackend(folder / name, device="cpu")
         card = card_path(folder / name)

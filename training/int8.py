@@ -211,5 +211,6 @@ def check_arguments(args) -> str | None:
 def describe(rows: list[dict]) -> list[str]:
     """One line per INT8 part for the export's report."""
     return [f"{r['file']}: INT8, calibrated on {r['calibration_frames']} frames; output vs fp32 on them: mean "
-            f"|change| {r['mean_abs_change']:.3g}, max {r['max_abs_change']:.3g} (over all its outputs, in the graph's own units)"
+            f"|change| {r['mean_abs_change']:.3g}, max {r['max_abs_change']:.3g} (over all its outputs, in the "
+            "graph's own units)"
             for r in rows if r.get("precision") == PRECISION]
