@@ -10,11 +10,13 @@ best earlier keyframe outside the recent window. Per view-change bin:
   wrong matches are the bin's and those of every frame whose room was not seen before (a first
   visit). It is the recall a loop-closure threshold can reach with no false loop closure.
 
-Codes: the VAE's μ, PCA-D of the same input (D = the latent size) and a 16×12 RGB thumbnail, each
-scored as plain cosine, as cosine of standardised codes (centred and scaled per dimension by the
-quantiser range, :meth:`rgbd_vae_ros.latent.Quantiser.fit`, as the node does with ``latent/info``)
-and as cosine of whitened codes (mean and covariance; no message carries a covariance, so the node
-cannot), all fit on the fitting frames: ``--train-data`` training frames, else the walk's first visits.
+Codes: the VAE's μ, PCA-D of the same input (D = the latent size), a 16×12 RGB thumbnail and a joint
+RGB histogram (8 bins per channel: the colours a frame shows wherever they are, which a turn of the
+view changes least), each scored as plain cosine, as cosine of standardised codes (centred and
+scaled per dimension by the quantiser range, :meth:`rgbd_vae_ros.latent.Quantiser.fit`, as the node
+does with ``latent/info``) and as cosine of whitened codes (mean and covariance; no message carries a
+covariance, so the node cannot), all fit on the fitting frames: ``--train-data`` training frames,
+else the walk's first visits.
 """
 
 from __future__ import annotations
@@ -117,11 +119,23 @@ def tiny_image(rgb_u8: np.ndarray) -> np.ndarray:
     return resize_rgb(rgb_u8, *TINY_IMAGE).astype(np.float32).ravel() / 255.0
 
 
+HISTOGRAM_BINS = 8  # per channel: 8^3 = 512 joint RGB bins
+
+
+def colour_histogram(rgb_u8: np.ndarray, bins: int = HISTOGRAM_BINS) -> np.ndarray:
+    """The square root of the frame's joint RGB histogram (``bins`` per channel), normalised to sum 1
+    before the root (the Hellinger kernel as a cosine): what colours the frame shows, wherever they are."""
+    levels = (rgb_u8.reshape(-1, 3).astype(np.int64) * bins) // 256
+    counts = np.bincount((levels[:, 0] * bins + levels[:, 1]) * bins + levels[:, 2], minlength=bins ** 3)
+    return np.sqrt(counts / max(int(counts.sum()), 1)).astype(np.float32)
+
+
 def _walk_codes(model, task, dataset, indices, batch: int = 16) -> dict[str, np.ndarray]:
-    """μ, the flattened model input and the tiny image of each frame of ``dataset`` at ``indices``."""
+    """μ, the flattened model input, the tiny image and the colour histogram of each frame of
+    ``dataset`` at ``indices``."""
     import torch
 
-    mus, inputs, tiny, stamps = [], [], [], []
+    mus, inputs, tiny, histograms, stamps = [], [], [], [], []
     for start in range(0, len(indices), batch):
         chunk = indices[start:start + batch]
         samples = [dataset[i] for i in chunk]
@@ -132,8 +146,10 @@ def _walk_codes(model, task, dataset, indices, batch: int = 16) -> dict[str, np.
         inputs.append(prepared["input"].flatten(1).numpy())
         frames = [dataset.cache[i] for i in chunk]  # as read (the dataset caches them)
         tiny += [tiny_image(f.rgb_u8) for f in frames]
+        histograms += [colour_histogram(f.rgb_u8) for f in frames]
         stamps += [f.stamp_s for f in frames]
     return {"vae": np.concatenate(mus), "input": np.concatenate(inputs), "tiny": np.stack(tiny),
+            "histogram": np.stack(histograms),
             "stamp_s": np.array(stamps, dtype=np.float64)}
 
 
@@ -174,7 +190,8 @@ def evaluate_places(model, payload: dict, data: str, train_data: str | None = No
     latent = model.config.latent_dim
     pca = PCA(fit["input"], latent)
     methods = {"vae": (codes["vae"], fit["vae"]), f"pca-{latent}": (pca(codes["input"]), pca(fit["input"])),
-               "tiny-image-16x12": (codes["tiny"], fit["tiny"])}
+               "tiny-image-16x12": (codes["tiny"], fit["tiny"]),
+               f"rgb-histogram-{HISTOGRAM_BINS}^3": (codes["histogram"], fit["histogram"])}
     stamps_ns = np.rint(codes["stamp_s"] * 1e9).astype(np.int64)
     rooms = [r["room"] for r in frame_rows]
     changes = [r["view_change_deg"] for r in frame_rows]

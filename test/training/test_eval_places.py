@@ -82,7 +82,7 @@ def test_eval_places_reports_every_method_and_bin_into_json_and_names_bad_input(
     result = json.loads(json_file.read_text())
     assert json.loads((tmp_path / "eval" / "places.json").read_text()) == result
     assert result["images"] == 3 * 4 * 2 and result["rooms"] == 3 and result["first_visit_frames"] == 6
-    assert set(result["methods"]) == {f"{m}, {s}" for m in ("vae", "pca-8", "tiny-image-16x12")
+    assert set(result["methods"]) == {f"{m}, {s}" for m in ("vae", "pca-8", "tiny-image-16x12", "rgb-histogram-8^3")
                                       for s in ("cosine", "standardised cosine", "whitened cosine")}
     for bins in result["methods"].values():
         assert set(bins) == {LOW, MID, HIGH, "all revisits"} and bins["all revisits"]["queries"] == 18
@@ -105,3 +105,17 @@ def test_eval_places_reports_every_method_and_bin_into_json_and_names_bad_input(
     assert cli(["eval", "places", "--checkpoint", str(checkpoint), "--data", str(tiny_walk),
                 "--recent-window", "-1", "--out", str(tmp_path / "eval3")]) == 1
     assert "--recent-window is -1" in capsys.readouterr().err
+
+
+def test_the_colour_histogram_counts_colours_wherever_they_are():
+    from rgbd_vae_training.place_eval import colour_histogram
+
+    frame = np.zeros((4, 6, 3), np.uint8)
+    frame[:, :3] = (250, 10, 10)  # red in bin (7, 0, 0)
+    frame[:, 3:] = (10, 10, 200)  # blue in bin (0, 0, 6)
+    histogram = colour_histogram(frame)
+    assert histogram.shape == (512,)
+    assert histogram[7 * 64] == pytest.approx(np.sqrt(0.5)) and histogram[6] == pytest.approx(np.sqrt(0.5))
+    assert np.count_nonzero(histogram) == 2 and np.linalg.norm(histogram) == pytest.approx(1.0)
+    turned = np.roll(frame, 2, axis=1)[:, ::-1]  # the same colours elsewhere in the frame
+    assert np.array_equal(colour_histogram(turned), histogram)
