@@ -61,8 +61,15 @@ class ELBOLoss:
     depth_weight: float = 1.0
     free_bits: float = 0.0
     quantiser_bits: int = 0
+    # > 0: plus this weight times an InfoNCE term over μ of two views of each of several rooms
+    # (train.place_data, :mod:`.train.place_pairs`), at this temperature
+    place_weight: float = 0.0
+    place_temperature: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.place_weight < 0 or not self.place_temperature > 0:
+            raise ValueError(f"place_weight must be 0 or more and place_temperature positive, got "
+                             f"{self.place_weight} and {self.place_temperature}")
         if self.beta < 0 or self.warmup_steps < 0:
             raise ValueError(f"beta and warmup_steps must be 0 or more, got {self.beta} and {self.warmup_steps}")
         if not 0 <= self.quantiser_bits <= 16:
@@ -96,6 +103,20 @@ class ELBOLoss:
             penalty = per_dim.clamp_min(self.free_bits).sum()
         beta = self.beta_at(step)
         return {"loss": recon + beta * penalty, "recon": recon, "kl": kl, "beta": torch.tensor(beta), **terms}
+
+
+def info_nce(codes: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE (Oord et al. 2018; the symmetric form of SimCLR) over ``codes`` (2N, D): rows i and
+    N + i are two views of one place. Each row's cosine to its partner, against its cosines to
+    every other row, divided by ``temperature``, in a cross-entropy averaged over the rows."""
+    count = len(codes) // 2
+    if len(codes) != 2 * count or count < 2:
+        raise ValueError(f"info_nce needs an even number of codes, at least 4, got {len(codes)}")
+    unit = F.normalize(codes.float(), dim=1)
+    logits = unit @ unit.T / temperature
+    logits = logits.masked_fill(torch.eye(len(codes), dtype=torch.bool, device=codes.device), float("-inf"))
+    partner = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(codes.device)
+    return F.cross_entropy(logits, partner)
 
 
 @dataclass

@@ -62,6 +62,10 @@ class TrainSettings:
     # progressive resizing: [[epoch, [height, width]], ...], each size from its epoch on; the first
     # entry at epoch 0, epochs rising, the last size the model's input size (see resize_schedule)
     resize_schedule: tuple = ()
+    # a VAE's place term (loss.place_weight > 0): a revisit walk (synth --walk revisit) whose rooms
+    # give two views each, place_rooms rooms per step (train/place_pairs.py)
+    place_data: str = ""
+    place_rooms: int = 16
 
     def __post_init__(self) -> None:
         self.resize_schedule = parse_resize_schedule(self.resize_schedule)
@@ -79,6 +83,8 @@ class TrainSettings:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of cosine, constant")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if self.place_rooms < 2:  # each view's negatives are the other rooms' views
+            raise ValueError(f"place_rooms must be at least 2, got {self.place_rooms}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
 
@@ -231,6 +237,11 @@ def config_from_values(values: dict[str, Any]) -> RunConfig:
             raise ConfigError(str(exc)) from None
     input_size = (model.input_height, model.input_width) if is_depth_model else (model.image_size, model.image_size)
     check_resize_schedule(built["train"].resize_schedule, input_size, name)
+    weight = getattr(built["loss"], "place_weight", 0.0)
+    if (weight > 0) != bool(built["train"].place_data):
+        raise ConfigError("loss.place_weight > 0 and train.place_data go together: the place term needs a revisit "
+                          "walk (rgbd-vae synth --walk revisit), and a walk is used only by that term; got "
+                          f"loss.place_weight={weight} and train.place_data={built['train'].place_data!r}")
     return RunConfig(task, name, model, built["train"], built["loss"])
 
 

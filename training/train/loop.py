@@ -182,6 +182,12 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         geometry = training_geometry(dataset.reader, *task.image_size(), settings.max_depth_m,
                                      settings.augment, f"{detect_layout(data)} data {str(data)!r}")
     held_out = open_validation(task, data, settings) if dist.main else None
+    views = None
+    if settings.place_data:  # the VAE's place term (loss.place_weight; the config checks they go together)
+        from .place_pairs import PlacePairs
+
+        views = PlacePairs(task, settings.place_data, settings.place_rooms, settings.seed, dist.rank,
+                           settings.cache_frames)
     model, optimizer = _build(config, device)
     schedule = settings.resize_schedule
     if schedule:
@@ -235,8 +241,11 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                 if size is not None:
                     prepared = resize_batch(prepared, size)
                 with amp_context:
-                    out_tensors = task.forward(trained, prepared)
-                    terms = task.loss(out_tensors, prepared, step)
+                    if views is None:
+                        out_tensors = task.forward(trained, prepared)
+                        terms = task.loss(out_tensors, prepared, step)
+                    else:
+                        out_tensors, terms = views.forward_and_loss(task, trained, prepared, step, device)
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
                     kept = f"; the last good checkpoint {str(checkpoint_path)!r} is kept" if checkpoint_path.exists() else ""
