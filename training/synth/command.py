@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_pairing(args: argparse.Namespace) -> None:
-    """--scenes/--frames go with --layout, --rooms/--frames-per-visit with --walk (exit 2 otherwise)."""
+    """--scenes/--frames go with --layout, --rooms/--frames-per-visit with --walk, --ir-shadows with
+    --layout nyu-raw and --style with --layout (exit 2 otherwise)."""
     wanted, other = ((("scenes", "frames"), ("rooms", "frames_per_visit")) if args.layout
                      else (("rooms", "frames_per_visit"), ("scenes", "frames")))
     mode = "--layout" if args.layout else "--walk"
@@ -55,6 +56,10 @@ def _check_pairing(args: argparse.Namespace) -> None:
         args.synth_parser.error(f"{mode} needs {' and '.join(flag(n) for n in missing)}")
     if extra:
         args.synth_parser.error(f"{' and '.join(flag(n) for n in extra)} cannot be used with {mode}")
+    if getattr(args, "ir_shadows", False) and args.layout != "nyu-raw":
+        args.synth_parser.error("--ir-shadows is for --layout nyu-raw")
+    if getattr(args, "style", "train") != "train" and not args.layout:
+        args.synth_parser.error("--style is for --layout (a revisit walk draws its rooms from the training style)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,11 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from .generate import MARKER_NAME
 
     shadows = {"ir_shadows": True} if getattr(args, "ir_shadows", False) else {}
-    if shadows and args.layout != "nyu-raw":
-        raise ValueError("--ir-shadows is for --layout nyu-raw")
     style = getattr(args, "style", "train")
-    if style != "train" and not args.layout:
-        raise ValueError("--style is for --layout (a revisit walk draws its rooms from the training style)")
     if style != "train":
         shadows["style"] = style
     if args.layout:

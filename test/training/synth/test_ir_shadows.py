@@ -47,5 +47,7 @@ def test_synth_writes_shadows_into_nyu_raw_only_and_says_so_in_its_marker(tmp_pa
     assert json.loads((tmp_path / "raw" / "synth.json").read_text())["ir_shadows"] is True
     assert cli([*args, "--layout", "nyu-raw", "--out", str(tmp_path / "plain")]) == 0
     assert "ir_shadows" not in json.loads((tmp_path / "plain" / "synth.json").read_text())
-    assert cli([*args, "--layout", "tum", "--out", str(tmp_path / "tum"), "--ir-shadows"]) != 0
+    with pytest.raises(SystemExit) as usage:
+        cli([*args, "--layout", "tum", "--out", str(tmp_path / "tum"), "--ir-shadows"])
+    assert usage.value.code == 2  # a usage error
     assert "--ir-shadows is for --layout nyu-raw" in capsys.readouterr().err

@@ -138,7 +138,7 @@ def test_synth_style_option_writes_held_out_frames_and_is_refused_for_a_walk(tmp
     assert json.loads((tmp_path / "tum" / "synth.json").read_text())["style"] == "unseen"
     walk = subprocess.run([str(RGBD_VAE), "synth", "--walk", "revisit", "--rooms", "1", "--frames-per-visit", "1",
                            "--style", "unseen", "--out", str(tmp_path / "walk")], capture_output=True, text=True)
-    assert walk.returncode == 1 and "--style is for --layout" in walk.stderr
+    assert walk.returncode == 2 and "--style is for --layout" in walk.stderr  # a usage error
 
 
 # Files written by the generator before issue 15 item 6 (commit c2d549d), write_nyu_raw(seed=11, 64x48):
