@@ -96,15 +96,20 @@ def tiny_depth_checkpoint(build_once, learning_data):
     return _train_tiny(build_once, "tiny_depth", learning_data)
 
 
-# The tests' VAE: tiny_vae's model and loss, trained 300 steps on the 100 rooms above (the demo trains it
-# 10x as long on 10x the rooms: minutes). Its resolved config.yaml, beside the checkpoint, is what a
-# test passes to ``rgbd-vae demo --vae-config`` so that the demo reuses this checkpoint.
+# The tests' VAE: the demo's (tiny_vae_places: tiny_vae with a place term), trained 300 steps on the
+# 100 rooms above, the place term's views from a walk through 100 rooms (the demo trains it 30x as long
+# on 10x the rooms and a walk of 20x the rooms: minutes). Its resolved config.yaml, beside the checkpoint, is what a test passes to
+# ``rgbd-vae demo --vae-config`` so that the demo reuses this checkpoint.
 TESTS_VAE = ("train.epochs=50", "train.max_steps=300", "train.validate_every=10")
+TESTS_WALK = {"rooms": 100, "frames_per_visit": 1, "seed": 11, "width": 128, "height": 96}
 
 
 @pytest.fixture(scope="session")
 def tiny_vae_checkpoint(build_once, learning_data):
-    return _train_tiny(build_once, "tiny_vae", learning_data, TESTS_VAE)
+    from rgbd_vae_training.synth.revisit import write_nyu_raw_revisit
+
+    walk = build_once("vae_walk", lambda out: (write_nyu_raw_revisit(out, **TESTS_WALK), str(out))[1])
+    return _train_tiny(build_once, "tiny_vae_places", learning_data, (*TESTS_VAE, f"train.place_data={walk}"))
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ SEQUENCE = {"rooms": 6, "frames_per_room": 8, "seed": 0, "width": 640, "height":
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
-    parser.add_argument("--vae-config", default="tiny_vae",
-                        help="the VAE's training config, a bundled name or a YAML file (default tiny_vae)")
+    parser.add_argument("--vae-config", default="tiny_vae_places",
+                        help="the VAE's training config, a bundled name or a YAML file (default tiny_vae_places: "
+                             "tiny_vae with a place term, whose walk the demo makes)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,13 +90,16 @@ def synthesise_sequence(out: Path) -> Path:
 TRAINING_ROOMS = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height": 96}
 
 
-def train_tiny_models(out: Path, vae_config: str = "tiny_vae") -> dict[str, Path]:
+def train_tiny_models(out: Path, vae_config: str = "tiny_vae_places") -> dict[str, Path]:
     """Train ``tiny_depth`` and the VAE (``vae_config``) on synthetic rooms, or reuse the checkpoints
     already in ``out``."""
     from rgbd_vae_training.train.config import load_config
 
     depth = train_or_reuse("tiny_depth", load_config("tiny_depth"), training_rooms(out), out / "models" / "depth")
-    vae = train_or_reuse(str(vae_config), load_config(vae_config), vae_rooms(out), out / "models" / "vae")
+    config = load_config(vae_config)
+    if getattr(config.loss, "place_weight", 0.0) > 0 and not config.train.place_data:
+        config.train.place_data = str(vae_walk(out))  # the place term's views: the demo's own walk
+    vae = train_or_reuse(str(vae_config), config, vae_rooms(out), out / "models" / "vae")
     return {"depth": depth, "vae": vae}
 
 
@@ -125,6 +129,23 @@ def vae_rooms(out: Path) -> Path:
     synthesise_once(rooms, "nyu-mat", VAE_ROOMS, write_nyu_mat, "the VAE's training rooms",
                     f"{VAE_ROOMS['scenes']} training rooms for the VAE (128x96, NYU labeled layout)")
     return rooms
+
+
+# The views of the VAE's place term (tiny_vae_places's loss.place_weight): a walk through 2000 rooms, each
+# seen on four visits turned 0-90 deg, one frame a visit. At 3000 steps 500 rooms found rooms revisited
+# 12-48 deg off at recall@1 0.80, 2000 at 0.86 (docs/benchmarks.md, "Place recognition").
+VAE_WALK = {"rooms": 2000, "frames_per_visit": 1, "seed": 11, "width": 128, "height": 96}
+VAE_WALK_FOLDER = "vae_walk"
+
+
+def vae_walk(out: Path) -> Path:
+    """The VAE's revisit walk in ``out/data/vae_walk``, synthesised unless a finished synth of it is there."""
+    from rgbd_vae_training.synth.revisit import write_nyu_raw_revisit
+
+    walk = out / "data" / VAE_WALK_FOLDER
+    synthesise_once(walk, "nyu-raw-revisit", VAE_WALK, write_nyu_raw_revisit, "the VAE's revisit walk",
+                    f"a walk revisiting {VAE_WALK['rooms']} rooms for the VAE's place term (128x96, NYU raw layout)")
+    return walk
 
 
 def train_or_reuse(name: str, config, data: Path, folder: Path) -> Path:

@@ -24,10 +24,10 @@ def test_the_vae_rooms_are_synthesised_in_the_labeled_layout_once_and_then_reuse
     assert "synthesising 4 training rooms for the VAE" in capsys.readouterr().out
 
 
-def test_the_demo_takes_the_vae_config_by_name_or_file_defaulting_to_tiny_vae():
+def test_the_demo_takes_the_vae_config_by_name_or_file_defaulting_to_tiny_vae_places():
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
-    assert parser.parse_args([]).vae_config == "tiny_vae"
+    assert parser.parse_args([]).vae_config == "tiny_vae_places"
     assert parser.parse_args(["--vae-config", "run/config.yaml"]).vae_config == "run/config.yaml"
 
 

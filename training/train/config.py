@@ -237,11 +237,9 @@ def config_from_values(values: dict[str, Any]) -> RunConfig:
             raise ConfigError(str(exc)) from None
     input_size = (model.input_height, model.input_width) if is_depth_model else (model.image_size, model.image_size)
     check_resize_schedule(built["train"].resize_schedule, input_size, name)
-    weight = getattr(built["loss"], "place_weight", 0.0)
-    if (weight > 0) != bool(built["train"].place_data):
-        raise ConfigError("loss.place_weight > 0 and train.place_data go together: the place term needs a revisit "
-                          "walk (rgbd-vae synth --walk revisit), and a walk is used only by that term; got "
-                          f"loss.place_weight={weight} and train.place_data={built['train'].place_data!r}")
+    if built["train"].place_data and not getattr(built["loss"], "place_weight", 0.0) > 0:
+        raise ConfigError(f"train.place_data {built['train'].place_data!r} is a walk for the VAE's place term, but "
+                          "loss.place_weight is 0; give it a weight or leave the walk out")
     return RunConfig(task, name, model, built["train"], built["loss"])
 
 

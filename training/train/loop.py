@@ -165,6 +165,11 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
     """Train ``config`` on ``data``; checkpoints and TensorBoard logs go to ``out``."""
     settings = config.train
     out = Path(out)
+    if getattr(config.loss, "place_weight", 0.0) > 0 and not settings.place_data:
+        raise TrainingError(f"{config.model_name}'s loss has a place term (loss.place_weight "
+                            f"{config.loss.place_weight:g}) but no walk to draw its views from; give "
+                            "train.place_data=WALK (rgbd-vae synth --walk revisit --rooms N --frames-per-visit 1 "
+                            "--out WALK) or loss.place_weight=0")
     use_cuda = settings.device != "cpu" and torch.cuda.is_available()
     dist = _start_distributed(use_cuda)
     device = _pick_device(settings.device, dist.local_rank)
@@ -183,7 +188,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                                      settings.augment, f"{detect_layout(data)} data {str(data)!r}")
     held_out = open_validation(task, data, settings) if dist.main else None
     views = None
-    if settings.place_data:  # the VAE's place term (loss.place_weight; the config checks they go together)
+    if settings.place_data:  # the VAE's place term (loss.place_weight)
         from .place_pairs import PlacePairs
 
         views = PlacePairs(task, settings.place_data, settings.place_rooms, settings.seed, dist.rank,

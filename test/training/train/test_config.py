@@ -16,7 +16,8 @@ def test_every_bundled_config_loads_and_builds_its_model(path):
 def test_one_bundled_config_per_model_plus_the_tiny_ones():
     from rgbd_vae_ros.models import model_names
 
-    assert {p.stem for p in CONFIG_DIR.glob("*.yaml")} == set(model_names()) | {"tiny_vae", "tiny_depth", "tiny_fast_depth", "tiny_mff_depth"}
+    tiny = {"tiny_vae", "tiny_vae_places", "tiny_depth", "tiny_fast_depth", "tiny_mff_depth"}
+    assert {p.stem for p in CONFIG_DIR.glob("*.yaml")} == set(model_names()) | tiny
 
 
 def test_overrides_keep_their_types_and_reach_every_section():

@@ -45,8 +45,7 @@ def test_info_nce_needs_two_places_in_pairs(count):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["loss.place_weight=1.0"], "train.place_data=''"),
-    (["train.place_data=walk"], "loss.place_weight=0.0"),
+    (["train.place_data=walk", "loss.place_weight=0"], "loss.place_weight is 0; give it a weight"),
     (["loss.place_weight=-1.0", "train.place_data=walk"], "place_weight must be 0 or more"),
     (["loss.place_temperature=0.0"], "place_temperature positive"),
     (["train.place_rooms=1"], "place_rooms must be at least 2"),
@@ -54,6 +53,16 @@ def test_info_nce_needs_two_places_in_pairs(count):
 def test_a_place_term_without_its_walk_or_with_bad_values_is_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("tiny_vae", overrides)
+
+
+def test_a_place_term_without_a_walk_stops_before_training(nyu_raw_dir, tmp_path):
+    from rgbd_vae_training.train.loop import TrainingError, train
+
+    config = load_config("tiny_vae", ["loss.place_weight=5", "train.place_data=''", "model.image_size=32",
+                                      "model.widths=[8,8,8]", "train.batch_size=2"])
+    with pytest.raises(TrainingError, match="place term .* no walk to draw its views from; give train.place_data"):
+        train(config, nyu_raw_dir, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_a_depth_model_has_no_place_term():
