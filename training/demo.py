@@ -63,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def synthesise_once(folder: Path, layout: str, settings: dict, write, what: str, making: str,
-                    shown: Path | None = None) -> None:
+                    shown: Path | None = None) -> Path:
     """``write(folder, **settings)`` unless a finished synth of those settings is in ``folder`` (not one
-    killed or out of disk part way); says which, naming ``what`` is reused or ``making`` is made."""
+    killed or out of disk part way); says which, naming ``what`` is reused or ``making`` is made.
+    Returns ``folder``."""
     from rgbd_vae_training.synth.generate import is_complete
 
     shown = shown or folder
@@ -74,6 +75,7 @@ def synthesise_once(folder: Path, layout: str, settings: dict, write, what: str,
     else:
         print(f"demo: synthesising {making} into {shown}")
         write(folder, **settings)
+    return folder
 
 
 def synthesise_sequence(out: Path) -> Path:
@@ -107,10 +109,8 @@ def training_rooms(out: Path) -> Path:
     """The training rooms in ``out/data/rooms``, synthesised unless a finished synth of them is there."""
     from rgbd_vae_training.synth.generate import write_nyu_raw
 
-    rooms = out / "data" / "rooms"
-    synthesise_once(rooms, "nyu-raw", TRAINING_ROOMS, write_nyu_raw, "the training rooms",
-                    f"{TRAINING_ROOMS['scenes']} training rooms (128x96)")
-    return rooms
+    return synthesise_once(out / "data" / "rooms", "nyu-raw", TRAINING_ROOMS, write_nyu_raw, "the training rooms",
+                           f"{TRAINING_ROOMS['scenes']} training rooms (128x96)")
 
 
 # The VAE's training rooms: ten times the depth model's, in the labeled layout (RGB and depth of one
@@ -125,10 +125,9 @@ def vae_rooms(out: Path) -> Path:
     """The VAE's training rooms in ``out/data/vae_rooms``, synthesised unless a finished synth of them is there."""
     from rgbd_vae_training.synth.generate import write_nyu_mat
 
-    rooms = out / "data" / VAE_ROOMS_FOLDER
-    synthesise_once(rooms, "nyu-mat", VAE_ROOMS, write_nyu_mat, "the VAE's training rooms",
-                    f"{VAE_ROOMS['scenes']} training rooms for the VAE (128x96, NYU labeled layout)")
-    return rooms
+    return synthesise_once(out / "data" / VAE_ROOMS_FOLDER, "nyu-mat", VAE_ROOMS, write_nyu_mat,
+                           "the VAE's training rooms",
+                           f"{VAE_ROOMS['scenes']} training rooms for the VAE (128x96, NYU labeled layout)")
 
 
 # The views of the VAE's place term (tiny_vae_places's loss.place_weight): a walk through 2000 rooms, each
@@ -142,10 +141,10 @@ def vae_walk(out: Path) -> Path:
     """The VAE's revisit walk in ``out/data/vae_walk``, synthesised unless a finished synth of it is there."""
     from rgbd_vae_training.synth.revisit import write_nyu_raw_revisit
 
-    walk = out / "data" / VAE_WALK_FOLDER
-    synthesise_once(walk, "nyu-raw-revisit", VAE_WALK, write_nyu_raw_revisit, "the VAE's revisit walk",
-                    f"a walk revisiting {VAE_WALK['rooms']} rooms for the VAE's place term (128x96, NYU raw layout)")
-    return walk
+    return synthesise_once(out / "data" / VAE_WALK_FOLDER, "nyu-raw-revisit", VAE_WALK, write_nyu_raw_revisit,
+                           "the VAE's revisit walk",
+                           f"a walk revisiting {VAE_WALK['rooms']} rooms for the VAE's place term "
+                           "(128x96, NYU raw layout)")
 
 
 def train_or_reuse(name: str, config, data: Path, folder: Path) -> Path:

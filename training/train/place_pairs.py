@@ -35,7 +35,10 @@ class PlacePairs:
         by_stamp = {round(r["depth_stamp_s"], 4): r for r in rows}
         reader = self.dataset.reader
         while not hasattr(reader, "pairs"):  # a walk is NYU raw scene folders (AspectFrames may wrap them)
-            reader = reader.reader
+            reader = getattr(reader, "reader", None)
+            if reader is None:
+                raise TaskError(f"train.place_data {str(path)!r} holds a places.csv but not a walk's NYU raw scene "
+                                "folders; write one with 'rgbd-vae synth --walk revisit'")
         room, visit = [], []
         for _, pair in reader.pairs:
             stamp = round(float(pair.depth_stamp_s), 4)

@@ -110,6 +110,16 @@ def test_a_walk_with_too_few_rooms_or_no_places_is_named(walk, tmp_path):
     write_nyu_raw(plain, scenes=2, frames=2, seed=0, width=64, height=48)
     with pytest.raises(TaskError, match="train.place_data: .*holds no places.csv"):
         PlacePairs(_task(), plain, rooms=2)
+    images = tmp_path / "images"  # a places.csv beside frames that are not a walk's
+    images.mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.new("RGB", (64, 48), (i * 40, 0, 0)).save(images / f"{i}.png")
+    (images / "places.csv").write_text((walk / "synth_walk" / "places.csv").read_text())
+    with pytest.raises(TaskError, match="holds a places.csv but not a walk's NYU raw scene folders"):
+        PlacePairs(make_task(load_config("tiny_vae", ["model.mode=rgb", "model.image_size=32",
+                                                       "model.widths=[8,8,8]"])), images, rooms=2)
 
 
 def _pair_cosines(model, task, pairs: PlacePairs, steps=range(20)) -> tuple[float, float]:
