@@ -144,7 +144,7 @@ def _walk_codes(model, task, dataset, indices, batch: int = 16) -> dict[str, np.
             out = task.forward(model, prepared)
         mus.append(out["mu"].float().numpy())
         inputs.append(prepared["input"].flatten(1).numpy())
-        frames = [dataset.cache[i] for i in chunk]  # as read (the dataset caches them)
+        frames = [dataset.frame(i) for i in chunk]  # as read
         tiny += [tiny_image(f.rgb_u8) for f in frames]
         histograms += [colour_histogram(f.rgb_u8) for f in frames]
         stamps += [f.stamp_s for f in frames]
@@ -234,14 +234,14 @@ def match_figure(walk, stamps_ns, rooms, changes, results: dict, all_matches: di
 
     def framed(index: int | None, right: bool) -> np.ndarray:
         if index is None:
-            return np.full_like(walk.cache[shown[0]].rgb_u8, 255)
-        tile = walk.cache[index].rgb_u8.copy()
+            return np.full_like(walk.frame(shown[0]).rgb_u8, 255)
+        tile = walk.frame(index).rgb_u8.copy()
         tile[:3], tile[-3:], tile[:, :3], tile[:, -3:] = [(40, 170, 60) if right else (210, 40, 40)] * 4
         return tile
 
     rows = []
     for q in shown:
-        row = [walk.cache[q].rgb_u8]
+        row = [walk.frame(q).rgb_u8]
         for key in best.values():
             match = all_matches[key][q]
             index = None if match is None else at[match.stamp_ns]

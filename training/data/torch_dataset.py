@@ -51,30 +51,44 @@ def centre_square(frame: RGBDFrame) -> RGBDFrame:
 class RGBDDataset(Dataset):
     """Samples as tensors: ``rgb`` (3, H, W) and, with depth, ``depth`` (1, H, W) in [-1, 1] and
     ``valid`` (1, H, W) bool; ``label`` where the reader has one. ``augment`` only for training.
-    ``cache_frames`` keeps each frame as read (small data sets read once, augmented every epoch)."""
+    ``cache_frames`` keeps each frame as read (small data sets read once, augmented every epoch); without
+    augmentation it keeps the sample itself, which is then the same every time."""
 
     def __init__(self, reader, height: int, width: int, max_depth_m: float = 10.0,
                  augment: Augment | None = None, square_crop: bool = False, seed: int = 0,
                  cache_frames: bool = False):
         self.reader, self.height, self.width = reader, height, width
-        self.cache = {} if cache_frames else None  # index -> frame as read (before augmentation)
+        # with cache_frames: index -> the frame as read (augmented anew each time), or without
+        # augmentation index -> the sample, which is then the same every time (made once)
+        self.frames = {} if cache_frames and augment is not None else None
+        self.samples = {} if cache_frames and augment is None else None
         self.max_depth_m, self.augment, self.square_crop, self.seed = max_depth_m, augment, square_crop, seed
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.reader)
 
+    def frame(self, index: int) -> RGBDFrame:
+        """The frame at ``index`` as read (from the cache where it holds frames)."""
+        if self.frames is None:
+            return self.reader[index]
+        if index not in self.frames:
+            self.frames[index] = self.reader[index]
+        return self.frames[index]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if self.cache is None:
-            frame = self.reader[index]
-        elif index in self.cache:
-            frame = self.cache[index]
-        else:
-            frame = self.cache[index] = self.reader[index]
+        if self.samples is None:
+            return self._sample(self.frame(index), np.random.default_rng([self.seed, self.epoch, index]))
+        if index not in self.samples:
+            self.samples[index] = self._sample(self.reader[index])
+        return {key: value.clone() for key, value in self.samples[index].items()}  # a caller may change its copy
+
+    def _sample(self, frame: RGBDFrame, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``frame`` as tensors, augmented with ``rng`` if the set augments."""
         if self.square_crop:
             frame = centre_square(frame)
         if self.augment is not None:
-            frame = self.augment(frame, np.random.default_rng([self.seed, self.epoch, index]))
+            frame = self.augment(frame, rng)
         rgb = resize_rgb(frame.rgb_u8, self.height, self.width)
         sample = {"rgb": torch.from_numpy(rgb_to_unit_range(rgb)).permute(2, 0, 1)}  # (3, H, W)
         if frame.depth_m is not None:

@@ -56,3 +56,38 @@ def test_image_folder_samples_are_centre_cropped_squares_without_depth(tmp_path)
     sample = RGBDDataset(ImageFolder(tmp_path), 8, 8, square_crop=True)[0]
     assert set(sample) == {"rgb"} and sample["rgb"].shape == (3, 8, 8)
     assert torch.all(sample["rgb"] == 1.0)
+
+
+class _CountingReader:
+    """Frames of a list, counting the reads."""
+
+    def __init__(self, frames):
+        self.frames, self.reads = frames, 0
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.frames[index]
+
+
+def test_a_cached_set_reads_each_frame_once_and_its_samples_stay_as_made():
+    rng = np.random.default_rng(0)
+    frames = [RGBDFrame(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
+                        rng.uniform(0.5, 5.0, (12, 16)).astype(np.float32)) for _ in range(3)]
+    plain = RGBDDataset(_CountingReader(frames), 6, 8, cache_frames=False)
+    for augment in (None, Augment()):
+        reader = _CountingReader(frames)
+        cached = RGBDDataset(reader, 6, 8, augment=augment, cache_frames=True)
+        first = [cached[i] for i in range(3)]
+        for sample in first:  # a caller that changes a sample in place changes only its own copy
+            sample["rgb"].fill_(0.0)
+        again = [cached[i] for i in range(3)]
+        assert reader.reads == 3
+        if augment is None:  # the same sample as an uncached set's, every time
+            for i, sample in enumerate(again):
+                for key, value in plain[i].items():
+                    torch.testing.assert_close(sample[key], value, rtol=0, atol=0)
+        else:
+            assert all(s["rgb"].abs().sum() > 0 for s in again)
