@@ -31,6 +31,7 @@ from ..data.nyu_calibration import (
 )
 from ..data.nyu_mat import LABELED_NAME, SPLITS_NAME, encode_splits, write_labeled
 from ..faults import kill_point
+from .parallel import in_order
 from .render import camera_rays, cast, shade
 from .scene import FRAME_RATE_HZ, Scene, camera_pose, make_scene
 from .style import style_named
@@ -51,8 +52,9 @@ class SynthFrame:
     rgb_stamp_s: float
     depth_ir_m: np.ndarray  # exact depth seen by the IR camera at depth_stamp_s
     depth_stamp_s: float
-    depth_rgb_m: np.ndarray  # exact depth seen by the RGB camera at depth_stamp_s (what registration targets)
-    object_id_rgb: np.ndarray  # object id per RGB pixel at depth_stamp_s
+    depth_rgb_m: np.ndarray | None  # exact depth seen by the RGB camera at depth_stamp_s (what registration
+    # targets); None when rendered without ``truth``
+    object_id_rgb: np.ndarray | None  # object id per RGB pixel at depth_stamp_s (None without ``truth``)
     pose_rgb: np.ndarray | None = None  # (4, 4) world-from-RGB-camera at depth_stamp_s (ground truth)
 
 
@@ -86,15 +88,21 @@ class SceneRenderer:
 
     def rgb_camera(self, time_s: float, shaded: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """RGB image (None unless ``shaded``), exact depth and object ids seen by the RGB camera at ``time_s``."""
-        hits = cast(self.scene, *self.pose(time_s), self.rays_rgb)
         if not shaded:
-            if self.scene.noise_as_before:  # the noise of the image not kept, as the generator before drew it
-                self.noise.normal(0, self.scene.rgb_noise, (self.height, self.width, 3))
+            self.skip_rgb()
+            hits = cast(self.scene, *self.pose(time_s), self.rays_rgb)
             return None, self._image(hits.t.astype(np.float32)), self._image(hits.obj)
+        hits = cast(self.scene, *self.pose(time_s), self.rays_rgb)
         colour = self._through_lens(shade(self.scene, hits).T.reshape(self.height, self.width, 3))
         colour = colour + self.noise.normal(0, self.scene.rgb_noise, colour.shape)  # sensor noise
         rgb = np.clip(np.rint(colour * 255), 0, 255).astype(np.uint8)
         return rgb, self._image(hits.t.astype(np.float32)), self._image(hits.obj)
+
+    def skip_rgb(self) -> None:
+        """What an unshaded RGB render draws from the noise generator, without the render: the frames
+        after it stay the same."""
+        if self.scene.noise_as_before:  # the noise of the image not kept, as the generator before drew it
+            self.noise.normal(0, self.scene.rgb_noise, (self.height, self.width, 3))
 
     def _through_lens(self, colour: np.ndarray) -> np.ndarray:
         """The scene's blur (a share of each pixel spread to its 4 neighbours) and vignetting
@@ -138,29 +146,45 @@ def scene_name(index: int) -> str:
 
 
 def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, height: int = 480,
-                   synchronised: bool = False, ir_shadows: bool = False, style: str = "train") -> Iterator[SynthFrame]:
+                   synchronised: bool = False, ir_shadows: bool = False, style: str = "train",
+                   truth: bool = True) -> Iterator[SynthFrame]:
     """``frames`` frames at 30 Hz of scene ``scene_index``; the same arguments give the same frames.
 
     RGB is taken a few ms after depth, like the real sensor, unless ``synchronised`` (the
     labeled layout, where RGB and depth are one moment). ``ir_shadows``: the IR depth has no reading
     where the projector cannot reach (:func:`cast_ir_shadows`); off by default. ``style``: the ranges
     the scene is drawn from (:data:`.style.STYLES`: ``train``, ``varied``, or ``unseen`` for held-out frames).
+    ``truth``: also the RGB camera's exact depth and object ids (not needed by the raw layout, which
+    stores the IR camera's depth; without them a raw frame renders a third faster).
     """
     rng = np.random.default_rng([seed, scene_index])
     scene = make_scene(rng, style_named(style))
     renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)), ir_shadows=ir_shadows)
-    yield from render_frames(renderer, rng, frames, FIRST_STAMP_S + SCENE_SPACING_S * scene_index, synchronised)
+    yield from render_frames(renderer, rng, frames, FIRST_STAMP_S + SCENE_SPACING_S * scene_index, synchronised,
+                             truth)
+
+
+def scene_frames(job: tuple[tuple, dict]) -> list[SynthFrame]:
+    """Every frame of ``generate_scene(*args, **kwargs)`` for ``job = (args, kwargs)``: one worker's job
+    (:func:`.parallel.in_order`)."""
+    args, kwargs = job
+    return list(generate_scene(*args, **kwargs))
 
 
 def render_frames(renderer: SceneRenderer, rng: np.random.Generator, frames: int, start_s: float,
-                  synchronised: bool = False) -> Iterator[SynthFrame]:
+                  synchronised: bool = False, truth: bool = True) -> Iterator[SynthFrame]:
     """``frames`` frames at 30 Hz along the renderer's path from path time 0, stamped from ``start_s``;
-    ``rng`` draws the RGB clock's offset and jitter."""
+    ``rng`` draws the RGB clock's offset and jitter. ``truth``: as :func:`generate_scene`'s (a
+    synchronised frame has it anyway)."""
     rgb_offset_s = float(rng.uniform(0.003, 0.012))  # the RGB clock runs a few ms behind the depth clock
     for k in range(frames):
         t_depth = k / FRAME_RATE_HZ
         t_rgb = t_depth + rgb_offset_s + float(rng.uniform(-0.001, 0.001))
-        rgb, depth_rgb, ids = renderer.rgb_camera(t_depth, shaded=synchronised)
+        if synchronised or truth:
+            rgb, depth_rgb, ids = renderer.rgb_camera(t_depth, shaded=synchronised)
+        else:
+            depth_rgb = ids = None
+            renderer.skip_rgb()
         if not synchronised:
             rgb = renderer.rgb_camera(t_rgb)[0]
         pose = np.eye(4)
@@ -212,10 +236,12 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     out = Path(out)
     _begin(out)
     folders = []
-    for s in range(scenes):
+    jobs = [((seed, s, frames, width, height), {"ir_shadows": ir_shadows, "style": style, "truth": False})
+            for s in range(scenes)]
+    for s, rendered in enumerate(in_order(scene_frames, jobs)):
         folder = out / scene_name(s)
         with atomic_dir(folder) as staging:
-            for frame in generate_scene(seed, s, frames, width, height, ir_shadows=ir_shadows, style=style):
+            for frame in rendered:
                 _write_raw_frame(staging, frame, progress=progress)
         folders.append(folder)
     shadows = {"ir_shadows": True} if ir_shadows else {}  # a marker without it: a data set made without
@@ -244,10 +270,11 @@ def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int,
     out = Path(out)
     _begin(out)
     folder = out / "synth_walk"
+    jobs = [((seed, room, frames_per_room, width, height), {"style": style, "truth": False}) for room in range(rooms)]
     with atomic_dir(folder) as staging:
-        for room in range(rooms):
+        for room, rendered in enumerate(in_order(scene_frames, jobs)):
             shift_s = room * frames_per_room / FRAME_RATE_HZ - SCENE_SPACING_S * room  # onto one continuous clock
-            for frame in generate_scene(seed, room, frames_per_room, width, height, style=style):
+            for frame in rendered:
                 _write_raw_frame(staging, frame, shift_s, progress)
     _mark_complete(out, "nyu-raw-walk", rooms=rooms, frames_per_room=frames_per_room, seed=seed, width=width,
                    height=height, **style_setting(style))
@@ -270,8 +297,9 @@ def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     out = Path(out)
     _begin(out)
     images, depths, raw_depths, names = [], [], [], []
-    for s in range(scenes):
-        for frame in generate_scene(seed, s, frames, width, height, synchronised=True, style=style):
+    jobs = [((seed, s, frames, width, height), {"synchronised": True, "style": style}) for s in range(scenes)]
+    for s, rendered in enumerate(in_order(scene_frames, jobs)):
+        for frame in rendered:
             images.append(frame.rgb_u8)
             depths.append(np.where(frame.depth_rgb_m < 10.0, frame.depth_rgb_m, 0.0))
             registered = register_depth_to_rgb(disparity_to_m(m_to_disparity(frame.depth_ir_m)))

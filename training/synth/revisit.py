@@ -23,6 +23,7 @@ import numpy as np
 from rgbd_vae_ros.files import atomic_dir, atomic_write_text
 
 from .generate import FIRST_STAMP_S, SceneRenderer, _begin, _mark_complete, _write_raw_frame, render_frames
+from .parallel import in_order
 from .scene import make_scene
 
 # A revisit per bin [lo, hi) of yaw offset (degrees); eval places reports by the same bins of view change.
@@ -63,18 +64,16 @@ def write_nyu_raw_revisit(out: str | os.PathLike, rooms: int, frames_per_visit: 
     out = Path(out)
     _begin(out)
     folder = out / WALK_FOLDER
-    scenes = [make_scene(np.random.default_rng([seed, r])) for r in range(rooms)]  # as generate_scene draws them
     axes_seen: dict[int, list[np.ndarray]] = {r: [] for r in range(rooms)}  # optical axes of earlier visits
     rows, room_visits = [], {r: 0 for r in range(rooms)}
+    visits = plan_visits(rooms, seed)
+    jobs = [(seed, v, visit, frames_per_visit, width, height) for v, visit in enumerate(visits)]
     with atomic_dir(folder) as staging:
-        for v, visit in enumerate(plan_visits(rooms, seed)):
+        for v, (visit, rendered) in enumerate(zip(visits, in_order(visit_frames, jobs))):
             room = visit["room"]
-            rng = np.random.default_rng([seed, room, v, 1])  # this visit's sensor noise and clock jitter
-            renderer = SceneRenderer(scenes[room], width, height, noise_seed=int(rng.integers(2**31)),
-                                     yaw_offset_rad=np.radians(visit["yaw_offset_deg"]), shift_m=visit["shift_m"])
             earlier = np.array(axes_seen[room]) if axes_seen[room] else None
             axes = []
-            for frame in render_frames(renderer, rng, frames_per_visit, FIRST_STAMP_S + VISIT_SPACING_S * v):
+            for frame in rendered:
                 _write_raw_frame(staging, frame, progress=progress)
                 rotation, position = frame.pose_rgb[:3, :3], frame.pose_rgb[:3, 3]
                 axis = rotation[:, 2]  # optical axis (z forward) in the world
@@ -95,6 +94,17 @@ def write_nyu_raw_revisit(out: str | os.PathLike, rooms: int, frames_per_visit: 
     _mark_complete(out, "nyu-raw-revisit", rooms=rooms, frames_per_visit=frames_per_visit, seed=seed, width=width,
                    height=height)
     return folder
+
+
+def visit_frames(job: tuple) -> list:
+    """The frames of visit ``v`` of the walk, for ``job = (seed, v, visit, frames_per_visit, width, height)``
+    (``visit``: its row of :func:`plan_visits`): one worker's job (:func:`.parallel.in_order`)."""
+    seed, v, visit, frames_per_visit, width, height = job
+    scene = make_scene(np.random.default_rng([seed, visit["room"]]))  # as generate_scene draws it
+    rng = np.random.default_rng([seed, visit["room"], v, 1])  # this visit's sensor noise and clock jitter
+    renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)),
+                             yaw_offset_rad=np.radians(visit["yaw_offset_deg"]), shift_m=visit["shift_m"])
+    return list(render_frames(renderer, rng, frames_per_visit, FIRST_STAMP_S + VISIT_SPACING_S * v, truth=False))
 
 
 def read_places(path: str | os.PathLike) -> list[dict]:

@@ -1,0 +1,97 @@
+"""Synth renders on every core and writes what one core would have written."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rgbd_vae_training.synth.generate import generate_scene, scene_frames
+from rgbd_vae_training.synth.parallel import JOBS_PER_WORKER, in_order
+from rgbd_vae_training.synth.revisit import plan_visits, visit_frames
+
+SIZE = (24, 18)
+FIELDS = ("rgb_u8", "depth_ir_m", "depth_rgb_m", "object_id_rgb", "pose_rgb")
+
+
+def _same_frames(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert (x.rgb_stamp_s, x.depth_stamp_s) == (y.rgb_stamp_s, y.depth_stamp_s)
+        for field in FIELDS:
+            left, right = getattr(x, field), getattr(y, field)
+            assert (left is None) == (right is None)
+            if left is not None:
+                np.testing.assert_array_equal(left, right)
+
+
+def test_workers_render_the_frames_one_process_renders_in_the_same_order():
+    scenes = [((5, s, 2, *SIZE), {"truth": False}) for s in range(2 * JOBS_PER_WORKER)]
+    serial = list(in_order(scene_frames, scenes, workers=1))
+    _same_frames([f for frames in in_order(scene_frames, scenes, workers=2) for f in frames],
+                 [f for frames in serial for f in frames])
+    visits = [(5, v, visit, 1, *SIZE) for v, visit in enumerate(plan_visits(8, 5))]  # 32 visits
+    _same_frames([f for frames in in_order(visit_frames, visits, workers=2) for f in frames],
+                 [f for frames in in_order(visit_frames, visits, workers=1) for f in frames])
+
+
+@pytest.mark.parametrize("style", ["train", "varied"])
+def test_frames_without_the_rgb_cameras_truth_are_otherwise_the_same(style):
+    with_truth = list(generate_scene(3, 1, 3, *SIZE, style=style))
+    without = list(generate_scene(3, 1, 3, *SIZE, style=style, truth=False))
+    assert all(f.depth_rgb_m is None and f.object_id_rgb is None for f in without)
+    assert all(f.depth_rgb_m is not None for f in with_truth)
+    for a, b in zip(with_truth, without):
+        np.testing.assert_array_equal(a.rgb_u8, b.rgb_u8)  # the noise generator drew the same numbers
+        np.testing.assert_array_equal(a.depth_ir_m, b.depth_ir_m)
+        np.testing.assert_array_equal(a.pose_rgb, b.pose_rgb)
+
+
+def test_few_jobs_stay_in_this_process_and_stopping_early_ends_the_workers():
+    before = set(multiprocessing.active_children())
+    few = [((5, s, 1, *SIZE), {"truth": False}) for s in range(JOBS_PER_WORKER + 1)]
+    results = in_order(scene_frames, few, workers=2)
+    next(results)
+    assert set(multiprocessing.active_children()) == before  # one worker's worth: no pool
+    results.close()
+    many = [((5, s, 1, *SIZE), {"truth": False}) for s in range(40 * JOBS_PER_WORKER)]
+    results = in_order(scene_frames, many, workers=2)
+    next(results)
+    assert len(set(multiprocessing.active_children()) - before) == 2
+    results.close()  # the jobs not started are cancelled and the workers joined
+    assert set(multiprocessing.active_children()) == before
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # exited; its new parent has not reaped it yet
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_synth_killed_part_way_leaves_no_worker_behind():
+    script = (
+        "import os, signal, multiprocessing\n"
+        "from rgbd_vae_training.synth.generate import scene_frames\n"
+        "from rgbd_vae_training.synth.parallel import in_order\n"
+        "jobs = [((5, s, 1, 24, 18), {'truth': False}) for s in range(4000)]\n"
+        "results = in_order(scene_frames, jobs, workers=2)\n"
+        "next(results)\n"
+        "print(' '.join(str(p.pid) for p in multiprocessing.active_children()), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    workers = [int(pid) for pid in killed.stdout.split()]
+    assert len(workers) == 2
+    deadline = time.monotonic() + 120  # a worker checks for its parent twice a second
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(_gone(pid) for pid in workers), [pid for pid in workers if not _gone(pid)]
+    assert os.getpid() not in workers
