@@ -334,8 +334,10 @@ def _build(config: RunConfig, device: torch.device):
             raise TrainingError(f"train.encoder_weights applies to models with a ResNet encoder (resnet_vae, "
                                 f"mff_depth), not {config.model_name}")
         load_torchvision_resnet(model, config.train.encoder_weights)
+    # foreach: one fused update over all tensors, on the CPU too (where torch's default is a loop
+    # over them in Python: 4 of the place-trained VAE's 50 ms a step)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=config.train.lr, weight_decay=config.train.weight_decay)
+                                  lr=config.train.lr, weight_decay=config.train.weight_decay, foreach=True)
     return model, optimizer
 
 
