@@ -96,9 +96,11 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, decode: int | None = None) -> dict[str, torch.Tensor]:
+        """``decode``: decode only the first ``decode`` codes (``recon`` has that many); the rest are
+        only encoded, as the place term's views need (their decoding would be most of a step's cost)."""
         mu, logvar = self.encode(x)  # (B, latent) each
         z = reparameterize(mu, logvar) if self.training else mu
         if self.training and self.train_quantiser_bits and len(mu) > 1:
             z = z + quantiser_noise(mu, self.train_quantiser_bits)
-        return {"recon": self.decode(z), "mu": mu, "logvar": logvar}
+        return {"recon": self.decode(z if decode is None else z[:decode]), "mu": mu, "logvar": logvar}

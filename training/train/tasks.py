@@ -69,19 +69,26 @@ class VAETask:
             prepared.update(input=rgb, target=rgb, valid=None)
         return prepared
 
-    def forward(self, model, prepared: dict) -> dict:
+    def forward(self, model, prepared: dict, decode: int | None = None) -> dict:
+        """The model's outputs; ``decode``: only the first ``decode`` inputs are decoded (``recon``),
+        every one is encoded (``mu``, ``logvar``), in the one call DistributedDataParallel wants."""
+        from rgbd_vae_ros.models.base import VAE
+
+        inner = getattr(model, "module", model)
+        own_forward = type(inner).forward is not VAE.forward
         bits = getattr(self.loss_fn, "quantiser_bits", 0)
         if bits:  # the model's own forward adds the noise while training (under DDP: the wrapped model's)
-            from rgbd_vae_ros.models.base import VAE
-
-            inner = getattr(model, "module", model)
-            if type(inner).forward is not VAE.forward:
+            if own_forward:
                 raise TaskError(f"loss.quantiser_bits needs a VAE that samples its code in VAE.forward; "
                                 f"{type(inner).__name__} has its own forward")
             inner.train_quantiser_bits = bits
         if self.conditional:
-            return model(prepared["input"], prepared["label"])
-        return model(prepared["input"])
+            out = model(prepared["input"], prepared["label"])
+        elif decode is not None and not own_forward:
+            return model(prepared["input"], decode=decode)
+        else:
+            out = model(prepared["input"])
+        return out if decode is None else {**out, "recon": out["recon"][:decode]}
 
     def loss(self, out: dict, prepared: dict, step: int) -> dict:
         return self.loss_fn(out, prepared["target"], prepared["valid"], step)

@@ -177,3 +177,81 @@ def test_a_resumed_run_draws_the_views_the_straight_run_drew(walk, nyu_raw_dir, 
     a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_the_views_are_encoded_but_not_decoded_in_the_one_forward_pass():
+    from rgbd_vae_ros.models import build_model
+
+    task = _task()
+    torch.manual_seed(0)
+    model = build_model("conv_vae", task.config).eval()
+    x = torch.rand(5, 4, 32, 32) * 2 - 1
+    with torch.no_grad():
+        whole = task.forward(model, {"input": x, "label": None})
+        batch_only = task.forward(model, {"input": x, "label": None}, decode=2)
+    assert batch_only["recon"].shape == (2, 4, 32, 32) and batch_only["mu"].shape == (5, 8)
+    torch.testing.assert_close(batch_only["recon"], whole["recon"][:2])
+    torch.testing.assert_close(batch_only["mu"], whole["mu"])
+    # a VAE with a forward of its own decodes everything and hands back the first ones' decodes
+    fc = make_task(load_config("fc_vae", ["model.image_size=8", "model.latent_dim=4", "model.hidden=[16]"]))
+    model = build_model("fc_vae", fc.config).eval()
+    with torch.no_grad():
+        out = fc.forward(model, {"input": torch.zeros(5, 3, 8, 8), "label": None}, decode=3)
+    assert out["recon"].shape[0] == 3 and out["mu"].shape[0] == 5
+
+
+def test_about_half_the_batch_takes_a_views_missing_depth_and_is_not_scored_there(walk):
+    task = _task()
+    pairs = PlacePairs(task, walk, rooms=4, seed=0)
+    views = task.prepare(pairs.batch(0), torch.device("cpu"))
+    view_valid = views["valid"][:, 3:]
+    assert (~view_valid).float().mean() > 0.1  # a raw Kinect frame: its registration border has no depth
+    torch.manual_seed(0)
+    batch = {"input": torch.rand(6, 4, 32, 32) * 2 - 1, "label": None,
+             "valid": torch.ones(6, 4, 32, 32, dtype=torch.bool)}
+    batch["target"] = batch["input"].clone()
+    chosen_per_step = []
+    for step in range(8):
+        out = pairs.with_view_validity(batch, views, step)
+        assert out is not batch and torch.equal(out["target"], batch["target"])
+        assert torch.equal(out["input"][:, :3], batch["input"][:, :3]) and torch.equal(out["valid"][:, :3],
+                                                                                   batch["valid"][:, :3])
+        chosen = []
+        for i in range(6):
+            depth, valid = out["input"][i, 3], out["valid"][i, 3]
+            if torch.equal(valid, view_valid[i, 0]):  # this frame took view i's validity
+                chosen.append(i)
+                assert torch.all(depth[~valid] == -1.0) and torch.equal(depth[valid], batch["input"][i, 3][valid])
+            else:  # left as it was
+                assert valid.all() and torch.equal(depth, batch["input"][i, 3])
+        chosen_per_step.append(chosen)
+        again = pairs.with_view_validity(batch, views, step)  # the same step draws the same frames
+        assert torch.equal(again["input"], out["input"]) and torch.equal(again["valid"], out["valid"])
+    counts = [len(c) for c in chosen_per_step]
+    assert 0 < sum(counts) < 48 and len({tuple(c) for c in chosen_per_step}) > 1
+    assert torch.all(batch["valid"])  # the caller's batch is not changed
+    rgb_only = {"input": torch.zeros(2, 3, 32, 32), "valid": None, "target": torch.zeros(2, 3, 32, 32)}
+    assert pairs.with_view_validity(rgb_only, views, 0) is rgb_only
+
+
+def test_the_batch_and_the_first_views_of_as_many_rooms_are_decoded_and_scored(walk):
+    from rgbd_vae_ros.models import build_model
+
+    task = _task()
+    pairs = PlacePairs(task, walk, rooms=4, seed=0)
+    torch.manual_seed(0)
+    model = build_model("conv_vae", task.config).eval()  # mu as the code: the same outputs in any batch
+    batch = task.prepare(pairs.batch(5), torch.device("cpu"))  # any frames of the walk serve as a batch
+    batch = {key: value[:3] if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+    with torch.no_grad():
+        own, terms = pairs.forward_and_loss(task, model, batch, step=2, device=torch.device("cpu"))
+        views = task.prepare(pairs.batch(2), torch.device("cpu"))
+        seen = pairs.with_view_validity(batch, views, 2)
+        scored = {key: torch.cat([seen[key], views[key][:3]]) if isinstance(value, torch.Tensor) else value
+                  for key, value in seen.items()}  # 3 batch frames, then the first views of 3 rooms
+        expected = task.loss(model(scored["input"]), scored, 2)
+        place = info_nce(model(views["input"])["mu"], TAU)
+    assert own["recon"].shape[0] == 3 and own["mu"].shape[0] == 3
+    torch.testing.assert_close(terms["recon"], expected["recon"])
+    torch.testing.assert_close(terms["place"], place)
+    torch.testing.assert_close(terms["loss"], expected["loss"] + task.loss_fn.place_weight * place)
