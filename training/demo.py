@@ -48,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
     metrics, report = replay_and_report(out, bag, onnx)
     depth, baseline = metrics["depth"]["estimated"], metrics["depth"]["mean_depth_baseline"]
     frames, live = metrics["frames"], metrics["frames"]["live"]
+    reconstruction = metrics["reconstruction"]
     print(f"demo: every frame ({frames['processed']} of {frames['images']}): depth AbsRel {depth['abs_rel']:.3f} vs "
-          f"{baseline['abs_rel']:.3f} for the mean depth; RGB PSNR {metrics['reconstruction']['rgb_psnr_db']:.1f} dB")
+          f"{baseline['abs_rel']:.3f} for the mean depth; RGB PSNR {reconstruction['rgb_psnr_db']:.1f} dB vs "
+          f"{reconstruction['mean_image_baseline']['rgb_psnr_db']:.1f} dB for the mean image")
     latent = metrics["latent"]
     print(f"demo: latent codes: {latent['codec']}, {latent['data_bytes']} bytes of data per frame "
           f"({latent['message_bytes']} bytes serialised, header included), depth encoded: "
@@ -211,7 +213,7 @@ def replay_and_report(out: Path, bag: Path, models: Path) -> tuple[dict, Path]:
     from ``bag process`` over every frame (the same processing, offline and deterministic)."""
     from .bag.process import process_bag
     from .data import open_dataset
-    from .evaluate import mean_depth
+    from .evaluate import mean_depth, mean_image
     from .figures import write_png
     from .replay import content_metrics, live_metrics, replay_through_pipeline
 
@@ -220,7 +222,8 @@ def replay_and_report(out: Path, bag: Path, models: Path) -> tuple[dict, Path]:
     print(f"demo: processing every frame of {bag} offline (rgbd-vae bag process) into {out / 'processed'}")
     processed = process_bag(bag, out / "processed", models, backend="onnxruntime", overwrite=True)
     baseline_m = mean_depth(open_dataset(out / "data" / "rooms", split="train"))
-    content, figure = content_metrics(bag, out / "processed", baseline_m)
+    baseline_rgb = mean_image(open_dataset(out / "data" / VAE_ROOMS_FOLDER, split="train"))  # the VAE's rooms
+    content, figure = content_metrics(bag, out / "processed", baseline_m, baseline_rgb=baseline_rgb)
     metrics = {
         "measured": "depth and reconstruction: every frame through rgbd-vae bag process; frames dropped and "
                     "latency: the live replay into the rgbd_pipeline process",

@@ -297,6 +297,21 @@ def _depth_baseline(data: str, split: str, scored, baseline_depth_m: float | Non
     return mean_depth(scored, "scored"), "mean depth of the scored frames themselves (no training split)"
 
 
+def mean_image(reader, which: str = "training") -> np.ndarray:
+    """Mean RGB (uint8, at the first frame's size) over (up to 200 evenly spread) training frames:
+    the image a code that knows nothing of the frame would decode to."""
+    from rgbd_vae_ros.processing import resize_rgb
+
+    if len(reader) == 0:
+        raise ValueError(f"the data set has no {which} frames for the mean-image baseline")
+    indices = _spread(len(reader))
+    first = reader[indices[0]].rgb_u8
+    total = np.zeros(first.shape, np.float64)
+    for i in indices:
+        total += resize_rgb(reader[i].rgb_u8, *first.shape[:2])
+    return np.clip(np.rint(total / len(indices)), 0, 255).astype(np.uint8)
+
+
 def mean_depth(reader, which: str = "training") -> float:
     """Mean valid depth over (up to 200 evenly spread) training frames."""
     from rgbd_vae_ros.processing import valid_depth_mask

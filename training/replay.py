@@ -188,10 +188,12 @@ def _last_diagnostics(reader) -> dict[str, str]:
     return values
 
 
-def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max_frames_shown: int = 4):
+def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max_frames_shown: int = 4,
+                    baseline_rgb: np.ndarray | None = None):
     """What the outputs in ``outputs`` (a recording or ``bag process``) say about the models: depth
-    against the input bag's measured depth (with the mean-depth baseline), reconstruction, and the
-    report picture. Returns (a JSON-ready dict, the picture or None)."""
+    against the input bag's measured depth (with the mean-depth baseline), reconstruction (with the
+    PSNR of ``baseline_rgb``, the mean training image, where given), and the report picture.
+    Returns (a JSON-ready dict, the picture or None)."""
     from rgbd_vae_ros.bags import BagReader
     from rgbd_vae_ros.processing import colorize_depth, resize_depth, resize_rgb
 
@@ -215,7 +217,7 @@ def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max
             return None
         return _pixels(depth_in[nearest][1])
 
-    scores, baseline_scores, psnrs, decoded_depth_scores, rows = [], [], [], [], []
+    scores, baseline_scores, psnrs, baseline_psnrs, decoded_depth_scores, rows = [], [], [], [], [], []
     for stamp in sorted(estimated):
         gt = true_depth(stamp)
         if gt is None or stamp not in rgb_in:
@@ -227,6 +229,9 @@ def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max
         if stamp in decoded_rgb and stamp in decoded_depth:
             out_rgb, out_depth = _pixels(decoded_rgb[stamp][1]), _pixels(decoded_depth[stamp][1])
             psnrs.append(psnr(out_rgb, resize_rgb(rgb, *out_rgb.shape[:2])))
+            if baseline_rgb is not None:
+                baseline_psnrs.append(psnr(resize_rgb(baseline_rgb, *out_rgb.shape[:2]),
+                                           resize_rgb(rgb, *out_rgb.shape[:2])))
             decoded_depth_scores.append(depth_error(out_depth, resize_depth(gt, *out_depth.shape)))
             rows.append((rgb, gt, pred, out_rgb, out_depth))
     metrics = {
@@ -237,7 +242,9 @@ def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max
                   "estimated": average(scores),
                   "mean_depth_baseline": {"depth_m": baseline_depth_m, **average(baseline_scores)}},
         "reconstruction": {"rgb_psnr_db": float(np.mean(psnrs)) if psnrs else None,
-                           "depth": average(decoded_depth_scores)},
+                           "depth": average(decoded_depth_scores),
+                           **({"mean_image_baseline": {"rgb_psnr_db": float(np.mean(baseline_psnrs))}}
+                              if baseline_psnrs else {})},
         "latent": latent_summary([msg for _, msg in latents.values()]),
     }
     shown = [rows[i] for i in sorted({round(k * (len(rows) - 1) / max(1, max_frames_shown - 1))

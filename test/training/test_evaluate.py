@@ -168,3 +168,14 @@ def test_eval_refuses_a_baseline_depth_that_is_no_depth(nyu_raw_dir, tmp_path, c
                     "--baseline-depth", bad, "--out", str(tmp_path / "x")]) == 1
         assert "--baseline-depth is" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_mean_image_is_the_mean_of_the_training_frames_at_the_first_ones_size():
+    from rgbd_vae_training.data.frame import RGBDFrame
+    from rgbd_vae_training.evaluate import mean_image
+
+    frames = [RGBDFrame(np.full((4, 6, 3), 0, np.uint8), None), RGBDFrame(np.full((8, 12, 3), 100, np.uint8), None)]
+    mean = mean_image(frames)
+    assert mean.dtype == np.uint8 and mean.shape == (4, 6, 3) and np.all(mean == 50)
+    with pytest.raises(ValueError, match="no training frames for the mean-image baseline"):
+        mean_image([])

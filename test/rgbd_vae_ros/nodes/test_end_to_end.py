@@ -92,6 +92,10 @@ def test_a_replayed_sequence_comes_out_of_the_pipeline_as_bag_process_computes_i
     assert metrics["latent"]["depth"] == {"measured": SEQUENCE_FRAMES}  # bag process pairs every image
     assert np.isfinite(metrics["depth"]["estimated"]["abs_rel"]) and np.isfinite(metrics["reconstruction"]["rgb_psnr_db"])
     assert figure.ndim == 3 and figure.shape[2] == 3 and figure.shape[0] > 4 * 160
+    assert "mean_image_baseline" not in metrics["reconstruction"]  # none given
+    grey, _ = content_metrics(sequence_bag, tmp_path / "processed", baseline_depth_m=2.5,
+                              baseline_rgb=np.full((6, 8, 3), 128, np.uint8))
+    assert 0 < grey["reconstruction"]["mean_image_baseline"]["rgb_psnr_db"] < 60
 
 
 @pytest.mark.slow
