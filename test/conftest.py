@@ -38,6 +38,10 @@ def _a_dds_domain_of_its_own(monkeypatch):
 # each other at every parallel region (a descheduled thread costs a whole time slice), which made a
 # 1-minute training test take 16 minutes. Speed is measured by `rgbd-vae bench`, not here.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Likewise one process per synth (training/synth/parallel.py): the test processes already fill the
+# cores, and a synth's workers beside them starved the bag player's timing test. The tests of the
+# workers ask for two.
+os.environ.setdefault("RGBD_VAE_SYNTH_WORKERS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -195,10 +195,12 @@ class BagPlayerNode(Node):
             return self.published
         self.get_logger().info(f"playing {self.reader.path} ({len(topics)} topics) at rate {rate:g}")
         while True:
-            wall_origin = time.monotonic()
+            wall_origin = None
             self._last_clock_ns = 0
             published_before = self.published
             for topic, stamp_ns, data in self.reader.messages(topics, start_ns):
+                if wall_origin is None:  # the recorded timing starts with the first message in hand: reading
+                    wall_origin = time.monotonic()  # it (a chunk to decompress) is not lag of the playback
                 due = wall_origin + (stamp_ns - start_ns) / 1e9 / rate
                 if not self._wait_until(due, stamp_ns, start_ns, wall_origin, rate):
                     return self.published

@@ -164,11 +164,15 @@ def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, h
                              truth)
 
 
-def scene_frames(job: tuple[tuple, dict]) -> list[SynthFrame]:
-    """Every frame of ``generate_scene(*args, **kwargs)`` for ``job = (args, kwargs)``: one worker's job
-    (:func:`.parallel.in_order`)."""
+def scene_frames_here(job: tuple[tuple, dict]) -> Iterator[SynthFrame]:
+    """``generate_scene(*args, **kwargs)`` for ``job = (args, kwargs)``, a frame at a time."""
     args, kwargs = job
-    return list(generate_scene(*args, **kwargs))
+    return generate_scene(*args, **kwargs)
+
+
+def scene_frames(job: tuple[tuple, dict]) -> list[SynthFrame]:
+    """Every frame of :func:`scene_frames_here`: one worker's job (:func:`.parallel.in_order`)."""
+    return list(scene_frames_here(job))
 
 
 def render_frames(renderer: SceneRenderer, rng: np.random.Generator, frames: int, start_s: float,
@@ -238,12 +242,13 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     folders = []
     jobs = [((seed, s, frames, width, height), {"ir_shadows": ir_shadows, "style": style, "truth": False})
             for s in range(scenes)]
-    for s, rendered in enumerate(in_order(scene_frames, jobs)):
-        folder = out / scene_name(s)
-        with atomic_dir(folder) as staging:
-            for frame in rendered:
-                _write_raw_frame(staging, frame, progress=progress)
-        folders.append(folder)
+    with in_order(scene_frames, jobs, here=scene_frames_here, frames_per_job=frames) as results:
+        for s, rendered in enumerate(results):
+            folder = out / scene_name(s)
+            with atomic_dir(folder) as staging:
+                for frame in rendered:
+                    _write_raw_frame(staging, frame, progress=progress)
+            folders.append(folder)
     shadows = {"ir_shadows": True} if ir_shadows else {}  # a marker without it: a data set made without
     _mark_complete(out, "nyu-raw", scenes=scenes, frames=frames, seed=seed, width=width, height=height, **shadows,
                    **style_setting(style))
@@ -271,8 +276,9 @@ def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int,
     _begin(out)
     folder = out / "synth_walk"
     jobs = [((seed, room, frames_per_room, width, height), {"style": style, "truth": False}) for room in range(rooms)]
-    with atomic_dir(folder) as staging:
-        for room, rendered in enumerate(in_order(scene_frames, jobs)):
+    with atomic_dir(folder) as staging, \
+            in_order(scene_frames, jobs, here=scene_frames_here, frames_per_job=frames_per_room) as results:
+        for room, rendered in enumerate(results):
             shift_s = room * frames_per_room / FRAME_RATE_HZ - SCENE_SPACING_S * room  # onto one continuous clock
             for frame in rendered:
                 _write_raw_frame(staging, frame, shift_s, progress)
@@ -298,16 +304,17 @@ def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     _begin(out)
     images, depths, raw_depths, names = [], [], [], []
     jobs = [((seed, s, frames, width, height), {"synchronised": True, "style": style}) for s in range(scenes)]
-    for s, rendered in enumerate(in_order(scene_frames, jobs)):
-        for frame in rendered:
-            images.append(frame.rgb_u8)
-            depths.append(np.where(frame.depth_rgb_m < 10.0, frame.depth_rgb_m, 0.0))
-            registered = register_depth_to_rgb(disparity_to_m(m_to_disparity(frame.depth_ir_m)))
-            raw_depths.append(np.nan_to_num(registered, nan=0.0))
-            names.append(scene_name(s))
-            kill_point("synth-frame")
-            if progress:
-                progress()
+    with in_order(scene_frames, jobs, here=scene_frames_here, frames_per_job=frames) as results:
+        for s, rendered in enumerate(results):
+            for frame in rendered:
+                images.append(frame.rgb_u8)
+                depths.append(np.where(frame.depth_rgb_m < 10.0, frame.depth_rgb_m, 0.0))
+                registered = register_depth_to_rgb(disparity_to_m(m_to_disparity(frame.depth_ir_m)))
+                raw_depths.append(np.nan_to_num(registered, nan=0.0))
+                names.append(scene_name(s))
+                kill_point("synth-frame")
+                if progress:
+                    progress()
     write_labeled(out / LABELED_NAME, np.stack(images), np.stack(depths), np.stack(raw_depths), names)
     test_scenes = {scene_name(s) for s in test_scene_indices(scenes)}
     is_test = np.array([n in test_scenes for n in names])

@@ -10,18 +10,29 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
 
 # A worker starts in about a second (a fresh interpreter importing numpy and the renderer): worth it
 # only for this many jobs or more per worker.
 JOBS_PER_WORKER = 16
+# A job's frames wait whole until they are written: a longer scene renders in the calling process, a
+# frame at a time (a 640x480 frame is a few MB).
+MAX_FRAMES_PER_JOB = 8
+# The most worker processes synth starts; unset: one per CPU this process may use. The test suite
+# sets 1, so that its parallel test processes do not each start more.
+WORKERS_ENV = "RGBD_VAE_SYNTH_WORKERS"
 
 
 def available_cpus() -> int:
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    limit = os.environ.get(WORKERS_ENV, "").strip()
+    return max(1, min(cpus, int(limit))) if limit.isdigit() else cpus
 
 
 def _worker_start(parent_pid: int) -> None:
@@ -37,14 +48,24 @@ def _worker_start(parent_pid: int) -> None:
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-def in_order(function: Callable, jobs: Iterable, workers: int | None = None) -> Iterator:
-    """``function(job)`` for each job, in the jobs' order, on up to ``workers`` processes (default:
-    the CPUs this process may use) when there are enough jobs to pay for starting them, else here.
-    ``function`` must be importable (a module-level function). Stopping early cancels the rest."""
+@contextmanager
+def in_order(function: Callable, jobs: Iterable, here: Callable | None = None, workers: int | None = None,
+             frames_per_job: int = 1) -> Iterator[Iterator]:
+    """A context whose value gives ``function(job)`` for each job, in the jobs' order, rendered on up
+    to ``workers`` processes (default: the CPUs this process may use, at most
+    ``$RGBD_VAE_SYNTH_WORKERS``) when there are enough jobs to pay for starting them, else here.
+
+    ``function`` must be importable (a module-level function), and a script that calls this needs
+    the usual ``if __name__ == "__main__":`` guard (workers are spawned). ``here(job)``, if given, is
+    used instead when the jobs run in this process: an iterator of the same items, made one at a time,
+    so that a long scene is never held whole. A job's result is held until it is taken, so jobs of
+    more than :data:`MAX_FRAMES_PER_JOB` frames run here, and at most two per worker wait at once.
+    Leaving the context (at the end, on an error or early) cancels the jobs not started and waits
+    for the ones running."""
     jobs = list(jobs)
     workers = min(workers or available_cpus(), len(jobs) // JOBS_PER_WORKER)
-    if workers < 2:
-        yield from map(function, jobs)
+    if workers < 2 or frames_per_job > MAX_FRAMES_PER_JOB:
+        yield (map(here or function, jobs))
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +74,20 @@ def in_order(function: Callable, jobs: Iterable, workers: int | None = None) -> 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_start, initargs=(os.getpid(),))
     try:
-        yield from pool.map(function, jobs, chunksize=4)
+        yield _windowed(pool, function, jobs, 2 * workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _windowed(pool, function: Callable, jobs: list, window: int) -> Iterator:
+    """The results of ``function`` over ``jobs`` in order, with at most ``window`` jobs submitted
+    and not yet taken."""
+    pending: deque = deque()
+    upcoming = iter(jobs)
+    for job in islice(upcoming, window):
+        pending.append(pool.submit(function, job))
+    while pending:
+        result = pending.popleft().result()
+        for job in islice(upcoming, 1):
+            pending.append(pool.submit(function, job))
+        yield result

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,9 @@ def write_nyu_raw_revisit(out: str | os.PathLike, rooms: int, frames_per_visit: 
     rows, room_visits = [], {r: 0 for r in range(rooms)}
     visits = plan_visits(rooms, seed)
     jobs = [(seed, v, visit, frames_per_visit, width, height) for v, visit in enumerate(visits)]
-    with atomic_dir(folder) as staging:
-        for v, (visit, rendered) in enumerate(zip(visits, in_order(visit_frames, jobs))):
+    with atomic_dir(folder) as staging, \
+            in_order(visit_frames, jobs, here=visit_frames_here, frames_per_job=frames_per_visit) as results:
+        for v, (visit, rendered) in enumerate(zip(visits, results)):
             room = visit["room"]
             earlier = np.array(axes_seen[room]) if axes_seen[room] else None
             axes = []
@@ -96,15 +98,20 @@ def write_nyu_raw_revisit(out: str | os.PathLike, rooms: int, frames_per_visit: 
     return folder
 
 
-def visit_frames(job: tuple) -> list:
-    """The frames of visit ``v`` of the walk, for ``job = (seed, v, visit, frames_per_visit, width, height)``
-    (``visit``: its row of :func:`plan_visits`): one worker's job (:func:`.parallel.in_order`)."""
+def visit_frames_here(job: tuple) -> Iterator:
+    """The frames of visit ``v`` of the walk, a frame at a time, for ``job = (seed, v, visit,
+    frames_per_visit, width, height)`` (``visit``: its row of :func:`plan_visits`)."""
     seed, v, visit, frames_per_visit, width, height = job
     scene = make_scene(np.random.default_rng([seed, visit["room"]]))  # as generate_scene draws it
     rng = np.random.default_rng([seed, visit["room"], v, 1])  # this visit's sensor noise and clock jitter
     renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)),
                              yaw_offset_rad=np.radians(visit["yaw_offset_deg"]), shift_m=visit["shift_m"])
-    return list(render_frames(renderer, rng, frames_per_visit, FIRST_STAMP_S + VISIT_SPACING_S * v, truth=False))
+    return render_frames(renderer, rng, frames_per_visit, FIRST_STAMP_S + VISIT_SPACING_S * v, truth=False)
+
+
+def visit_frames(job: tuple) -> list:
+    """Every frame of :func:`visit_frames_here`: one worker's job (:func:`.parallel.in_order`)."""
+    return list(visit_frames_here(job))
 
 
 def read_places(path: str | os.PathLike) -> list[dict]:

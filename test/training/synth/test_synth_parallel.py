@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rgbd_vae_training.synth.generate import generate_scene, scene_frames
-from rgbd_vae_training.synth.parallel import JOBS_PER_WORKER, in_order
+from rgbd_vae_training.synth.generate import generate_scene, scene_frames, scene_frames_here
+from rgbd_vae_training.synth.parallel import JOBS_PER_WORKER, MAX_FRAMES_PER_JOB, in_order
 from rgbd_vae_training.synth.revisit import plan_visits, visit_frames
 
 SIZE = (24, 18)
@@ -29,14 +29,43 @@ def _same_frames(a, b) -> None:
                 np.testing.assert_array_equal(left, right)
 
 
+def _all(function, jobs, **kwargs):
+    with in_order(function, jobs, **kwargs) as results:
+        return [frame for frames in results for frame in frames]
+
+
 def test_workers_render_the_frames_one_process_renders_in_the_same_order():
     scenes = [((5, s, 2, *SIZE), {"truth": False}) for s in range(2 * JOBS_PER_WORKER)]
-    serial = list(in_order(scene_frames, scenes, workers=1))
-    _same_frames([f for frames in in_order(scene_frames, scenes, workers=2) for f in frames],
-                 [f for frames in serial for f in frames])
+    serial = _all(scene_frames, scenes, workers=1)
+    _same_frames(_all(scene_frames, scenes, workers=2), serial)
+    _same_frames(_all(scene_frames, scenes, workers=1, here=scene_frames_here), serial)
     visits = [(5, v, visit, 1, *SIZE) for v, visit in enumerate(plan_visits(8, 5))]  # 32 visits
-    _same_frames([f for frames in in_order(visit_frames, visits, workers=2) for f in frames],
-                 [f for frames in in_order(visit_frames, visits, workers=1) for f in frames])
+    _same_frames(_all(visit_frames, visits, workers=2), _all(visit_frames, visits, workers=1))
+
+
+def test_results_wait_in_a_window_and_long_scenes_render_here_a_frame_at_a_time():
+    before = set(multiprocessing.active_children())
+    long = [((5, s, MAX_FRAMES_PER_JOB + 1, *SIZE), {"truth": False}) for s in range(4 * JOBS_PER_WORKER)]
+    with in_order(scene_frames, long, here=scene_frames_here, workers=2,
+                  frames_per_job=MAX_FRAMES_PER_JOB + 1) as results:
+        first = next(results)
+        assert not isinstance(first, list)  # an iterator of the first scene's frames, made as taken
+        assert set(multiprocessing.active_children()) == before
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rgbd_vae_training.synth.parallel import _windowed
+
+    submitted = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, *args):
+            submitted.append(args[0])
+            return super().submit(fn, *args)
+
+    with Counting(2) as pool:
+        results = _windowed(pool, abs, list(range(-10, 0)), window=3)
+        assert next(results) == 10 and len(submitted) == 4  # the window refilled as the first was taken
+        assert list(results) == list(range(9, 0, -1)) and len(submitted) == 10
 
 
 @pytest.mark.parametrize("style", ["train", "varied"])
@@ -51,18 +80,21 @@ def test_frames_without_the_rgb_cameras_truth_are_otherwise_the_same(style):
         np.testing.assert_array_equal(a.pose_rgb, b.pose_rgb)
 
 
-def test_few_jobs_stay_in_this_process_and_stopping_early_ends_the_workers():
+def test_few_jobs_stay_in_this_process_and_leaving_early_or_on_an_error_ends_the_workers():
     before = set(multiprocessing.active_children())
     few = [((5, s, 1, *SIZE), {"truth": False}) for s in range(JOBS_PER_WORKER + 1)]
-    results = in_order(scene_frames, few, workers=2)
-    next(results)
-    assert set(multiprocessing.active_children()) == before  # one worker's worth: no pool
-    results.close()
+    with in_order(scene_frames, few, workers=2) as results:
+        next(results)
+        assert set(multiprocessing.active_children()) == before  # one worker's worth: no pool
     many = [((5, s, 1, *SIZE), {"truth": False}) for s in range(40 * JOBS_PER_WORKER)]
-    results = in_order(scene_frames, many, workers=2)
-    next(results)
-    assert len(set(multiprocessing.active_children()) - before) == 2
-    results.close()  # the jobs not started are cancelled and the workers joined
+    with in_order(scene_frames, many, workers=2) as results:
+        next(results)
+        assert len(set(multiprocessing.active_children()) - before) == 2
+    assert set(multiprocessing.active_children()) == before  # the jobs not started cancelled, workers joined
+    with pytest.raises(OSError, match="disk full"):
+        with in_order(scene_frames, many, workers=2) as results:
+            for _ in results:
+                raise OSError("disk full")  # the writer fails part way
     assert set(multiprocessing.active_children()) == before
 
 
@@ -81,8 +113,8 @@ def test_a_synth_killed_part_way_leaves_no_worker_behind():
         "from rgbd_vae_training.synth.generate import scene_frames\n"
         "from rgbd_vae_training.synth.parallel import in_order\n"
         "jobs = [((5, s, 1, 24, 18), {'truth': False}) for s in range(4000)]\n"
-        "results = in_order(scene_frames, jobs, workers=2)\n"
-        "next(results)\n"
+        "context = in_order(scene_frames, jobs, workers=2)\n"
+        "next(context.__enter__())\n"
         "print(' '.join(str(p.pid) for p in multiprocessing.active_children()), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -95,3 +127,22 @@ def test_a_synth_killed_part_way_leaves_no_worker_behind():
         time.sleep(0.2)
     assert all(_gone(pid) for pid in workers), [pid for pid in workers if not _gone(pid)]
     assert os.getpid() not in workers
+
+
+def test_the_environment_caps_the_workers(monkeypatch):
+    from rgbd_vae_training.synth.parallel import WORKERS_ENV, available_cpus
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    cpus = available_cpus()
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    assert available_cpus() == 1
+    monkeypatch.setenv(WORKERS_ENV, str(cpus + 5))
+    assert available_cpus() == cpus  # never more than the CPUs
+    monkeypatch.setenv(WORKERS_ENV, "many")
+    assert available_cpus() == cpus  # not a number: no cap
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    before = set(multiprocessing.active_children())
+    jobs = [((5, s, 1, *SIZE), {"truth": False}) for s in range(4 * JOBS_PER_WORKER)]
+    with in_order(scene_frames, jobs) as results:  # the default: capped at one, so no pool
+        next(results)
+        assert set(multiprocessing.active_children()) == before
