@@ -138,13 +138,13 @@ def _walk_codes(model, task, dataset, indices, batch: int = 16) -> dict[str, np.
     mus, inputs, tiny, histograms, stamps = [], [], [], [], []
     for start in range(0, len(indices), batch):
         chunk = indices[start:start + batch]
-        samples = [dataset[i] for i in chunk]
+        frames = [dataset.frame(i) for i in chunk]  # as read, once: the sample and the baselines' images
+        samples = [dataset.sample(f) for f in frames]
         prepared = task.prepare(torch.utils.data.default_collate(samples), torch.device("cpu"))
         with torch.no_grad():
             out = task.forward(model, prepared)
         mus.append(out["mu"].float().numpy())
         inputs.append(prepared["input"].flatten(1).numpy())
-        frames = [dataset.frame(i) for i in chunk]  # as read
         tiny += [tiny_image(f.rgb_u8) for f in frames]
         histograms += [colour_histogram(f.rgb_u8) for f in frames]
         stamps += [f.stamp_s for f in frames]
@@ -169,7 +169,7 @@ def evaluate_places(model, payload: dict, data: str, train_data: str | None = No
                                                                   **payload["model_config"]}}
     task = make_task(config_from_values(values))
     walk_path = Path(data).parent if Path(data).is_file() else Path(data)
-    walk = open_samples(task, walk_path, None, augment=False, cache=True)
+    walk = open_samples(task, walk_path, None, augment=False, cache=False)  # each frame is read once
     if len(walk) != len(rows):
         raise ValueError(f"{str(data)!r} has {len(walk)} frames but its places.csv {len(rows)} rows; "
                          "expected one row per depth frame")

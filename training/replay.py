@@ -230,8 +230,9 @@ def content_metrics(input_bag: Path, outputs: Path, baseline_depth_m: float, max
             out_rgb, out_depth = _pixels(decoded_rgb[stamp][1]), _pixels(decoded_depth[stamp][1])
             psnrs.append(psnr(out_rgb, resize_rgb(rgb, *out_rgb.shape[:2])))
             if baseline_rgb is not None:
-                baseline_psnrs.append(psnr(resize_rgb(baseline_rgb, *out_rgb.shape[:2]),
-                                           resize_rgb(rgb, *out_rgb.shape[:2])))
+                if baseline_rgb.shape[:2] != out_rgb.shape[:2]:  # resized once, to the decoded images' size
+                    baseline_rgb = resize_rgb(baseline_rgb, *out_rgb.shape[:2])
+                baseline_psnrs.append(psnr(baseline_rgb, resize_rgb(rgb, *out_rgb.shape[:2])))
             decoded_depth_scores.append(depth_error(out_depth, resize_depth(gt, *out_depth.shape)))
             rows.append((rgb, gt, pred, out_rgb, out_depth))
     metrics = {

@@ -96,7 +96,7 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, decode: int | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, *, decode: int | None = None) -> dict[str, torch.Tensor]:
         """``decode``: decode only the first ``decode`` codes (``recon`` has that many); the rest are
         only encoded, as the place term's views need (their decoding would be most of a step's cost)."""
         mu, logvar = self.encode(x)  # (B, latent) each

@@ -113,10 +113,11 @@ def test_demo_runs_the_whole_system_and_writes_its_report(tmp_path, tiny_depth_c
     assert metrics["depth"]["estimated"]["images"] == 48
     assert metrics["frames"]["live"]["images_played"] == 48 and metrics["frames"]["live"]["decoded"] >= 1
     assert metrics["depth"]["estimated"]["abs_rel"] < metrics["depth"]["mean_depth_baseline"]["abs_rel"]
-    # the decoded camera frames (raw layout: registered depth with its border and holes) beat the
-    # mean training image, as held-out labeled frames do
+    # the decoded camera frames (raw layout: registered depth with its border and holes) beat the mean
+    # training image by 3 dB: this 300-step VAE by 3.9 dB (17.4 against 13.5); the 9000-step one whose
+    # raw frames had codes the decoder never learnt (docs/benchmarks.md, "Raw frames") by 2.1 dB or less
     reconstruction = metrics["reconstruction"]
-    assert reconstruction["rgb_psnr_db"] > reconstruction["mean_image_baseline"]["rgb_psnr_db"] > 10
+    assert reconstruction["rgb_psnr_db"] > reconstruction["mean_image_baseline"]["rgb_psnr_db"] + 3 > 13
     # the latents of every frame: the default codec (q8: one byte per dimension), the measured depth
     # of the bag encoded, and the quantiser table fit on the training rooms
     latent = metrics["latent"]

@@ -78,13 +78,13 @@ class RGBDDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self.samples is None:
-            return self._sample(self.frame(index), np.random.default_rng([self.seed, self.epoch, index]))
+            return self.sample(self.frame(index), np.random.default_rng([self.seed, self.epoch, index]))
         if index not in self.samples:
-            self.samples[index] = self._sample(self.reader[index])
+            self.samples[index] = self.sample(self.reader[index])
         return {key: value.clone() for key, value in self.samples[index].items()}  # a caller may change its copy
 
-    def _sample(self, frame: RGBDFrame, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``frame`` as tensors, augmented with ``rng`` if the set augments."""
+    def sample(self, frame: RGBDFrame, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``frame`` (one of :meth:`frame`'s) as tensors, augmented with ``rng`` if the set augments."""
         if self.square_crop:
             frame = centre_square(frame)
         if self.augment is not None:

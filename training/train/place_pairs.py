@@ -103,7 +103,7 @@ class PlacePairs:
         The views are decoded and scored too because they are frames of another kind (a walk's raw
         Kinect frames, with missing depth) than a labeled batch: trained by the place term alone,
         their codes moved to a region of the code space that the decoder never learnt. On the demo's
-        raw sequence the decoded RGB fell to the mean image's PSNR (14.3 against 14.6 dB); scored,
+        raw sequence the decoded RGB fell to the mean image's PSNR (14.8 against 14.6 dB); scored,
         21.0 dB (docs/benchmarks.md, "Raw frames")."""
         from ..losses import info_nce
 
