@@ -84,11 +84,12 @@ class RGBDDataset(Dataset):
         return {key: value.clone() for key, value in self.samples[index].items()}  # a caller may change its copy
 
     def sample(self, frame: RGBDFrame, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``frame`` (one of :meth:`frame`'s) as tensors, augmented with ``rng`` if the set augments."""
+        """``frame`` (one of :meth:`frame`'s) as tensors, augmented with ``rng`` (default: one seeded
+        by the set's seed) if the set augments."""
         if self.square_crop:
             frame = centre_square(frame)
         if self.augment is not None:
-            frame = self.augment(frame, rng)
+            frame = self.augment(frame, rng if rng is not None else np.random.default_rng(self.seed))
         rgb = resize_rgb(frame.rgb_u8, self.height, self.width)
         sample = {"rgb": torch.from_numpy(rgb_to_unit_range(rgb)).permute(2, 0, 1)}  # (3, H, W)
         if frame.depth_m is not None:

@@ -164,15 +164,10 @@ def generate_scene(seed: int, scene_index: int, frames: int, width: int = 640, h
                              truth)
 
 
-def scene_frames_here(job: tuple[tuple, dict]) -> Iterator[SynthFrame]:
-    """``generate_scene(*args, **kwargs)`` for ``job = (args, kwargs)``, a frame at a time."""
+def scene_frames(job: tuple[tuple, dict]) -> Iterator[SynthFrame]:
+    """``generate_scene(*args, **kwargs)`` for ``job = (args, kwargs)``: a job of :func:`.parallel.in_order`."""
     args, kwargs = job
     return generate_scene(*args, **kwargs)
-
-
-def scene_frames(job: tuple[tuple, dict]) -> list[SynthFrame]:
-    """Every frame of :func:`scene_frames_here`: one worker's job (:func:`.parallel.in_order`)."""
-    return list(scene_frames_here(job))
 
 
 def render_frames(renderer: SceneRenderer, rng: np.random.Generator, frames: int, start_s: float,
@@ -242,7 +237,7 @@ def write_nyu_raw(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     folders = []
     jobs = [((seed, s, frames, width, height), {"ir_shadows": ir_shadows, "style": style, "truth": False})
             for s in range(scenes)]
-    with in_order(scene_frames, jobs, here=scene_frames_here, frames_per_job=frames) as results:
+    with in_order(scene_frames, jobs, frames_per_job=frames) as results:
         for s, rendered in enumerate(results):
             folder = out / scene_name(s)
             with atomic_dir(folder) as staging:
@@ -277,7 +272,7 @@ def write_nyu_raw_walk(out: str | os.PathLike, rooms: int, frames_per_room: int,
     folder = out / "synth_walk"
     jobs = [((seed, room, frames_per_room, width, height), {"style": style, "truth": False}) for room in range(rooms)]
     with atomic_dir(folder) as staging, \
-            in_order(scene_frames, jobs, here=scene_frames_here, frames_per_job=frames_per_room) as results:
+            in_order(scene_frames, jobs, frames_per_job=frames_per_room) as results:
         for room, rendered in enumerate(results):
             shift_s = room * frames_per_room / FRAME_RATE_HZ - SCENE_SPACING_S * room  # onto one continuous clock
             for frame in rendered:
@@ -304,7 +299,7 @@ def write_nyu_mat(out: str | os.PathLike, scenes: int, frames: int, seed: int = 
     _begin(out)
     images, depths, raw_depths, names = [], [], [], []
     jobs = [((seed, s, frames, width, height), {"synchronised": True, "style": style}) for s in range(scenes)]
-    with in_order(scene_frames, jobs, here=scene_frames_here, frames_per_job=frames) as results:
+    with in_order(scene_frames, jobs, frames_per_job=frames) as results:
         for s, rendered in enumerate(results):
             for frame in rendered:
                 images.append(frame.rgb_u8)

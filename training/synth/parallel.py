@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from itertools import islice
 
 # A worker starts in about a second (a fresh interpreter importing numpy and the renderer): worth it
@@ -48,24 +49,28 @@ def _worker_start(parent_pid: int) -> None:
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-@contextmanager
-def in_order(function: Callable, jobs: Iterable, here: Callable | None = None, workers: int | None = None,
-             frames_per_job: int = 1) -> Iterator[Iterator]:
-    """A context whose value gives ``function(job)`` for each job, in the jobs' order, rendered on up
-    to ``workers`` processes (default: the CPUs this process may use, at most
-    ``$RGBD_VAE_SYNTH_WORKERS``) when there are enough jobs to pay for starting them, else here.
+def _listed(render: Callable, job) -> list:
+    """A worker's job: every item of ``render(job)``, sent back together."""
+    return list(render(job))
 
-    ``function`` must be importable (a module-level function), and a script that calls this needs
-    the usual ``if __name__ == "__main__":`` guard (workers are spawned). ``here(job)``, if given, is
-    used instead when the jobs run in this process: an iterator of the same items, made one at a time,
-    so that a long scene is never held whole. A job's result is held until it is taken, so jobs of
-    more than :data:`MAX_FRAMES_PER_JOB` frames run here, and at most two per worker wait at once.
-    Leaving the context (at the end, on an error or early) cancels the jobs not started and waits
-    for the ones running."""
+
+@contextmanager
+def in_order(render: Callable, jobs: Iterable, workers: int | None = None,
+             frames_per_job: int = 1) -> Iterator[Iterator]:
+    """A context whose value gives ``render(job)`` (an iterator of frames) for each job, in the jobs'
+    order. The jobs render on up to ``workers`` processes (default: the CPUs this process may use, at
+    most ``$RGBD_VAE_SYNTH_WORKERS``) when there are enough of them to pay for starting workers, else
+    here, a frame at a time as they are taken.
+
+    ``render`` must be importable (a module-level function), and a script that calls this needs the
+    usual ``if __name__ == "__main__":`` guard (workers are spawned). A worker's frames wait whole
+    until they are taken, so jobs of more than :data:`MAX_FRAMES_PER_JOB` frames render here, and at
+    most two jobs per worker wait at once. Leaving the context (at the end, on an error or early)
+    cancels the jobs not started and waits for the ones running."""
     jobs = list(jobs)
     workers = min(workers or available_cpus(), len(jobs) // JOBS_PER_WORKER)
     if workers < 2 or frames_per_job > MAX_FRAMES_PER_JOB:
-        yield (map(here or function, jobs))
+        yield map(render, jobs)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -74,20 +79,26 @@ def in_order(function: Callable, jobs: Iterable, here: Callable | None = None, w
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_start, initargs=(os.getpid(),))
     try:
-        yield _windowed(pool, function, jobs, 2 * workers)
+        yield _windowed(pool, partial(_listed, render), jobs, 2 * workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _windowed(pool, function: Callable, jobs: list, window: int) -> Iterator:
     """The results of ``function`` over ``jobs`` in order, with at most ``window`` jobs submitted
-    and not yet taken."""
+    and not yet taken. A worker process that dies (killed, out of memory) is named as such."""
+    from concurrent.futures.process import BrokenProcessPool
+
     pending: deque = deque()
     upcoming = iter(jobs)
     for job in islice(upcoming, window):
         pending.append(pool.submit(function, job))
     while pending:
-        result = pending.popleft().result()
+        try:
+            result = pending.popleft().result()
+        except BrokenProcessPool:
+            raise RuntimeError(f"a synth worker process died (killed or out of memory); set "
+                               f"{WORKERS_ENV}=1 to render in this process") from None
         for job in islice(upcoming, 1):
             pending.append(pool.submit(function, job))
         yield result

@@ -70,7 +70,7 @@ def write_nyu_raw_revisit(out: str | os.PathLike, rooms: int, frames_per_visit: 
     visits = plan_visits(rooms, seed)
     jobs = [(seed, v, visit, frames_per_visit, width, height) for v, visit in enumerate(visits)]
     with atomic_dir(folder) as staging, \
-            in_order(visit_frames, jobs, here=visit_frames_here, frames_per_job=frames_per_visit) as results:
+            in_order(visit_frames, jobs, frames_per_job=frames_per_visit) as results:
         for v, (visit, rendered) in enumerate(zip(visits, results)):
             room = visit["room"]
             earlier = np.array(axes_seen[room]) if axes_seen[room] else None
@@ -98,20 +98,15 @@ def write_nyu_raw_revisit(out: str | os.PathLike, rooms: int, frames_per_visit: 
     return folder
 
 
-def visit_frames_here(job: tuple) -> Iterator:
-    """The frames of visit ``v`` of the walk, a frame at a time, for ``job = (seed, v, visit,
-    frames_per_visit, width, height)`` (``visit``: its row of :func:`plan_visits`)."""
+def visit_frames(job: tuple) -> Iterator:
+    """The frames of visit ``v`` of the walk, for ``job = (seed, v, visit, frames_per_visit, width,
+    height)`` (``visit``: its row of :func:`plan_visits`): a job of :func:`.parallel.in_order`."""
     seed, v, visit, frames_per_visit, width, height = job
     scene = make_scene(np.random.default_rng([seed, visit["room"]]))  # as generate_scene draws it
     rng = np.random.default_rng([seed, visit["room"], v, 1])  # this visit's sensor noise and clock jitter
     renderer = SceneRenderer(scene, width, height, noise_seed=int(rng.integers(2**31)),
                              yaw_offset_rad=np.radians(visit["yaw_offset_deg"]), shift_m=visit["shift_m"])
     return render_frames(renderer, rng, frames_per_visit, FIRST_STAMP_S + VISIT_SPACING_S * v, truth=False)
-
-
-def visit_frames(job: tuple) -> list:
-    """Every frame of :func:`visit_frames_here`: one worker's job (:func:`.parallel.in_order`)."""
-    return list(visit_frames_here(job))
 
 
 def read_places(path: str | os.PathLike) -> list[dict]:

@@ -91,3 +91,11 @@ def test_a_cached_set_reads_each_frame_once_and_its_samples_stay_as_made():
                     torch.testing.assert_close(sample[key], value, rtol=0, atol=0)
         else:
             assert all(s["rgb"].abs().sum() > 0 for s in again)
+
+
+def test_a_frame_made_a_sample_without_a_generator_is_augmented_the_same_way_every_time():
+    rng = np.random.default_rng(1)
+    frame = RGBDFrame(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), rng.uniform(0.5, 5.0, (12, 16)).astype(np.float32))
+    dataset = RGBDDataset(_CountingReader([frame]), 6, 8, augment=Augment(), seed=4)
+    first, second = dataset.sample(frame), dataset.sample(frame)
+    assert all(torch.equal(first[key], second[key]) for key in first)

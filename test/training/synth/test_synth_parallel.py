@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rgbd_vae_training.synth.generate import generate_scene, scene_frames, scene_frames_here
+from rgbd_vae_training.synth.generate import generate_scene, scene_frames
 from rgbd_vae_training.synth.parallel import JOBS_PER_WORKER, MAX_FRAMES_PER_JOB, in_order
 from rgbd_vae_training.synth.revisit import plan_visits, visit_frames
 
@@ -38,7 +38,6 @@ def test_workers_render_the_frames_one_process_renders_in_the_same_order():
     scenes = [((5, s, 2, *SIZE), {"truth": False}) for s in range(2 * JOBS_PER_WORKER)]
     serial = _all(scene_frames, scenes, workers=1)
     _same_frames(_all(scene_frames, scenes, workers=2), serial)
-    _same_frames(_all(scene_frames, scenes, workers=1, here=scene_frames_here), serial)
     visits = [(5, v, visit, 1, *SIZE) for v, visit in enumerate(plan_visits(8, 5))]  # 32 visits
     _same_frames(_all(visit_frames, visits, workers=2), _all(visit_frames, visits, workers=1))
 
@@ -46,8 +45,7 @@ def test_workers_render_the_frames_one_process_renders_in_the_same_order():
 def test_results_wait_in_a_window_and_long_scenes_render_here_a_frame_at_a_time():
     before = set(multiprocessing.active_children())
     long = [((5, s, MAX_FRAMES_PER_JOB + 1, *SIZE), {"truth": False}) for s in range(4 * JOBS_PER_WORKER)]
-    with in_order(scene_frames, long, here=scene_frames_here, workers=2,
-                  frames_per_job=MAX_FRAMES_PER_JOB + 1) as results:
+    with in_order(scene_frames, long, workers=2, frames_per_job=MAX_FRAMES_PER_JOB + 1) as results:
         first = next(results)
         assert not isinstance(first, list)  # an iterator of the first scene's frames, made as taken
         assert set(multiprocessing.active_children()) == before
@@ -146,3 +144,11 @@ def test_the_environment_caps_the_workers(monkeypatch):
     with in_order(scene_frames, jobs) as results:  # the default: capped at one, so no pool
         next(results)
         assert set(multiprocessing.active_children()) == before
+
+
+def test_a_worker_that_dies_is_named_in_one_sentence():
+    before = set(multiprocessing.active_children())
+    with pytest.raises(RuntimeError, match="a synth worker process died .* set RGBD_VAE_SYNTH_WORKERS=1"):
+        with in_order(os._exit, [3] * (2 * JOBS_PER_WORKER), workers=2) as results:  # each job ends its worker
+            list(results)
+    assert set(multiprocessing.active_children()) == before
