@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,10 +207,22 @@ def _stamp_name(kind: str, stamp_s: float, ext: str) -> str:
 MARKER_NAME = "synth.json"  # written last: the data set is complete, and made with these settings
 
 
+# What a synth writes at the top of its folder, in any layout: scene folders (NYU raw, TUM, 7-Scenes),
+# the walk's one folder, the labeled layout's two files
+_WRITTEN = re.compile(rf"synth_room_\d{{4,}}|synth_walk|{re.escape(LABELED_NAME)}|{re.escape(SPLITS_NAME)}")
+
+
 def _begin(out: Path) -> None:
-    """The folder is about to change: until the new marker, it is not a complete data set."""
+    """The folder is about to change: until the new marker, it is not a complete data set. What an
+    earlier synth wrote there goes first, so a smaller or other-layout write (or one after a killed
+    run) leaves no stale rooms beside its own; files of any other name are left alone."""
+    import shutil
+
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER_NAME).unlink(missing_ok=True)
+    for entry in out.iterdir():
+        if _WRITTEN.fullmatch(entry.name):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 def _mark_complete(out: Path, layout: str, **settings) -> None:

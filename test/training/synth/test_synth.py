@@ -152,3 +152,34 @@ def test_a_synth_onto_a_full_disk_fails_in_a_sentence_and_is_not_complete(tmp_pa
 
         assert sorted(p.name for p in out.iterdir()) == ["synth_room_0000"]  # whole; the second never appeared
         assert len(NYURawScenes(out)) == 2
+
+
+def test_a_synth_into_a_used_folder_replaces_what_synth_wrote_there_and_keeps_other_files(tmp_path):
+    """A smaller rewrite (or one after a killed, larger run) once left the earlier run's extra rooms
+    beside its own, read as training frames; another layout's files confused layout detection."""
+    from rgbd_vae_training.data import open_dataset
+    from rgbd_vae_training.data.detect import detect_layout
+    from rgbd_vae_training.synth.generate import is_complete
+
+    out = tmp_path / "data"
+    write_nyu_raw(out, scenes=4, frames=1, seed=3, width=32, height=24)
+    (out / "notes.txt").write_text("mine")
+    write_nyu_raw(out, scenes=2, frames=1, seed=3, width=32, height=24)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "synth.json", "synth_room_0000", "synth_room_0001"]
+    assert len(open_dataset(out, split="all")) == 2
+    assert _digest(out) == {**_digest_of(write_nyu_raw, tmp_path / "fresh", scenes=2), "notes.txt": _sha("mine")}
+    write_nyu_mat(out, scenes=2, frames=1, seed=3, width=32, height=24)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "nyu_depth_v2_labeled.mat", "splits.mat",
+                                                     "synth.json"]
+    assert detect_layout(out) == "nyu-mat" and is_complete(out, "nyu-mat", scenes=2, frames=1, seed=3, width=32,
+                                                             height=24)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def _digest_of(writer, out, **settings) -> dict[str, str]:
+    writer(out, frames=1, seed=3, width=32, height=24, **settings)
+    return _digest(out)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
