@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, help="frames per room, 30 Hz (with --layout)")
     parser.add_argument("--rooms", type=int, help="number of rooms (with --walk)")
     parser.add_argument("--frames-per-visit", type=int, help="frames per visit, 30 Hz (with --walk)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (what an earlier synth wrote there is replaced; other files stay)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
     parser.add_argument("--width", type=int, default=640, help="image width (default 640, as the Kinect)")
     parser.add_argument("--height", type=int, default=480, help="image height (default 480)")
