@@ -207,9 +207,11 @@ def _stamp_name(kind: str, stamp_s: float, ext: str) -> str:
 MARKER_NAME = "synth.json"  # written last: the data set is complete, and made with these settings
 
 
-# What a synth writes at the top of its folder, in any layout: scene folders (NYU raw, TUM, 7-Scenes),
-# the walk's one folder, the labeled layout's two files
-_WRITTEN = re.compile(rf"synth_room_\d{{4,}}|synth_walk|{re.escape(LABELED_NAME)}|{re.escape(SPLITS_NAME)}")
+# What a synth writes at the top of its folder: scene folders (NYU raw, TUM, 7-Scenes) and the
+# walk's one folder, names no real data set uses; and the labeled layout's two files, which NYU's
+# own download has too, so they go only from a folder a synth finished (its marker is there)
+_SCENE_FOLDER = re.compile(r"synth_room_\d{4,}|synth_walk")
+_LABELED_FILES = (LABELED_NAME, SPLITS_NAME)
 
 
 def _begin(out: Path) -> None:
@@ -219,10 +221,13 @@ def _begin(out: Path) -> None:
     import shutil
 
     out.mkdir(parents=True, exist_ok=True)
+    finished = (out / MARKER_NAME).is_file()
     (out / MARKER_NAME).unlink(missing_ok=True)
     for entry in out.iterdir():
-        if _WRITTEN.fullmatch(entry.name):
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if _SCENE_FOLDER.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif finished and entry.name in _LABELED_FILES and entry.is_file():
+            entry.unlink()
 
 
 def _mark_complete(out: Path, layout: str, **settings) -> None:

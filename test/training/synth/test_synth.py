@@ -176,6 +176,18 @@ def test_a_synth_into_a_used_folder_replaces_what_synth_wrote_there_and_keeps_ot
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_a_synth_never_removes_a_labeled_file_that_no_finished_synth_wrote(tmp_path):
+    """NYU's own download is named as the labeled layout's files: a folder without a synth's marker
+    keeps them (only synth_room_* and synth_walk, names no real set uses, always go)."""
+    out = tmp_path / "nyu"
+    out.mkdir()
+    (out / "nyu_depth_v2_labeled.mat").write_bytes(b"the user's download")
+    (out / "splits.mat").write_bytes(b"theirs too")
+    write_nyu_raw(out, scenes=1, frames=1, seed=3, width=32, height=24)
+    assert (out / "nyu_depth_v2_labeled.mat").read_bytes() == b"the user's download"
+    assert (out / "splits.mat").read_bytes() == b"theirs too"
+
+
 def _digest_of(writer, out, **settings) -> dict[str, str]:
     writer(out, frames=1, seed=3, width=32, height=24, **settings)
     return _digest(out)
