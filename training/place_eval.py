@@ -181,7 +181,7 @@ def evaluate_places(model, payload: dict, data: str, train_data: str | None = No
         raise ValueError(f"a frame of {str(data)!r} at {exc.args[0]} s has no row in places.csv") from None
     first_visits = [i for i, r in enumerate(frame_rows) if r["room_visit"] == 0]
     if train_data:
-        fit_set = open_samples(task, train_data, "train", augment=False, cache=True)
+        fit_set = open_samples(task, train_data, "train", augment=False)  # each frame is read once
         fit = _walk_codes(model, task, fit_set, _spread(len(fit_set), FIT_FRAMES))
         fitted_on = f"{len(fit['vae'])} training frames of {train_data}"
     else:

@@ -107,6 +107,22 @@ def test_eval_places_reports_every_method_and_bin_into_json_and_names_bad_input(
     assert "--recent-window is -1" in capsys.readouterr().err
 
 
+
+def test_eval_places_fits_on_the_training_frames_of_train_data_when_given(tiny_walk, tmp_path, capsys):
+    from rgbd_vae_training.data import open_dataset
+    from rgbd_vae_training.synth.generate import write_nyu_raw
+
+    rooms = tmp_path / "rooms"
+    write_nyu_raw(rooms, scenes=4, frames=2, seed=3, width=64, height=48)
+    training_frames = len(open_dataset(rooms, split="train"))
+    json_file = tmp_path / "places.json"
+    assert cli(["eval", "places", "--checkpoint", str(_bare_vae(tmp_path)), "--data", str(tiny_walk),
+                "--train-data", str(rooms), "--json", str(json_file), "--out", str(tmp_path / "eval")]) == 0, \
+        capsys.readouterr().err
+    result = json.loads(json_file.read_text())
+    assert result["normalisation_and_pca_fit_on"] == f"{training_frames} training frames of {rooms}"
+    assert result["methods"]["vae, whitened cosine"]["all revisits"]["queries"] == 18
+
 def test_the_colour_histogram_counts_colours_wherever_they_are():
     from rgbd_vae_training.place_eval import colour_histogram
 
