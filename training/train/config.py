@@ -50,8 +50,13 @@ class TrainSettings:
     log_every: int = 20
     max_depth_m: float = 10.0
     augment: bool = True
-    cache_frames: bool = False  # keep frames in memory once read (small data sets)
+    # keep frames in memory once read (small data sets); with num_workers > 0 all are read before the
+    # first epoch, on that many processes, and every epoch's workers share them
+    cache_frames: bool = False
     encoder_weights: str = ""  # resnet_vae: torchvision resnet34 weights, a local file
+    # a checkpoint (.pt) of the same model and configuration whose weights this run starts from (not its
+    # optimiser or step): fine-tuning on other data, or going on with a run on a fresh machine
+    init_weights: str = ""
     # a linear warm-up over warmup_steps, then cosine: from lr down to min_lr at the end of
     # train.epochs (max_steps stops a run early without changing its schedule), or constant: lr
     lr_schedule: str = "cosine"

@@ -182,6 +182,8 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         raise TrainingError(f"{str(data)!r} has {len(dataset)} training samples, fewer than one batch of "
                             f"{settings.batch_size * dist.world_size}; lower train.batch_size")
 
+    if settings.cache_frames and settings.num_workers > 0:
+        dataset.preload(settings.num_workers)  # once, before the epochs' workers start (each takes a copy)
     geometry = None
     if makes_depth_part(task):  # what the export's metadata says the model saw (SPEC §5)
         geometry = training_geometry(dataset.reader, *task.image_size(), settings.max_depth_m,
@@ -193,7 +195,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
 
         views = PlacePairs(task, settings.place_data, settings.place_rooms, settings.seed, dist.rank,
                            settings.cache_frames)
-    model, optimizer = _build(config, device)
+    model, optimizer = _build(config, device, resume)
     schedule = settings.resize_schedule
     if schedule:
         check_resize_sizes(model, task, schedule, device, getattr(config.model, "in_channels", 3), config.model_name)
@@ -327,18 +329,33 @@ def _check_resume_schedule(path: Path, schedule) -> None:
                             f"this run has {_plain_schedule(schedule)}; keep the schedule")
 
 
-def _build(config: RunConfig, device: torch.device):
+def _build(config: RunConfig, device: torch.device, resume: bool = False):
     model = build_model(config.model_name, config.model).to(device)
     if config.train.encoder_weights:
         if not isinstance(getattr(model, "encoder", None), ResNetEncoder):
             raise TrainingError(f"train.encoder_weights applies to models with a ResNet encoder (resnet_vae, "
                                 f"mff_depth), not {config.model_name}")
         load_torchvision_resnet(model, config.train.encoder_weights)
+    if config.train.init_weights and not resume:  # a resumed run has its own weights
+        model.load_state_dict(_checkpoint_of(config.train.init_weights, config, "train.init_weights")["model"])
     # foreach: one fused update over all tensors, on the CPU too (where torch's default is a loop
     # over them in Python: 4 of the place-trained VAE's 50 ms a step)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.train.lr, weight_decay=config.train.weight_decay, foreach=True)
     return model, optimizer
+
+
+def _checkpoint_of(path, config: RunConfig, what: str) -> dict:
+    """The checkpoint at ``path``, which must hold this run's model with this run's model section;
+    errors start with ``what`` ("cannot resume", "train.init_weights")."""
+    try:
+        payload = load_checkpoint(path)
+    except ModelError as exc:
+        raise TrainingError(f"{what}: {exc}") from None
+    if payload["model_name"] != config.model_name or payload["model_config"] != dataclasses.asdict(config.model):
+        raise TrainingError(f"{what}: {str(path)!r} holds a {payload['model_name']!r} model with another "
+                            f"configuration than this run's {config.model_name!r}")
+    return payload
 
 
 def _log_scalars(writer, prefix: str, terms: dict, samples_per_s: float, step: int) -> None:
@@ -383,13 +400,7 @@ def is_finished(path: str | os.PathLike, config: RunConfig | None = None) -> boo
 
 def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_epoch: int) -> tuple[int, float | None]:
     """Model, optimiser and scaler state from ``path``; returns the step and the best validation metric so far."""
-    try:
-        payload = load_checkpoint(path)
-    except ModelError as exc:
-        raise TrainingError(f"cannot resume: {exc}") from None
-    if payload["model_name"] != config.model_name or payload["model_config"] != dataclasses.asdict(config.model):
-        raise TrainingError(f"cannot resume: {str(path)!r} holds a {payload['model_name']!r} model with another "
-                            "configuration than this run")
+    payload = _checkpoint_of(path, config, "cannot resume")
     if payload.get("steps_per_epoch") != steps_per_epoch:
         raise TrainingError(f"cannot resume: the checkpoint had {payload.get('steps_per_epoch')} steps per epoch, "
                             f"this run has {steps_per_epoch}; keep the data and train.batch_size")

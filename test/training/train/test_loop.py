@@ -90,6 +90,47 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(nyu_raw_dir, tmp_p
         train(_config(), nyu_raw_dir, tmp_path / "empty", resume=True, progress=False)
 
 
+@pytest.mark.slow
+def test_init_weights_starts_from_a_checkpoints_weights_and_refuses_another_model(nyu_raw_dir, tmp_path):
+    source = train(_config("train.epochs=2"), nyu_raw_dir, tmp_path / "source", progress=False)
+    trained = dict(model_from_checkpoint(source.checkpoint).named_parameters())
+    # a learning rate too small to move a weight visibly: what the run ends with is what it started from
+    still = ["train.epochs=1", "train.lr=1e-12", "train.warmup_steps=0", "train.seed=1"]
+    started = train(_config(*still, f"train.init_weights={source.checkpoint}"), nyu_raw_dir, tmp_path / "a",
+                    progress=False)
+    scratch = train(_config(*still), nyu_raw_dir, tmp_path / "b", progress=False)
+    for name, value in model_from_checkpoint(started.checkpoint).named_parameters():
+        torch.testing.assert_close(value, trained[name], rtol=0, atol=1e-8, msg=name)
+    far = dict(model_from_checkpoint(scratch.checkpoint).named_parameters())
+    assert not torch.allclose(far["head.fc_mu.weight"], trained["head.fc_mu.weight"])
+    assert load_checkpoint(started.checkpoint)["step"] == 3  # its own steps: the source's optimiser is not taken
+    with pytest.raises(TrainingError, match="train.init_weights: .* another configuration"):
+        train(_config("model.latent_dim=9", f"train.init_weights={source.checkpoint}"), nyu_raw_dir,
+              tmp_path / "c", progress=False)
+    with pytest.raises(TrainingError, match="train.init_weights: checkpoint .* does not exist"):
+        train(_config(f"train.init_weights={tmp_path / 'none.pt'}"), nyu_raw_dir, tmp_path / "d", progress=False)
+
+
+@pytest.mark.slow
+def test_cached_frames_with_loader_workers_train_exactly_as_reading_each_epoch(nyu_raw_dir, tmp_path, monkeypatch):
+    from rgbd_vae_training.data.torch_dataset import RGBDDataset
+
+    preloads, preload = [], RGBDDataset.preload
+
+    def recorded(dataset, workers):
+        preloads.append((workers, len(dataset)))
+        preload(dataset, workers)
+
+    monkeypatch.setattr(RGBDDataset, "preload", recorded)
+    runs = []
+    for cache in ("true", "false"):
+        runs.append(train(_config("train.num_workers=2", f"train.cache_frames={cache}"), nyu_raw_dir,
+                          tmp_path / cache, progress=False))
+        assert preloads == [(2, 6)]  # the 6 training frames, once, before the first epoch; none uncached
+    assert len(runs[0].losses) == 6
+    assert runs[0].losses == pytest.approx(runs[1].losses, rel=1e-6)
+
+
 def test_data_that_cannot_train_the_model_is_a_clear_error(nyu_raw_dir, tmp_path):
     with pytest.raises(TrainingError, match="fewer than one batch"):
         train(_config("train.batch_size=64"), nyu_raw_dir, tmp_path, progress=False)
