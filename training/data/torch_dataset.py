@@ -48,6 +48,23 @@ def centre_square(frame: RGBDFrame) -> RGBDFrame:
                      frame.scene, frame.stamp_s, frame.label)
 
 
+class _Frames(Dataset):
+    """The frames at ``indices`` of ``reader``, as read (for :meth:`RGBDDataset.preload`)."""
+
+    def __init__(self, reader, indices: list[int]):
+        self.reader, self.indices = reader, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> RGBDFrame:
+        return self.reader[self.indices[position]]
+
+
+def _as_read(frame: RGBDFrame) -> RGBDFrame:
+    return frame
+
+
 class RGBDDataset(Dataset):
     """Samples as tensors: ``rgb`` (3, H, W) and, with depth, ``depth`` (1, H, W) in [-1, 1] and
     ``valid`` (1, H, W) bool; ``label`` where the reader has one. ``augment`` only for training.
@@ -75,6 +92,24 @@ class RGBDDataset(Dataset):
         if index not in self.frames:
             self.frames[index] = self.reader[index]
         return self.frames[index]
+
+    def preload(self, workers: int) -> None:
+        """With ``cache_frames``: read every frame now, on ``workers`` processes, into this process's
+        cache. The DataLoader's workers, started anew each epoch, then take their copies of the
+        frames with them; a cache they filled themselves would go with them at the end of the epoch."""
+        if self.frames is None and self.samples is None:
+            return
+        from torch.utils.data import DataLoader
+
+        missing = [i for i in range(len(self)) if i not in (self.frames if self.samples is None else self.samples)]
+        # its own generator: the workers' seeds are not drawn from torch's, which then inits the model
+        reads = DataLoader(_Frames(self.reader, missing), batch_size=None, num_workers=workers, collate_fn=_as_read,
+                           generator=torch.Generator())
+        for index, frame in zip(missing, reads):
+            if self.samples is None:
+                self.frames[index] = frame
+            else:
+                self.samples[index] = self.sample(frame)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self.samples is None:

@@ -93,6 +93,32 @@ def test_a_cached_set_reads_each_frame_once_and_its_samples_stay_as_made():
             assert all(s["rgb"].abs().sum() > 0 for s in again)
 
 
+@pytest.mark.slow
+def test_preloaded_frames_feed_every_epochs_workers_without_reading_the_files_again(nyu_raw_dir, tmp_path):
+    """train.cache_frames with loader workers: the frames are read once, before the first epoch; the
+    workers of each epoch (started anew) give the samples of an uncached set from the copies alone."""
+    import shutil
+
+    copy = tmp_path / "nyu_raw"
+    shutil.copytree(nyu_raw_dir, copy)
+    for augment in (None, Augment()):
+        cached = RGBDDataset(NYURawScenes(copy), 24, 32, augment=augment, seed=5, cache_frames=True)
+        plain = RGBDDataset(NYURawScenes(nyu_raw_dir), 24, 32, augment=augment, seed=5)
+        cached.preload(workers=2)
+        assert len(cached.frames if augment else cached.samples) == len(plain) == 9
+        if augment is None:
+            continue
+        shutil.rmtree(copy)  # nothing left on disk to read
+        for epoch in (0, 1):
+            cached.epoch = plain.epoch = epoch
+            batches = list(DataLoader(cached, batch_size=4, num_workers=2))
+            expected = [plain[i] for i in range(len(plain))]
+            for key in ("rgb", "depth", "valid"):
+                torch.testing.assert_close(torch.cat([b[key] for b in batches]),
+                                           torch.stack([e[key] for e in expected]), rtol=0, atol=0)
+        cached.preload(workers=2)  # all there: reads nothing
+
+
 def test_a_frame_made_a_sample_without_a_generator_is_augmented_the_same_way_every_time():
     rng = np.random.default_rng(1)
     frame = RGBDFrame(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), rng.uniform(0.5, 5.0, (12, 16)).astype(np.float32))
