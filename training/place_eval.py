@@ -169,7 +169,7 @@ def evaluate_places(model, payload: dict, data: str, train_data: str | None = No
                                                                   **payload["model_config"]}}
     task = make_task(config_from_values(values))
     walk_path = Path(data).parent if Path(data).is_file() else Path(data)
-    walk = open_samples(task, walk_path, None, augment=False, cache=False)  # each frame is read once
+    walk = open_samples(task, walk_path, None, augment=False)  # each frame is read once
     if len(walk) != len(rows):
         raise ValueError(f"{str(data)!r} has {len(walk)} frames but its places.csv {len(rows)} rows; "
                          "expected one row per depth frame")

@@ -48,20 +48,8 @@ def centre_square(frame: RGBDFrame) -> RGBDFrame:
                      frame.scene, frame.stamp_s, frame.label)
 
 
-class _Frames(Dataset):
-    """The frames at ``indices`` of ``reader``, as read (for :meth:`RGBDDataset.preload`)."""
-
-    def __init__(self, reader, indices: list[int]):
-        self.reader, self.indices = reader, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, position: int) -> RGBDFrame:
-        return self.reader[self.indices[position]]
-
-
 def _as_read(frame: RGBDFrame) -> RGBDFrame:
+    """The DataLoader's collate for frames: each as read, not made tensors."""
     return frame
 
 
@@ -99,11 +87,11 @@ class RGBDDataset(Dataset):
         frames with them; a cache they filled themselves would go with them at the end of the epoch."""
         if self.frames is None and self.samples is None:
             return
-        from torch.utils.data import DataLoader
+        from torch.utils.data import DataLoader, Subset
 
         missing = [i for i in range(len(self)) if i not in (self.frames if self.samples is None else self.samples)]
         # its own generator: the workers' seeds are not drawn from torch's, which then inits the model
-        reads = DataLoader(_Frames(self.reader, missing), batch_size=None, num_workers=workers, collate_fn=_as_read,
+        reads = DataLoader(Subset(self.reader, missing), batch_size=None, num_workers=workers, collate_fn=_as_read,
                            generator=torch.Generator())
         for index, frame in zip(missing, reads):
             if self.samples is None:

@@ -106,7 +106,10 @@ def test_preloaded_frames_feed_every_epochs_workers_without_reading_the_files_ag
         plain = RGBDDataset(NYURawScenes(nyu_raw_dir), 24, 32, augment=augment, seed=5)
         cached.preload(workers=2)
         assert len(cached.frames if augment else cached.samples) == len(plain) == 9
-        if augment is None:
+        if augment is None:  # the samples themselves, made once from the preloaded frames
+            for i in range(len(plain)):
+                for key, value in plain[i].items():
+                    torch.testing.assert_close(cached[i][key], value, rtol=0, atol=0)
             continue
         shutil.rmtree(copy)  # nothing left on disk to read
         for epoch in (0, 1):
