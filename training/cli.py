@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -47,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_sentence(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = str(exc)
+    # torch's DataLoader raises a worker's error again with the worker's traceback in its message:
+    # "Caught X in DataLoader worker process N. Original Traceback ...", ending "module.X: message"
+    if "Original Traceback (most recent call last):" in text:
+        raised = re.search(r"^[\w.]+: (.*)\Z", text.strip(), re.MULTILINE | re.DOTALL)
+        text = raised.group(1) if raised else text
+    text = " ".join(text.split()) or type(exc).__name__
     return text if text.endswith((".", "?", "!")) else text + "."
 
 

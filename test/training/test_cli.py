@@ -50,6 +50,26 @@ def test_other_errors_exit_1_with_one_sentence_and_no_traceback():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cache", ["true", "false"])
+def test_a_bad_frame_read_in_a_loader_worker_is_one_sentence_naming_the_file(nyu_raw_dir, tmp_path, cache):
+    """A frame that a DataLoader worker cannot read (training with train.num_workers: each epoch's
+    workers, or the preload of train.cache_frames) is the reader's own sentence, not the worker's traceback."""
+    import shutil
+
+    data = tmp_path / "nyu_raw"
+    shutil.copytree(nyu_raw_dir, data)
+    broken = sorted(data.rglob("d-*.pgm"))[0]
+    broken.write_bytes(broken.read_bytes()[:20])
+    result = run_cli("train", "depth", "--config", "tiny_depth", "--data", str(data), "--out", str(tmp_path / "run"),
+                     "--no-progress", "train.max_steps=2", "train.batch_size=2", "train.num_workers=2",
+                     f"train.cache_frames={cache}", "train.validate=false")
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert message.startswith(f"rgbd-vae train: error: {str(broken)!r} is truncated: ") and message.endswith(".")
+    assert "\n" not in message and "Traceback" not in message and "DataLoader" not in message
+
+
+@pytest.mark.slow
 def test_bench_conversion_reports_every_case_and_writes_json(tmp_path):
     out = tmp_path / "bench" / "conversion.json"
     result = run_cli("bench", "conversion", "--runs", "5", "--json", str(out))
