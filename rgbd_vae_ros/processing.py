@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "colorize_depth",
+    "decoded_planes",
     "depth_from_unit_range",
     "depth_to_unit_range",
     "resize_depth",
@@ -56,6 +57,18 @@ def depth_from_unit_range(depth_unit: np.ndarray, max_depth_m: float) -> np.ndar
     """[-1, 1] back to metres in [0, max_depth_m]."""
     clipped = np.clip(np.asarray(depth_unit, dtype=np.float32), -1.0, 1.0)
     return ((clipped + 1.0) * np.float32(max_depth_m / 2.0)).astype(np.float32, copy=False)
+
+
+def decoded_planes(recon: np.ndarray, max_depth_m: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A VAE decoder's output (C, h, w) in [-1, 1] (RGB; RGB, depth, depth validity) as uint8 RGB (h, w, 3),
+    depth in metres (h, w) with NaN where the validity channel is below 0 (the frame had no reading
+    there, so the depth there is not one the decoder was trained to make), and that validity (bool);
+    without a depth channel the last two are None."""
+    rgb_u8 = rgb_from_unit_range(np.moveaxis(recon[:3], 0, -1))
+    if recon.shape[0] < 5:
+        return rgb_u8, None, None
+    valid = np.asarray(recon[4]) >= 0.0
+    return rgb_u8, np.where(valid, depth_from_unit_range(recon[3], max_depth_m), np.float32(np.nan)), valid
 
 
 def _build_resize_weights(size_in: int, size_out: int) -> np.ndarray:

@@ -21,8 +21,8 @@ from .carded_depth import to_image_grid
 from .cards import CardError, card_for_info, focal_ratio, preprocess
 from .inference import Backend, BackendError, open_backend
 from .inference.metadata import UNKNOWN
-from .processing import (depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb,
-                         rgb_from_unit_range, rgb_to_unit_range)
+from .processing import (decoded_planes, depth_from_unit_range, depth_to_unit_range, resize_depth, resize_rgb,
+                         rgb_to_unit_range)
 
 __all__ = ["DecodeStage", "DepthEstimate", "DepthStage", "EncodeStage", "StageError", "check_same_checkpoint"]
 
@@ -210,8 +210,9 @@ class EncodeStage(_Stage):
 
 
 class DecodeStage(_Stage):
-    """Latent mu (latent_dim,) -> RGB uint8 (h, w, 3) and, for an RGB-D model, depth in metres (h, w):
-    at the model's resolution, or at ``output_size`` (height, width)."""
+    """Latent mu (latent_dim,) -> RGB uint8 (h, w, 3) and, for an RGB-D model, depth in metres (h, w),
+    NaN where the decoded validity says the encoded frame had no reading: at the model's resolution,
+    or at ``output_size`` (height, width)."""
 
     part = "decoder"
 
@@ -237,8 +238,7 @@ class DecodeStage(_Stage):
         if not np.isfinite(recon).all():
             raise StageError("decoder output holds NaN or infinite values for this latent; expected a latent in "
                              "the range the encoder produces")
-        rgb_u8 = rgb_from_unit_range(recon[:3].transpose(1, 2, 0))
-        depth_m = depth_from_unit_range(recon[3], self.info.max_depth_m) if recon.shape[0] == 4 else None
+        rgb_u8, depth_m, _ = decoded_planes(recon, self.info.max_depth_m)  # depth NaN where the frame had none
         if output_size is not None and tuple(output_size) != rgb_u8.shape[:2]:
             height, width = output_size
             rgb_u8 = resize_rgb(rgb_u8, height, width)

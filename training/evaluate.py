@@ -79,6 +79,8 @@ def metrics_table(result: dict) -> str:
                 {"metric": "RGB SSIM", "model": result["rgb"]["ssim"]}]
         rows += [{"metric": f"depth {key} (m)" if key in ("rmse", "mae") else f"depth {key}", "model": value}
                  for key, value in (result["depth_m"] or {}).items() if key != "images"]
+        if result.get("holes_published") is not None:
+            rows.append({"metric": "depth published in holes", "model": result["holes_published"]})
         rows += [{"metric": "KL (nats)", "model": result["kl"]},
                  {"metric": "bytes per latent (mu, fp32)", "model": result["bytes_per_latent"]["mu_fp32"]}]
     if result.get("mask"):
@@ -90,7 +92,8 @@ def metrics_table(result: dict) -> str:
     if result.get("codes"):
         table += "\ncodes at equal bytes (per frame, model resolution):\n" + rows_table(
             result["codes"], [("code", "code", "s"), ("bytes", "bytes", ".4g"), ("RGB PSNR dB", "psnr_db", ".4g"),
-                              ("SSIM", "ssim", ".3f"), ("depth RMSE m", "depth_rmse_m", ".4g")])
+                              ("SSIM", "ssim", ".3f"), ("depth RMSE m", "depth_rmse_m", ".4g"),
+                              ("depth published", "depth_published", ".3f")])
     header = f"{result['model']} on {result['images']} {result.get('split', 'test')} images"
     if result["task"] == "depth":
         baseline = result["mean_depth_baseline"]
@@ -182,8 +185,8 @@ def _spread(count: int, most: int = 200) -> list[int]:
 
 
 def has_mask(model) -> bool:
-    """Whether a model estimates a validity mask with its depth (mff_depth)."""
-    return model.kind == "depth" and hasattr(model.config, "mask_mode")
+    """Whether a model estimates a validity mask with its depth (mff_depth; an rgb2rgbd VAE's decoded validity)."""
+    return hasattr(model.config, "mask_mode") if model.kind == "depth" else model.config.mode == "rgb2rgbd"
 
 
 def depth_predictor(model, max_depth_m: float, with_mask: bool = False):
@@ -201,9 +204,12 @@ def depth_predictor(model, max_depth_m: float, with_mask: bool = False):
         x = torch.from_numpy(rgb_to_unit_range(rgb_u8)).permute(0, 3, 1, 2)  # (B, 3, H, W)
         with torch.no_grad():
             out = model(x)
-        unit = out["depth"][:, 0] if "depth" in out else out["recon"][:, 3]
+        if "depth" in out:
+            unit, mask = out["depth"][:, 0], torch.sigmoid(out["mask"][:, 0]) if "mask" in out else None
+        else:  # rgb2rgbd
+            unit, mask = out["recon"][:, 3], (out["recon"][:, 4] + 1) / 2
         depth_m = depth_from_unit_range(unit.numpy(), max_depth_m)
-        return (depth_m, torch.sigmoid(out["mask"][:, 0]).numpy()) if with_mask else depth_m
+        return (depth_m, mask.numpy()) if with_mask else depth_m
 
     return predict
 
@@ -331,7 +337,7 @@ def mean_depth(reader, which: str = "training") -> float:
 def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: int, split: str = "test"):
     import torch
 
-    from rgbd_vae_ros.processing import depth_from_unit_range, rgb_from_unit_range
+    from rgbd_vae_ros.processing import decoded_planes, depth_from_unit_range, rgb_from_unit_range
 
     from .figures import labelled_grid
     from .losses import kl_divergence
@@ -350,6 +356,7 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
     mean_rgb = rgb_from_unit_range(_mean_sample(train, "rgb").permute(1, 2, 0).numpy())
     count = min(len(test), limit) if limit else len(test)
     rgb_psnr, rgb_ssim, depth_scores, kl, baseline_psnr, rows = [], [], [], [], [], []
+    holes = np.zeros(2, np.int64)  # the true holes' pixels decoded as depth, of all of them
     for start in range(0, count, BATCH):
         batch = torch.utils.data.default_collate([test[i] for i in range(start, min(start + BATCH, count))])
         prepared = task.prepare(batch, torch.device("cpu"))
@@ -362,10 +369,13 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
             rgb_psnr.append(psnr(pred_rgb, true_rgb))
             rgb_ssim.append(ssim(pred_rgb, true_rgb))
             baseline_psnr.append(psnr(mean_rgb, true_rgb))
-            if recon.shape[-1] == 4:
+            if target.shape[-1] == 4:
                 true_depth = depth_from_unit_range(target[i, ..., 3], max_depth_m)
-                true_depth[~prepared["valid"][i, 3].numpy()] = np.nan
-                depth_scores.append(depth_error(depth_from_unit_range(recon[i, ..., 3], max_depth_m), true_depth))
+                truly = prepared["valid"][i, 3].numpy()
+                true_depth[~truly] = np.nan
+                _, decoded_m, decoded = decoded_planes(recon[i].transpose(2, 0, 1), max_depth_m)
+                holes += np.count_nonzero(decoded & ~truly), np.count_nonzero(~truly)
+                depth_scores.append(depth_error(decoded_m, true_depth))  # where the decoder publishes depth
         if not rows:  # the figure's samples, all from the first batch (BATCH >= FIGURE_SAMPLES)
             rows = task.panels(out, prepared, FIGURE_SAMPLES)
             titles, scale_m = task.panel_titles(prepared), task.panel_scale_m(prepared, FIGURE_SAMPLES)
@@ -374,6 +384,8 @@ def _evaluate_vae(model, payload: dict, data: str, max_depth_m: float, limit: in
     result = {"task": "vae", "images": count,
               "rgb": {"psnr_db": float(np.mean(rgb_psnr)), "ssim": float(np.mean(rgb_ssim))},
               "depth_m": average(depth_scores) if depth_scores else None,
+              # the share of the frames' holes where the decoder publishes depth (depth_m.published: of their readings)
+              "holes_published": (float(holes[0] / holes[1]) if holes[1] else None) if task.needs_depth else None,
               "kl": float(np.mean(kl)), "latent_dim": latent,
               "bytes_per_latent": {"mu_fp32": 4 * latent, "mu_fp16": 2 * latent, "message_fp32": 8 * latent},
               "mean_image_baseline": {"psnr_db": float(np.mean(baseline_psnr))},
@@ -399,6 +411,7 @@ def _codes_at_equal_bytes(model, task, train, test, count: int, max_depth_m: flo
     import torch
 
     from rgbd_vae_ros.latent import LatentFormat, Quantiser, decode, encode
+    from rgbd_vae_ros.processing import decoded_planes
 
     from .codec_baselines import frame_vector, matched_baselines
     from .metrics import depth_error, psnr, ssim
@@ -422,12 +435,16 @@ def _codes_at_equal_bytes(model, task, train, test, count: int, max_depth_m: flo
     scores: dict[str, list] = {}
 
     def score(name: str, size: int, rgb, depth, truth) -> None:
-        entry = scores.setdefault(name, {"bytes": [], "psnr_db": [], "ssim": [], "depth_rmse_m": []})
+        """Depth where the code publishes it (the VAE's decoded validity), and the share of the true
+        readings it publishes (:func:`.metrics.depth_error`)."""
+        entry = scores.setdefault(name, {"bytes": [], "psnr_db": [], "ssim": [], "depth_rmse_m": [],
+                                         "depth_published": []})
         entry["bytes"].append(size)
         entry["psnr_db"].append(psnr(rgb, truth[0]))
         entry["ssim"].append(ssim(rgb, truth[0]))
         error = depth_error(depth, truth[1]) if truth[1] is not None and depth is not None else None
         entry["depth_rmse_m"].append(error["rmse"] if error else float("nan"))
+        entry["depth_published"].append(error["published"] if error else float("nan"))
 
     for codec in ("f32", "q8", "q4"):
         fmt = LatentFormat(dim=dim, codec=codec, depth="measured", model="0" * 12)
@@ -435,9 +452,7 @@ def _codes_at_equal_bytes(model, task, train, test, count: int, max_depth_m: flo
         with torch.no_grad():
             recon = model.decode(torch.from_numpy(sent)).permute(0, 2, 3, 1).numpy()
         for truth, out in zip(test_frames, recon):
-            rgb, depth = _sample_frame({"target": torch.from_numpy(out).permute(2, 0, 1)[None],
-                                        "valid": torch.ones((1, 4, *out.shape[:2]), dtype=torch.bool)}, 0,
-                                       max_depth_m)
+            rgb, depth, _ = decoded_planes(out.transpose(2, 0, 1), max_depth_m)
             score(f"VAE mu {codec}", fmt.mu_bytes, rgb, depth, truth)
     if test_frames[0][1] is not None:
         train_frames = list(frames(train, train_idx))

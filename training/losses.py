@@ -54,7 +54,11 @@ class ELBOLoss:
     a dimension below it is not pushed further towards the prior (Kingma et al. 2016).
     ``quantiser_bits`` > 0: while training, the decoded code also carries the rounding error of a
     quantiser of that many bits per dimension (the latent message's q8 / q4 codes), so the decoder
-    learns to decode what is sent, not only μ (:func:`rgbd_vae_ros.models.base.quantiser_noise`)."""
+    learns to decode what is sent, not only μ (:func:`rgbd_vae_ros.models.base.quantiser_noise`).
+    A model that decodes depth also decodes its validity (a fifth channel, +1: the frame had a reading
+    there): ``validity_weight`` times its binary cross-entropy against the depth's validity, summed over
+    pixels like the squared error (``recon_validity``), so the runtime can drop decoded depth where the
+    frame had none (SPEC §4.2)."""
 
     beta: float = 1.0
     warmup_steps: int = 0
@@ -65,8 +69,11 @@ class ELBOLoss:
     # (train.place_data, :mod:`.train.place_pairs`), at this temperature
     place_weight: float = 0.0
     place_temperature: float = 0.1
+    validity_weight: float = 0.1
 
     def __post_init__(self) -> None:
+        if not self.validity_weight > 0:
+            raise ValueError(f"validity_weight must be positive, got {self.validity_weight}")
         if self.place_weight < 0 or not self.place_temperature > 0:
             raise ValueError(f"place_weight must be 0 or more and place_temperature positive, got "
                              f"{self.place_weight} and {self.place_temperature}")
@@ -84,15 +91,21 @@ class ELBOLoss:
         return self.beta * min(1.0, step / self.warmup_steps)
 
     def __call__(self, out: dict, target: torch.Tensor, valid: torch.Tensor | None, step: int) -> dict:
-        squared = (out["recon"].float() - target) ** 2  # (B, C, H, W)
+        recon_out = out["recon"].float()  # (B, C_out, H, W): the target's channels, then with depth its validity
+        squared = (recon_out[:, :target.shape[1]] - target) ** 2  # (B, C, H, W)
         if valid is not None:
             squared = squared * valid
         terms = {}
-        if squared.shape[1] == 4:  # RGB-D: RGB then depth
+        if squared.shape[1] == 4:  # RGB-D: RGB then depth, and the decoded depth's validity
             rgb = squared[:, :3].flatten(1).sum(dim=1).mean()
             depth = squared[:, 3:].flatten(1).sum(dim=1).mean()
             recon = rgb + self.depth_weight * depth
             terms = {"recon_rgb": rgb, "recon_depth": depth}
+            if recon_out.shape[1] == 5:
+                readings = valid[:, 3:4] if valid is not None else torch.ones_like(target[:, 3:4], dtype=torch.bool)
+                validity = validity_cross_entropy(recon_out[:, 4:5], readings).flatten(1).sum(dim=1).mean()
+                recon = recon + self.validity_weight * validity
+                terms["recon_validity"] = validity
         else:
             recon = squared.flatten(1).sum(dim=1).mean()
         mu, logvar = out["mu"].float(), out["logvar"].float()
@@ -103,6 +116,14 @@ class ELBOLoss:
             penalty = per_dim.clamp_min(self.free_bits).sum()
         beta = self.beta_at(step)
         return {"loss": recon + beta * penalty, "recon": recon, "kl": kl, "beta": torch.tensor(beta), **terms}
+
+
+def validity_cross_entropy(validity_unit: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per-pixel binary cross-entropy of a decoded validity channel in [-1, 1] (its tanh: probability
+    (v + 1) / 2, i.e. the sigmoid of twice the pre-tanh value) against the bool ``valid``; written out,
+    since torch refuses ``binary_cross_entropy`` under autocast."""
+    probability = ((validity_unit + 1) / 2).clamp(1e-6, 1 - 1e-6)
+    return -torch.where(valid, probability.log(), (1 - probability).log())
 
 
 def info_nce(codes: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -81,6 +81,18 @@ def ssim(pred_u8: np.ndarray, target_u8: np.ndarray) -> float:
 
 
 def depth_error(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float] | None:
-    """RMSE (m) and AbsRel of a reconstructed depth image over the valid ground truth (no crop)."""
-    metrics = depth_metrics(pred_m, gt_m, crop=False)
-    return None if metrics is None else {"rmse": metrics["rmse"], "abs_rel": metrics["abs_rel"]}
+    """RMSE (m) and AbsRel of a reconstructed depth image over the valid ground truth (no crop) where the
+    reconstruction has a value (a decoder leaves out depth where its input had no reading), and
+    ``published``: the share of those ground-truth pixels it has a value for. None without valid truth."""
+    if pred_m.shape != gt_m.shape:
+        raise ValueError(f"reconstruction {pred_m.shape} and ground truth {gt_m.shape} differ in size")
+    readings = protocol_valid(gt_m)
+    if not readings.any():
+        return None
+    with np.errstate(invalid="ignore"):
+        shown = readings & np.isfinite(pred_m) & (pred_m > 0)
+    published = float(np.count_nonzero(shown) / np.count_nonzero(readings))
+    if not shown.any():
+        return {"rmse": float("nan"), "abs_rel": float("nan"), "published": published}
+    metrics = depth_metrics(pred_m, np.where(shown, gt_m, np.nan), crop=False)
+    return {"rmse": metrics["rmse"], "abs_rel": metrics["abs_rel"], "published": published}

@@ -17,7 +17,7 @@ METADATA_FORMAT = "rgbd_vae_ros.model.v1"
 # (clipped, invalid -> -1); every model output in [-1, 1] maps back the same way.
 NORMALISATION = "unit_range_v1"
 # mode -> (input channels, output channels): rgbd_vae_ros.models.base.MODES, read here without torch
-MODE_CHANNELS = {"rgbd": (4, 4), "rgb": (3, 3), "rgb2rgbd": (3, 4)}
+MODE_CHANNELS = {"rgbd": (4, 5), "rgb": (3, 3), "rgb2rgbd": (3, 5)}
 KINDS = {"vae": ("encoder", "decoder", "depth"), "depth": ("depth",)}  # kind -> its parts
 OUTPUT_COUNT = {"encoder": 2, "decoder": 1, "depth": 1}  # encoder: mu, logvar; depth: + 1 with a mask
 # What a depth part's validity mask output holds: 'probability' in [0, 1] (sigmoid in the graph, what
@@ -233,7 +233,8 @@ def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") 
     kind = payload.get("kind", "depth" if "input_height" in config else "vae")
     inputs, outputs = PART_IO[part]
     mask = None
-    if part == "depth" and kind == "depth" and "mask_mode" in config:  # mff_depth: DepthPart gives sigmoid(mask)
+    # mff_depth: DepthPart gives sigmoid(mask); an rgb2rgbd VAE its decoded validity as a probability
+    if part == "depth" and ("mask_mode" in config if kind == "depth" else config.get("mode") == "rgb2rgbd"):
         outputs, mask = (*outputs, MASK_OUTPUT), {"output": MASK_OUTPUT, "kind": "probability"}
     if part == "decoder":
         shape = [config["latent_dim"]]

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# mode -> (input channels, output channels); channel order RGB then depth
-MODES: dict[str, tuple[int, int]] = {"rgbd": (4, 4), "rgb": (3, 3), "rgb2rgbd": (3, 4)}
+# mode -> (input channels, output channels); channel order RGB, then depth, then (out only) the decoded
+# depth's validity: +1 where the frame had a depth reading, -1 where it had none (a hole), so that a
+# decoder never publishes depth it was not trained to make (SPEC §4.2)
+MODES: dict[str, tuple[int, int]] = {"rgbd": (4, 5), "rgb": (3, 3), "rgb2rgbd": (3, 5)}
 LOGVAR_LIMITS = (-30.0, 20.0)  # keeps exp(logvar) finite in fp16 and fp32
 
 
 @dataclass
 class VAEConfig:
-    """``mode``: 'rgbd' (4 in, 4 out), 'rgb' (3, 3) or 'rgb2rgbd' (RGB in, RGB-D out)."""
+    """``mode``: 'rgbd' (RGB-D in, RGB-D and depth validity out), 'rgb' (RGB in and out) or 'rgb2rgbd'
+    (RGB in, RGB-D and depth validity out)."""
 
     mode: str = "rgbd"
     image_size: int = 128

@@ -16,7 +16,9 @@ PART_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "depth": (("rgb",), ("depth",)),
 }
 # A depth model with a validity mask (mff_depth) has this second depth output: the probability that
-# the depth at a pixel can be trusted (the sigmoid of the model's mask logits, inside the graph).
+# the depth at a pixel can be trusted (the sigmoid of the model's mask logits, inside the graph). An
+# rgb2rgbd VAE's depth part has it too: its decoded validity, the probability that the training data
+# had a reading there.
 MASK_OUTPUT = "mask"
 
 
@@ -50,7 +52,8 @@ class DepthPart(nn.Module):
                 return out["depth"], torch.sigmoid(out["mask"])  # (B, 1, H, W) each; mask in [0, 1]
             return (out["depth"],)  # (B, 1, H, W)
         mu, _ = self.model.encode(rgb)
-        return (self.model.decode(mu)[:, 3:4],)  # rgb2rgbd: the decoded depth channel
+        recon = self.model.decode(mu)  # rgb2rgbd: the decoded depth channel, and its validity as the mask
+        return recon[:, 3:4], (recon[:, 4:5] + 1) / 2
 
 
 def part_names(model: nn.Module) -> list[str]:

@@ -160,6 +160,7 @@ class Processor:
         self.counts: Counter = Counter()  # what was refused or replaced, for /diagnostics
         self.reasons: dict[str, str] = {}  # the latest reason for each count
         self.mask_pixels = 0  # pixels a validity mask was applied to (the share masked is counted)
+        self.decoded_pixels = 0  # decoded depth pixels (the share without depth is counted)
 
     def note(self, kind: str, reason: str) -> None:
         self.counts[kind] += 1
@@ -258,6 +259,16 @@ class Processor:
         if wanted("depth/mask"):
             out.append(("depth/mask", numpy_to_image(trusted.astype(np.uint8) * np.uint8(255), "mono8", header)))
 
+    def drop_unmade_depth(self, depth_m: np.ndarray) -> None:
+        """Decoded depth outside [min_depth, max_depth] is no reading (NaN), as the decoder already leaves
+        it where the encoded frame had none; the share of decoded pixels without depth since configure
+        is counted (``decoded_depth_none_share``)."""
+        with np.errstate(invalid="ignore"):
+            depth_m[(depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
+        self.decoded_pixels += depth_m.size
+        self.counts["decoded_depth_none"] += int(np.count_nonzero(np.isnan(depth_m)))
+        self.counts["decoded_depth_none_share"] = round(self.counts["decoded_depth_none"] / self.decoded_pixels, 4)
+
     def encode(self, stage: EncodeStage, rgb_u8: np.ndarray, depth_m: np.ndarray | None, depth: str, header,
                out: Outputs, wanted: Wanted = lambda topic: True) -> np.ndarray:
         """The latent of the frame (``depth``: measured | estimated | none, what depth_m is) in the
@@ -296,6 +307,7 @@ class Processor:
         if wanted("decoded/image"):
             out.append(("decoded/image", numpy_to_image(rgb_u8, "rgb8", header)))
         if depth_m is not None and wanted("decoded/depth"):
+            self.drop_unmade_depth(depth_m)
             out.append(("decoded/depth", numpy_to_image(depth_m, "32FC1", header)))
         if camera_info is not None:
             info = scale_camera_info(camera_info, rgb_u8.shape[1], rgb_u8.shape[0])

@@ -1,11 +1,12 @@
-"""ELBOLoss's depth weight and free bits: what each changes in the loss, and what it leaves alone."""
+"""ELBOLoss's depth weight, free bits and decoded validity: what each changes in the loss, and what it
+leaves alone."""
 
 import math
 
 import pytest
 import torch
 
-from rgbd_vae_training.losses import ELBOLoss
+from rgbd_vae_training.losses import ELBOLoss, validity_cross_entropy
 
 
 def _out(recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor | None = None) -> dict:
@@ -23,6 +24,25 @@ def test_depth_weight_scales_the_depth_channel_error_and_reports_both_parts():
     assert plain["recon"].item() == pytest.approx(3.04)
     assert weighted["recon"].item() == pytest.approx(3.0 + 5.0 * 0.04)
     assert weighted["loss"].item() == pytest.approx(3.2)
+
+
+def test_the_decoded_validity_channel_is_scored_against_where_the_depth_had_readings():
+    target = torch.zeros(1, 4, 2, 2)
+    valid = torch.ones(1, 4, 2, 2, dtype=torch.bool)
+    valid[0, 3, 0] = False  # the top row has no depth reading
+    recon = torch.zeros(1, 5, 2, 2)
+    recon[0, 4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])  # decoded validity: none on top, readings below
+    right = ELBOLoss(beta=0.0, validity_weight=2.0)(_out(recon, torch.zeros(1, 2)), target, valid, 0)
+    assert right["recon_validity"].item() == pytest.approx(-4 * math.log(1 - 1e-6), abs=1e-5)
+    recon[0, 4] = -recon[0, 4]  # the opposite: every pixel wrong
+    wrong = ELBOLoss(beta=0.0, validity_weight=2.0)(_out(recon, torch.zeros(1, 2)), target, valid, 0)
+    assert wrong["recon_validity"].item() == pytest.approx(-4 * math.log(1e-6), rel=1e-2)  # float32 clamps
+    assert wrong["recon"].item() == pytest.approx(2.0 * wrong["recon_validity"].item())  # RGB and depth exact
+    # undecided (0: probability one half) costs log 2 a pixel, whatever the truth
+    assert validity_cross_entropy(torch.zeros(3), torch.tensor([True, False, True])).tolist() == pytest.approx(
+        [math.log(2)] * 3)
+    with pytest.raises(ValueError, match="validity_weight must be positive"):
+        ELBOLoss(validity_weight=0.0)
 
 
 def test_depth_weight_leaves_rgb_only_models_and_masked_depth_alone():

@@ -29,6 +29,17 @@ def test_tiny_vae_beats_the_mean_image_baseline_psnr(tiny_vae_checkpoint, learni
     assert result["depth_m"]["rmse"] < 10 and result["bytes_per_latent"]["mu_fp32"] == 4 * result["latent_dim"]
 
 
+def test_tiny_vae_decodes_depth_where_the_held_out_frames_had_readings_and_not_in_their_holes(
+        tiny_vae_checkpoint, learning_data, tmp_path):
+    """The NYU raw frames' holes (the registration border, shadows of the IR projector) are not decoded as
+    depth: a decoder that publishes every pixel, as one without the validity channel did, would put
+    depth in all of them."""
+    result = evaluate("vae", tiny_vae_checkpoint, learning_data, tmp_path)
+    published, in_holes = result["depth_m"]["published"], result["holes_published"]
+    print(f"\ntiny_vae publishes depth on {published:.3f} of the readings and {in_holes:.3f} of the holes")
+    assert published > 0.9 and in_holes < 0.25
+
+
 def test_eval_writes_metrics_json_and_a_figure(tiny_depth_checkpoint, learning_data, tmp_path, capsys):
     out = tmp_path / "eval"
     assert cli(["eval", "depth", "--checkpoint", str(tiny_depth_checkpoint), "--data", str(learning_data),

@@ -15,11 +15,13 @@ from .frame import RGBDFrame
 
 @dataclass
 class Augment:
-    """Training augmentation: flips RGB and depth together, swaps RGB channels, random crop."""
+    """Training augmentation: flips RGB and depth together, swaps RGB channels, random crop, and
+    (``depth_holes`` > 0) takes the depth readings out of made-up holes in that share of the frames."""
 
     hflip: bool = True
     channel_swap: bool = True
     crop_fraction: float = 1.0  # < 1: crop this fraction of each side at a random place
+    depth_holes: float = 0.0
 
     def __call__(self, frame: RGBDFrame, rng: np.random.Generator) -> RGBDFrame:
         rgb, depth = frame.rgb_u8, frame.depth_m
@@ -34,8 +36,29 @@ class Augment:
             depth = None if depth is None else depth[:, ::-1]
         if self.channel_swap and rng.random() < 0.5:
             rgb = rgb[:, :, rng.permutation(3)]
+        if depth is not None and self.depth_holes > 0 and rng.random() < self.depth_holes:
+            depth = with_holes(depth, rng)
         return RGBDFrame(np.ascontiguousarray(rgb), None if depth is None else np.ascontiguousarray(depth),
                          frame.scene, frame.stamp_s, frame.label)
+
+
+def with_holes(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``depth_m`` without readings (NaN) in the holes a depth camera leaves: strips along
+    some of its edges (a registration border, as NYU raw's frame of 2-9 % a side), and rectangles (dark,
+    shiny or distant surfaces, the projector's shadows); at least one of them."""
+    out = np.array(depth_m, dtype=np.float32)
+    h, w = out.shape
+    sides, boxes = rng.random(4) < 0.5, int(rng.integers(0, 3))
+    if not sides.any() and boxes == 0:
+        boxes = 1
+    for side in np.flatnonzero(sides):
+        size = max(1, int(round(rng.uniform(0.02, 0.15) * (h if side < 2 else w))))
+        out[(np.s_[:size], np.s_[h - size:], np.s_[:, :size], np.s_[:, w - size:])[side]] = np.nan
+    for _ in range(boxes):
+        bh, bw = max(1, int(rng.uniform(0.05, 0.3) * h)), max(1, int(rng.uniform(0.05, 0.3) * w))
+        top, left = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+        out[top:top + bh, left:left + bw] = np.nan
+    return out
 
 
 def centre_square(frame: RGBDFrame) -> RGBDFrame:

@@ -50,6 +50,9 @@ class TrainSettings:
     log_every: int = 20
     max_depth_m: float = 10.0
     augment: bool = True
+    # an 'rgbd' VAE: the share of training frames (with augment) whose depth loses its readings in made-up
+    # holes, so the decoded depth's validity learns to follow the input's on data with few holes of its own
+    depth_holes: float = 0.5
     # keep frames in memory once read (small data sets); with num_workers > 0 all are read before the
     # first epoch, on that many processes, and every epoch's workers share them
     cache_frames: bool = False
@@ -90,6 +93,8 @@ class TrainSettings:
             raise ValueError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
         if self.place_rooms < 2:  # each view's negatives are the other rooms' views
             raise ValueError(f"place_rooms must be at least 2, got {self.place_rooms}")
+        if not 0 <= self.depth_holes <= 1:
+            raise ValueError(f"depth_holes is a share of the frames, from 0 to 1, got {self.depth_holes}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
 

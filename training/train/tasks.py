@@ -40,10 +40,13 @@ class VAETask:
 
     name = "vae"
 
-    def __init__(self, model_config, loss, max_depth_m: float):
+    def __init__(self, model_config, loss, max_depth_m: float, depth_holes: float = 0.0):
         self.config, self.loss_fn, self.max_depth_m = model_config, loss, max_depth_m
         self.needs_depth = model_config.mode in ("rgbd", "rgb2rgbd")
         self.conditional = getattr(model_config, "num_classes", 0) > 0
+        # made-up holes in the input depth teach the decoded validity to follow the input's; an rgb2rgbd
+        # model has no depth input to see them in
+        self.depth_holes = depth_holes if model_config.mode == "rgbd" else 0.0
 
     def image_size(self) -> tuple[int, int]:
         return self.config.image_size, self.config.image_size
@@ -110,7 +113,8 @@ class VAETask:
         columns = [_rgb_tiles(target[:, :3]), _rgb_tiles(recon[:, :3])]
         if target.shape[1] == 4:
             true_m = _depth_m(target[:, 3:], self.max_depth_m, prepared["valid"][:count, 3:])
-            columns += _depth_columns(true_m, _depth_m(recon[:, 3:], self.max_depth_m), self.max_depth_m)
+            decoded_m = _depth_m(recon[:, 3:4], self.max_depth_m, recon[:, 4:5] >= 0)  # black where decoded as none
+            columns += _depth_columns(true_m, decoded_m, self.max_depth_m)
         return [list(row) for row in zip(*columns)]
 
 
@@ -165,8 +169,9 @@ class DepthTask:
 
 def make_task(config):
     """The task object of a :class:`RunConfig`."""
-    cls = VAETask if config.task == "vae" else DepthTask
-    return cls(config.model, config.loss, config.train.max_depth_m)
+    if config.task == "vae":
+        return VAETask(config.model, config.loss, config.train.max_depth_m, config.train.depth_holes)
+    return DepthTask(config.model, config.loss, config.train.max_depth_m)
 
 
 def makes_depth_part(task) -> bool:
@@ -189,7 +194,8 @@ def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bo
         from .geometry import AspectFrames
 
         reader = AspectFrames(reader, height, width, layout)
-    dataset = RGBDDataset(reader, height, width, task.max_depth_m, Augment() if augment else None,
+    augmentation = Augment(depth_holes=getattr(task, "depth_holes", 0.0)) if augment else None
+    dataset = RGBDDataset(reader, height, width, task.max_depth_m, augmentation,
                           square_crop=layout == "image-folder", seed=seed, cache_frames=cache)
     task.check_sample(dataset[0], str(path))
     return dataset

@@ -54,7 +54,7 @@ def _set(**changes):
     ("encoder", _set(config__mode="rgb", input_shape=[3, 32, 32]),
      r"metadata says 'input' is \(batch, 3, 32, 32\) but the graph's 'input' is \(batch, 4, 32, 32\)"),
     ("decoder", _set(config__mode="rgb"),
-     r"metadata says 'recon' is \(batch, 3, 32, 32\) but the graph's 'recon' is \(batch, 4, 32, 32\)"),
+     r"metadata says 'recon' is \(batch, 3, 32, 32\) but the graph's 'recon' is \(batch, 5, 32, 32\)"),
     ("encoder", _set(inputs=["image"]),
      r"has inputs \['input'\] and outputs \['mu', 'logvar'\], but its metadata names inputs \['image'\]"),
     # values no model can have

@@ -31,6 +31,6 @@ def test_the_linear_paths_add_a_linear_map_of_the_input_to_mu_and_of_the_code_to
         linear, model.linear = model.linear, None
         convolved = torch.atanh(model.decode(z).clamp(-0.999999, 0.999999))
         model.linear = linear
-        expected = torch.tanh(convolved + linear(z).view(2, 4, 8, 8))
+        expected = torch.tanh(convolved + linear(z).view(2, 5, 8, 8))  # RGB, depth, depth validity
         assert torch.allclose(decoded, expected, atol=1e-4)
-    assert decoded.shape == (2, 4, 8, 8) and decoded.abs().max() < 1
+    assert decoded.shape == (2, 5, 8, 8) and decoded.abs().max() < 1

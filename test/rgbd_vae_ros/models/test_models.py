@@ -71,9 +71,9 @@ def test_every_conv_vae_runs_in_every_mode(name, mode, small_configs):
         assert model(x)["recon"].shape == (1, MODES[mode][1], 32, 32)
 
 
-def test_rgb2rgbd_is_conv_vae_with_three_channels_in_and_four_out():
-    model = build_model("rgb2rgbd")
-    assert (model.config.in_channels, model.config.out_channels) == (3, 4)
+def test_rgb2rgbd_is_conv_vae_with_three_channels_in_and_five_out():
+    model = build_model("rgb2rgbd")  # out: RGB, depth and the decoded depth's validity
+    assert (model.config.in_channels, model.config.out_channels) == (3, 5)
     assert model.encoder[0][0].in_channels == 3
 
 
@@ -116,7 +116,7 @@ def test_conv_vae_layers_are_exactly_the_seed_description():
     ups = [m for m in layers if isinstance(m, nn.Upsample)]
     assert len(ups) == 5 and all(u.mode == "nearest" and u.scale_factor == 2 for u in ups)
     convs = [m for m in decoder.modules() if isinstance(m, nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels) for c in convs] == [(512, 512), (512, 256), (256, 128), (128, 64), (64, 4)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(512, 512), (512, 256), (256, 128), (128, 64), (64, 5)]  # RGB, depth, validity
     assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convs)
     assert len([m for m in decoder.modules() if isinstance(m, nn.BatchNorm2d)]) == 4
     acts = [m for m in decoder.modules() if isinstance(m, nn.LeakyReLU)]

@@ -45,6 +45,33 @@ def test_random_crop_keeps_rgb_and_depth_aligned():
     np.testing.assert_array_equal(out.rgb_u8[:, :, 0].astype(np.float32), out.depth_m)
 
 
+def test_depth_holes_take_readings_out_of_some_frames_and_leave_rgb_and_the_rest_alone():
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    depth = np.random.default_rng(1).uniform(0.5, 8.0, (30, 40)).astype(np.float32)
+    frame = RGBDFrame(rgb, depth)
+    plain = Augment(hflip=True, channel_swap=True)
+    holed = Augment(hflip=True, channel_swap=True, depth_holes=0.5)
+    shares = []
+    for seed in range(200):
+        a, b = plain(frame, np.random.default_rng(seed)), holed(frame, np.random.default_rng(seed))
+        np.testing.assert_array_equal(a.rgb_u8, b.rgb_u8)  # the same flips and swaps: holes are drawn after them
+        kept = ~np.isnan(b.depth_m)
+        np.testing.assert_array_equal(b.depth_m[kept], a.depth_m[kept])  # what stays is the reading it was
+        shares.append(1 - kept.mean())
+    holed_frames = [s for s in shares if s > 0]
+    assert 70 <= len(holed_frames) <= 130  # about half of them
+    assert 0.005 < min(holed_frames) and max(holed_frames) < 0.7 and np.mean(holed_frames) > 0.08
+    assert not np.isnan(depth).any()  # the frame itself is not changed
+    for seed in range(50):  # depth_holes=1: every frame has one
+        hole = np.isnan(Augment(hflip=False, channel_swap=False, depth_holes=1.0)(
+            frame, np.random.default_rng(seed)).depth_m)
+        assert hole.any()
+    with pytest.raises(ValueError, match="depth_holes is a share of the frames"):
+        from rgbd_vae_training.train.config import TrainSettings
+
+        TrainSettings(depth_holes=1.5)
+
+
 def test_image_folder_samples_are_centre_cropped_squares_without_depth(tmp_path):
     from PIL import Image
 

@@ -189,7 +189,7 @@ def test_the_views_are_encoded_but_not_decoded_in_the_one_forward_pass():
     with torch.no_grad():
         whole = task.forward(model, {"input": x, "label": None})
         batch_only = task.forward(model, {"input": x, "label": None}, decode=2)
-    assert batch_only["recon"].shape == (2, 4, 32, 32) and batch_only["mu"].shape == (5, 8)
+    assert batch_only["recon"].shape == (2, 5, 32, 32) and batch_only["mu"].shape == (5, 8)
     torch.testing.assert_close(batch_only["recon"], whole["recon"][:2])
     torch.testing.assert_close(batch_only["mu"], whole["mu"])
     # a VAE with a forward of its own decodes everything and hands back the first ones' decodes
