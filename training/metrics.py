@@ -51,12 +51,18 @@ def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, crop: bool = True) -> di
     }
 
 
+def _mean_of_numbers(values: list[float]) -> float:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def average(per_image: list[dict[str, float] | None]) -> dict[str, float]:
-    """Mean of each metric over the images that had one (images without valid pixels are skipped)."""
+    """Mean of each metric over the images that had one (images without valid pixels are skipped; a
+    reconstruction that published no depth in an image has NaN errors there, skipped too)."""
     counted = [m for m in per_image if m is not None]
     if not counted:
         return {"images": 0}
-    result = {key: float(np.mean([m[key] for m in counted])) for key in counted[0]}
+    result = {key: _mean_of_numbers([m[key] for m in counted]) for key in counted[0]}
     result["images"] = len(counted)
     return result
 

@@ -260,11 +260,11 @@ class Processor:
             out.append(("depth/mask", numpy_to_image(trusted.astype(np.uint8) * np.uint8(255), "mono8", header)))
 
     def drop_unmade_depth(self, depth_m: np.ndarray) -> None:
-        """Decoded depth outside [min_depth, max_depth] is no reading (NaN), as the decoder already leaves
+        """Decoded depth of 0 m or outside [min_depth, max_depth] is no reading (NaN), as the decoder already leaves
         it where the encoded frame had none; the share of decoded pixels without depth since configure
         is counted (``decoded_depth_none_share``)."""
         with np.errstate(invalid="ignore"):
-            depth_m[(depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
+            depth_m[(depth_m <= 0) | (depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
         self.decoded_pixels += depth_m.size
         self.counts["decoded_depth_none"] += int(np.count_nonzero(np.isnan(depth_m)))
         self.counts["decoded_depth_none_share"] = round(self.counts["decoded_depth_none"] / self.decoded_pixels, 4)

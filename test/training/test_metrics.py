@@ -71,3 +71,10 @@ def test_psnr_ssim_and_depth_error_on_small_arrays():
     gt = np.array([[1.0, 2.0], [np.nan, 4.0]], dtype=np.float32)
     err = depth_error(np.array([[1.0, 2.0], [9.0, 5.0]], dtype=np.float32), gt)
     assert err["rmse"] == pytest.approx(math.sqrt(1 / 3)) and err["abs_rel"] == pytest.approx(0.25 / 3)
+    assert err["published"] == 1.0
+    # a decoder that leaves out depth (NaN) is scored where it has depth, and the share is said
+    err = depth_error(np.array([[1.0, np.nan], [9.0, 5.0]], dtype=np.float32), gt)
+    assert err["rmse"] == pytest.approx(math.sqrt(1 / 2)) and err["published"] == pytest.approx(2 / 3)
+    none = depth_error(np.full((2, 2), np.nan, dtype=np.float32), gt)
+    assert none["published"] == 0.0 and math.isnan(none["rmse"])
+    assert average([err, none])["rmse"] == pytest.approx(math.sqrt(1 / 2))  # its NaN does not spread

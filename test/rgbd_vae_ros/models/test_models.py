@@ -184,7 +184,7 @@ def test_each_model_overfits_one_tiny_batch(name, small_configs):
     else:
         c = model.config
         x = args[0]  # autoencoding; rgb2rgbd also reconstructs a depth channel made from its RGB
-        target = x if c.out_channels == c.in_channels else torch.cat([x, x.mean(dim=1, keepdim=True)], dim=1)
+        target = x if c.mode != "rgb2rgbd" else torch.cat([x, x.mean(dim=1, keepdim=True)], dim=1)
         loss_fn = lambda out: ELBOLoss(beta=0.01)(out, target, None, 0)["loss"]  # noqa: E731
     losses = []
     for _ in range(40):
