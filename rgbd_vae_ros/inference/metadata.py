@@ -221,8 +221,12 @@ def check_graph(info: ModelInfo, graph_inputs, graph_outputs, source: str) -> No
                                                    for got, size in zip(shape[1:], want))
         if not fits:
             graph = "(batch, " + ", ".join(str(d) for d in shape[1:]) + ")" if shape else "()"
+            older = (info.part == "decoder" and info.kind == "vae" and len(shape) == 4 and shape[1] == 4
+                     and want[0] == 5)  # an RGB-D decoder from before the decoded validity channel
             raise BackendError(f"{source} metadata says {arg.name!r} is (batch, {', '.join(map(str, want))}) "
-                               f"but the graph's {arg.name!r} is {graph}")
+                               f"but the graph's {arg.name!r} is {graph}"
+                               + ("; it decodes no depth validity, as exports before that channel did: train "
+                                  "the VAE again and export it" if older else ""))
 
 
 def info_from_checkpoint(payload: dict, part: str, checkpoint_sha256: str = "") -> ModelInfo:

@@ -30,6 +30,10 @@ def test_depth_stage_gives_metres_at_the_input_size_on_every_backend(exported, s
 def test_an_rgb2rgbd_vae_serves_as_a_depth_stage(exported, small_checkpoints):
     eager, ort = _both(exported, small_checkpoints, "rgb2rgbd", DepthStage)
     np.testing.assert_allclose(eager(RGB), ort(RGB), atol=1e-3)
+    assert eager.has_mask and ort.has_mask  # its decoded validity, exported as the depth part's mask
+    mask = ort.estimate(RGB).mask
+    assert mask.shape == RGB.shape[:2] and np.all((mask >= 0) & (mask <= 1))
+    np.testing.assert_allclose(eager.estimate(RGB).mask, mask, atol=1e-3)
 
 
 def test_encode_then_decode_on_every_backend(exported, small_checkpoints):

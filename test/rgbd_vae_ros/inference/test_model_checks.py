@@ -171,3 +171,22 @@ def test_a_checkpoint_trained_with_an_impossible_max_depth_is_refused(max_depth_
     path = _checkpoint_asking_for(small_checkpoints, tmp_path, max_depth_m=max_depth_m)
     with pytest.raises(BackendError, match=f"max_depth_m {shown}; expected a finite distance > 0 in metres"):
         open_backend(path, "decoder", backend="torch")
+
+
+def test_an_rgbd_decoder_exported_before_the_validity_channel_is_refused_with_what_to_do(exported, tmp_path):
+    """A decoder graph of four channels (RGB-D, no validity) under today's metadata: one sentence that
+    says to train and export again, not only that the shapes differ."""
+    import onnx
+
+    folder, _ = exported["conv_vae"]
+    older = torch.nn.Sequential(torch.nn.Linear(16, 4 * 32 * 32), torch.nn.Tanh(), torch.nn.Unflatten(1, (4, 32, 32)))
+    path = tmp_path / "decoder.onnx"
+    torch.onnx.export(older, (torch.zeros(1, 16),), str(path), input_names=["latent"], output_names=["recon"],
+                      dynamic_axes={"latent": {0: "batch"}, "recon": {0: "batch"}}, dynamo=False)
+    proto = onnx.load(path)
+    metadata = next(p for p in onnx.load(folder / "decoder.onnx").metadata_props if p.key == METADATA_KEY)
+    proto.metadata_props.add(key=METADATA_KEY, value=metadata.value)
+    onnx.save(proto, path)
+    with pytest.raises(BackendError, match=r"graph's 'recon' is \(batch, 4, 32, 32\); it decodes no depth "
+                                           r"validity, as exports before that channel did: train the VAE again"):
+        open_backend(path, "decoder", "onnxruntime", "cpu")
