@@ -95,9 +95,19 @@ def test_bench_training_reports_samples_per_second_per_model(tmp_path):
     result = run_cli("bench", "training", "--models", "fc_vae", "cvae", "--runs", "2", "--batch", "4", "--json", str(out))
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["results"]
-    assert [r["model"] for r in rows] == ["fc_vae", "cvae"]
+    # on the CPU each model in the layout train uses (channels last) and, beside it, contiguous
+    assert [(r["model"], r["layout"], r["trains_in"]) for r in rows] == [
+        ("fc_vae", "channels_last", True), ("fc_vae", "contiguous", False),
+        ("cvae", "channels_last", True), ("cvae", "contiguous", False)]
     assert all(r["samples_per_s"] > 0 and r["batch"] == 4 for r in rows)
     assert "fc_vae" in result.stdout and "samples/s" in result.stdout
+    assert "fc_vae: a step in channels_last (as train runs it) takes" in result.stdout
+    # a model whose loss is its own (mff_depth's mask term) is timed with that loss
+    from rgbd_vae_training.bench.training import bench_training
+
+    rows = bench_training(["mff_depth"], batch=1, steps=1)
+    assert [(r["model"], r["layout"]) for r in rows] == [("mff_depth", "channels_last"), ("mff_depth", "contiguous")]
+    assert all(r["step_ms"] > 0 for r in rows)
     bad = run_cli("bench", "training", "--models", "nope")
     assert bad.returncode == 1 and "unknown model 'nope'" in bad.stderr
     for args, message in ((["--batch", "0"], "--batch is 0; expected at least 1"),

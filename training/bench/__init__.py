@@ -156,10 +156,12 @@ def _transport(args: argparse.Namespace) -> list[dict]:
 
 
 def _training(args: argparse.Namespace) -> list[dict]:
-    from .training import bench_training, format_rows
+    from .training import bench_training, format_rows, layout_speedups
 
     _check_models(args.models)
     rows = bench_training(args.models, batch=args.batch, steps=args.runs or 5, device=args.device)
     print(f"training throughput, default configs, batch {args.batch}, median of {args.runs or 5} steps:")
     print(format_rows(rows))
+    for line in layout_speedups(rows):
+        print(line)
     return rows

@@ -24,38 +24,62 @@ def _random_batch(model, batch: int) -> dict[str, torch.Tensor]:
 
 
 def bench_training(names: list[str] | None = None, batch: int = 8, steps: int = 5, device: str = "auto") -> list[dict]:
-    """One row per model at its default configuration."""
-    from ..losses import DepthLoss, ELBOLoss
-    from ..train.loop import autocast_for, optimizer_step
+    """One row per model at its default configuration and memory layout. On the CPU each model is
+    timed in the layout ``train`` uses (channels last) and, side by side, contiguous: the two take
+    turns step by step, so both see the same load."""
+    from ..train.config import MODEL_LOSSES, TASKS
+    from ..train.loop import autocast_for, optimizer_step, to_training_layout, training_layout
     from ..train.tasks import DepthTask, VAETask
 
     dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    layouts = [training_layout(dev)] + ([torch.contiguous_format] if dev.type == "cpu" else [])
     rows = []
     for name in names or model_names():
-        model = build_model(name).to(dev).train()
-        task = (DepthTask(model.config, DepthLoss(), 10.0) if model.kind == "depth"
-                else VAETask(model.config, ELBOLoss(), 10.0))
-        prepared = task.prepare(_random_batch(model, batch), dev)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        runs = []
+        for layout in layouts:
+            torch.manual_seed(0)
+            model = to_training_layout(build_model(name), dev, layout).train()
+            loss = MODEL_LOSSES.get(name, TASKS[model.kind])()  # the model's own loss where it has one
+            task = DepthTask(model.config, loss, 10.0) if model.kind == "depth" else VAETask(model.config, loss, 10.0)
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+            runs.append((layout, model, task, task.prepare(_random_batch(model, batch), dev), optimizer, []))
         amp_context, scaler = autocast_for(dev, enabled=True)
-        times = []
         for i in range(steps + 1):  # the first step warms up
-            start = time.perf_counter()
-            with amp_context:
-                loss = task.loss(task.forward(model, prepared), prepared, step=i)["loss"]
-            optimizer_step(loss, optimizer, scaler)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        step_s = float(np.median(times[1:]))
-        rows.append({"model": name, "device": str(dev), "amp": dev.type == "cuda", "batch": batch,
-                     "input": list(prepared["input"].shape[1:]),
-                     "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-                     "step_ms": round(step_s * 1e3, 1), "samples_per_s": round(batch / step_s, 1)})
+            for layout, model, task, prepared, optimizer, times in runs:
+                start = time.perf_counter()
+                with amp_context:
+                    loss = task.loss(task.forward(model, prepared), prepared, step=i)["loss"]
+                optimizer_step(loss, optimizer, scaler)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+        for layout, model, task, prepared, optimizer, times in runs:
+            step_s = float(np.median(times[1:]))
+            rows.append({"model": name, "device": str(dev), "amp": dev.type == "cuda", "batch": batch,
+                         "layout": _LAYOUT_NAMES[layout], "trains_in": layout == layouts[0],
+                         "input": list(prepared["input"].shape[1:]),
+                         "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+                         "step_ms": round(step_s * 1e3, 1), "samples_per_s": round(batch / step_s, 1)})
     return rows
 
 
-COLUMNS = [("model", "model", ""), ("device", "device", ""), ("input", "input", ""),
+_LAYOUT_NAMES = {torch.channels_last: "channels_last", torch.contiguous_format: "contiguous"}
+
+
+def layout_speedups(rows: list[dict]) -> list[str]:
+    """One line per model timed in two layouts: how much faster a step is in the one ``train`` uses."""
+    lines = []
+    for name in dict.fromkeys(r["model"] for r in rows):
+        own = [r for r in rows if r["model"] == name]
+        used = [r for r in own if r["trains_in"]]
+        other = [r for r in own if not r["trains_in"]]
+        if used and other:
+            lines.append(f"{name}: a step in {used[0]['layout']} (as train runs it) takes "
+                         f"{used[0]['step_ms'] / other[0]['step_ms']:.2f}x the time of one in {other[0]['layout']}")
+    return lines
+
+
+COLUMNS = [("model", "model", ""), ("device", "device", ""), ("layout", "layout", ""), ("input", "input", ""),
            ("params M", "parameters_m", ".2f"), ("step ms", "step_ms", ".1f"), ("samples/s", "samples_per_s", ".1f")]
 
 
