@@ -58,7 +58,9 @@ class ELBOLoss:
     A model that decodes depth also decodes its validity (a fifth channel, +1: the frame had a reading
     there): ``validity_weight`` times its binary cross-entropy against the depth's validity, summed over
     pixels like the squared error (``recon_validity``), so the runtime can drop decoded depth where the
-    frame had none (SPEC §4.2)."""
+    frame had none (SPEC §4.2). It is computed from the channel's value before the tanh (``out``'s
+    ``recon_logits``, which every VAE's forward returns), so a confidently wrong pixel keeps its
+    gradient where the tanh has saturated."""
 
     beta: float = 1.0
     warmup_steps: int = 0
@@ -103,7 +105,9 @@ class ELBOLoss:
             terms = {"recon_rgb": rgb, "recon_depth": depth}
             if recon_out.shape[1] == 5:
                 readings = valid[:, 3:4] if valid is not None else torch.ones_like(target[:, 3:4], dtype=torch.bool)
-                validity = validity_cross_entropy(recon_out[:, 4:5], readings).flatten(1).sum(dim=1).mean()
+                logits = (out["recon_logits"][:, 4:5].float() if "recon_logits" in out
+                          else torch.atanh(recon_out[:, 4:5].clamp(-1 + 1e-6, 1 - 1e-6)))  # a model without them
+                validity = validity_cross_entropy(logits, readings).flatten(1).sum(dim=1).mean()
                 recon = recon + self.validity_weight * validity
                 terms["recon_validity"] = validity
         else:
@@ -118,12 +122,14 @@ class ELBOLoss:
         return {"loss": recon + beta * penalty, "recon": recon, "kl": kl, "beta": torch.tensor(beta), **terms}
 
 
-def validity_cross_entropy(validity_unit: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-pixel binary cross-entropy of a decoded validity channel in [-1, 1] (its tanh: probability
-    (v + 1) / 2, i.e. the sigmoid of twice the pre-tanh value) against the bool ``valid``; written out,
-    since torch refuses ``binary_cross_entropy`` under autocast."""
-    probability = ((validity_unit + 1) / 2).clamp(1e-6, 1 - 1e-6)
-    return -torch.where(valid, probability.log(), (1 - probability).log())
+def validity_cross_entropy(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per-pixel binary cross-entropy of a decoded validity channel against the bool ``valid``, from
+    its values before the tanh: the channel v = tanh(x) says probability (v + 1) / 2 = sigmoid(2x).
+    From x rather than from v, its gradient 2 (sigmoid(2x) - valid) does not vanish where tanh has
+    rounded to ±1 (float32 beyond |x| ≈ 9, bfloat16 and float16 under autocast beyond about 3)."""
+    import torch.nn.functional as F
+
+    return F.binary_cross_entropy_with_logits(2 * logits.float(), valid.float(), reduction="none")
 
 
 def info_nce(codes: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -79,9 +79,13 @@ class GaussianHead(nn.Module):
 
 
 class VAE(nn.Module):
-    """Subclasses define ``encode(x) -> (mu, logvar)`` and ``decode(z) -> recon`` in [-1, 1].
+    """Subclasses define ``encode(x) -> (mu, logvar)`` and ``decode_logits(z)``, the decoded values
+    before the tanh; ``decode(z)`` is their tanh, in [-1, 1].
 
     ``forward`` samples z while training and uses mu in eval mode, so inference is deterministic.
+    It also returns ``recon_logits``: a loss on a channel that saturates (the decoded depth's
+    validity) takes its gradient from them, where the tanh's would be 0 (in float32 beyond about
+    ±9, in bfloat16 or float16 beyond about ±3).
     """
 
     kind = "vae"
@@ -96,8 +100,11 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.decode_logits(z))  # (B, out, H, W) in [-1, 1]
 
     def forward(self, x: torch.Tensor, *, decode: int | None = None) -> dict[str, torch.Tensor]:
         """``decode``: decode only the first ``decode`` codes (``recon`` has that many); the rest are
@@ -106,4 +113,5 @@ class VAE(nn.Module):
         z = reparameterize(mu, logvar) if self.training else mu
         if self.training and self.train_quantiser_bits and len(mu) > 1:
             z = z + quantiser_noise(mu, self.train_quantiser_bits)
-        return {"recon": self.decode(z if decode is None else z[:decode]), "mu": mu, "logvar": logvar}
+        logits = self.decode_logits(z if decode is None else z[:decode])
+        return {"recon": torch.tanh(logits), "recon_logits": logits, "mu": mu, "logvar": logvar}

@@ -56,13 +56,11 @@ class ConvVAE(VAE):
             mu = mu + self.linear_in(x.flatten(1))
         return mu, logvar
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        convolved = self.decoder(z)  # (B, out, H, W), before the tanh
         if self.linear is None:
-            return self.decoder(z)  # (B, out, 128, 128)
-        decoder = self.decoder
-        x = decoder.fc(z).view(-1, decoder.widths[0], decoder.start, decoder.start)  # (B, C0, s, s)
-        convolved = decoder.layers[:-1](x)  # (B, out, H, W), before the tanh
-        return torch.tanh(convolved + self.linear(z).view_as(convolved))
+            return convolved
+        return convolved + self.linear(z).view_as(convolved)
 
 
 register_model("rgb2rgbd", RGB2RGBDConfig)(ConvVAE)

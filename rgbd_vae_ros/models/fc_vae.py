@@ -55,15 +55,19 @@ class FCVAE(VAE):
     def encode(self, x: torch.Tensor, label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.encoder(self._condition(x.flatten(1), label)))  # (B, C*H*W) -> (B, latent)
 
-    def decode(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
-        flat = torch.tanh(self.output(self.decoder(self._condition(z, label))))
-        return flat.view(-1, c.out_channels, c.image_size, c.image_size)  # (B, out, H, W)
+        flat = self.output(self.decoder(self._condition(z, label)))
+        return flat.view(-1, c.out_channels, c.image_size, c.image_size)  # (B, out, H, W), before the tanh
+
+    def decode(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(self.decode_logits(z, label))
 
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x, label)
         z = reparameterize(mu, logvar) if self.training else mu
-        return {"recon": self.decode(z, label), "mu": mu, "logvar": logvar}
+        logits = self.decode_logits(z, label)
+        return {"recon": torch.tanh(logits), "recon_logits": logits, "mu": mu, "logvar": logvar}
 
 
 register_model("cvae", CVAEConfig)(FCVAE)

@@ -18,7 +18,8 @@ def conv_bn_act(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
 class UpsampleDecoder(nn.Module):
     """Latent -> FC -> (widths[0], start, start) -> per stage: nearest x2 upsample and
     ``convs_per_stage`` 3x3 convs with BN + LeakyReLU; the very last conv maps to ``out_channels``
-    with neither, then tanh. Stage i ends at widths[i + 1] (the last stage at ``out_channels``)."""
+    with neither: values before the VAE's tanh. Stage i ends at widths[i + 1] (the last stage at
+    ``out_channels``)."""
 
     def __init__(self, latent_dim: int, widths: tuple[int, ...], start: int, out_channels: int,
                  convs_per_stage: int = 1, negative_slope: float = 0.2):
@@ -37,12 +38,11 @@ class UpsampleDecoder(nn.Module):
                 else:
                     layers.append(conv_bn_act(channels, target, 3, 1, 1, negative_slope))
                 channels = target
-        layers.append(nn.Tanh())
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z):
         x = self.fc(z).view(-1, self.widths[0], self.start, self.start)  # (B, C0, s, s)
-        return self.layers(x)  # (B, out, s * 2**stages, s * 2**stages)
+        return self.layers(x)  # (B, out, s * 2**stages, s * 2**stages), before the tanh
 
 
 class BasicBlock(nn.Module):

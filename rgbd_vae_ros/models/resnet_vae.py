@@ -86,7 +86,7 @@ class ResNetVAE(VAE):
         up: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             up += [BasicBlock(a, a), nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
-        self.decoder = nn.Sequential(*up, nn.Conv2d(widths[-1], config.out_channels, 3, 1, 1), nn.Tanh())
+        self.decoder = nn.Sequential(*up, nn.Conv2d(widths[-1], config.out_channels, 3, 1, 1))  # before the tanh
         self._frozen = [m for stage in self.encoder.stages()[:config.freeze_stages] for m in stage]
         for module in self._frozen:
             module.requires_grad_(False)
@@ -100,7 +100,7 @@ class ResNetVAE(VAE):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.encoder(x))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         x = self.fc(z).view(-1, self.config.decoder_widths[0], self.start, self.start)
         return self.decoder(x)
 

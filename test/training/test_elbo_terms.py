@@ -30,21 +30,53 @@ def test_the_decoded_validity_channel_is_scored_against_where_the_depth_had_read
     target = torch.zeros(1, 4, 2, 2)
     valid = torch.ones(1, 4, 2, 2, dtype=torch.bool)
     valid[0, 3, 0] = False  # the top row has no depth reading
-    recon = torch.zeros(1, 5, 2, 2)
-    recon[0, 4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])  # decoded validity: none on top, readings below
-    right = ELBOLoss(beta=0.0, validity_weight=2.0)(_out(recon, torch.zeros(1, 2)), target, valid, 0)
-    assert right["recon_validity"].item() == pytest.approx(-4 * math.log(1 - 1e-6), abs=1e-5)
-    recon[0, 4] = -recon[0, 4]  # the opposite: every pixel wrong
-    wrong = ELBOLoss(beta=0.0, validity_weight=2.0)(_out(recon, torch.zeros(1, 2)), target, valid, 0)
-    assert wrong["recon_validity"].item() == pytest.approx(-4 * math.log(1e-6), rel=1e-2)  # float32 clamps
+    logits = torch.zeros(1, 5, 2, 2)
+    logits[0, 4] = torch.tensor([[-3.0, -3.0], [3.0, 3.0]])  # decoded validity: none on top, readings below
+
+    def scored(logits):
+        out = {**_out(torch.tanh(logits), torch.zeros(1, 2)), "recon_logits": logits}
+        return ELBOLoss(beta=0.0, validity_weight=2.0)(out, target, valid, 0)
+
+    right = scored(logits)  # each pixel: -log sigmoid(2 * 3)
+    assert right["recon_validity"].item() == pytest.approx(4 * math.log1p(math.exp(-6.0)), rel=1e-4)
+    wrong = scored(-logits)  # every pixel wrong: -log sigmoid(-6)
+    assert wrong["recon_validity"].item() == pytest.approx(4 * math.log1p(math.exp(6.0)), rel=1e-5)
     assert wrong["recon"].item() == pytest.approx(2.0 * wrong["recon_validity"].item())  # RGB and depth exact
     # undecided (0: probability one half) costs log 2 a pixel, whatever the truth
     assert validity_cross_entropy(torch.zeros(3), torch.tensor([True, False, True])).tolist() == pytest.approx(
         [math.log(2)] * 3)
+    # a model without recon_logits: scored from the tanh's values, the same where they have not saturated
+    assert ELBOLoss(beta=0.0, validity_weight=2.0)(_out(torch.tanh(logits), torch.zeros(1, 2)), target, valid, 0)[
+        "recon_validity"].item() == pytest.approx(right["recon_validity"].item(), rel=1e-3)
     with pytest.raises(ValueError, match="validity_weight must be positive"):
         ELBOLoss(validity_weight=0.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16-autocast"])
+def test_a_confidently_wrong_validity_keeps_its_gradient_where_the_tanh_has_saturated(dtype):
+    """The decoder says "a reading here" far beyond where tanh rounds to 1 (float32: |x| > 9; bfloat16,
+    as CUDA's autocast computes it: |x| > 3) over a frame with no reading. Scored from tanh's value,
+    the gradient would be 0 and the pixel would never be corrected; from the value before it, it is
+    2 sigmoid(2x) ≈ 2 per pixel, times the weight."""
+    from rgbd_vae_ros.models import build_model
+
+    from rgbd_vae_training.train.config import load_config
+
+    config = load_config("tiny_vae")
+    model = build_model(config.model_name, config.model).train()
+    last = model.decoder.layers[-1]  # the conv that makes the 5 channels, before the tanh
+    x = torch.zeros(2, 4, 64, 64)
+    valid = torch.ones(2, 4, 64, 64, dtype=torch.bool)
+    valid[:, 3] = False  # no depth reading anywhere
+    with torch.no_grad():
+        last.bias[4] = 20.0 if dtype == torch.float32 else 10.0
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        out = model(x)
+        assert out["recon"][:, 4].float().min().item() == 1.0  # saturated: tanh says "certainly a reading"
+        terms = ELBOLoss(beta=0.0, validity_weight=0.1)(out, x, valid, 0)
+    terms["recon_validity"].backward()
+    pixels = 64 * 64
+    assert last.bias.grad[4].item() == pytest.approx(2 * pixels, rel=0.02)  # per sample: 2 per pixel
 def test_depth_weight_leaves_rgb_only_models_and_masked_depth_alone():
     rgb_target, rgb_recon = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     out = _out(rgb_recon, torch.zeros(1, 2))

@@ -55,9 +55,10 @@ def test_default_model_output_shapes_and_ranges(name):
         assert all(o.shape == (2, 1, c.input_height, c.input_width) for o in out.values())
         assert out["depth"].abs().max() <= 1
         return
-    assert set(out) == {"recon", "mu", "logvar"}
+    assert set(out) == {"recon", "recon_logits", "mu", "logvar"}
     assert out["recon"].shape == (2, c.out_channels, c.image_size, c.image_size)
     assert out["recon"].abs().max() <= 1  # tanh: the shared [-1, 1] range
+    assert torch.equal(out["recon"], torch.tanh(out["recon_logits"]))  # the values before it, for the loss
     assert out["mu"].shape == out["logvar"].shape == (2, c.latent_dim)
     assert torch.isfinite(out["logvar"]).all()
 
@@ -121,7 +122,11 @@ def test_conv_vae_layers_are_exactly_the_seed_description():
     assert len([m for m in decoder.modules() if isinstance(m, nn.BatchNorm2d)]) == 4
     acts = [m for m in decoder.modules() if isinstance(m, nn.LeakyReLU)]
     assert len(acts) == 4 and all(a.negative_slope == 0.2 for a in acts)
-    assert isinstance(layers[-1], nn.Tanh) and isinstance(layers[-2], nn.Conv2d)  # the last conv has no BN/act
+    assert isinstance(layers[-1], nn.Conv2d)  # the last conv has no BN/act; the VAE's tanh follows it
+    z = torch.randn(2, 400)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model.decode(z), torch.tanh(model.decode_logits(z)))
 
 
 def test_eval_mode_is_deterministic_and_training_mode_samples(small_configs):
