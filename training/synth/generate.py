@@ -217,9 +217,13 @@ _LABELED_FILES = (LABELED_NAME, SPLITS_NAME)
 def _begin(out: Path) -> None:
     """The folder is about to change: until the new marker, it is not a complete data set. What an
     earlier synth wrote there goes first, so a smaller or other-layout write (or one after a killed
-    run) leaves no stale rooms beside its own; files of any other name are left alone."""
+    run) leaves no stale rooms beside its own; files of any other name are left alone. A bad
+    ``$RGBD_VAE_SYNTH_WORKERS`` is refused first, before anything is removed."""
     import shutil
 
+    from .parallel import available_cpus
+
+    available_cpus()
     out.mkdir(parents=True, exist_ok=True)
     finished = (out / MARKER_NAME).is_file()
     (out / MARKER_NAME).unlink(missing_ok=True)

@@ -33,7 +33,12 @@ def available_cpus() -> int:
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     limit = os.environ.get(WORKERS_ENV, "").strip()
-    return max(1, min(cpus, int(limit))) if limit.isdigit() else cpus
+    if not limit:
+        return cpus
+    if not limit.isdigit() or int(limit) < 1:  # a typo is not "as many as there are CPUs"
+        raise ValueError(f"{WORKERS_ENV} is {limit!r}; expected a whole number of worker processes, 1 or more "
+                         "(unset: one per CPU)")
+    return min(cpus, int(limit))
 
 
 def _worker_start(parent_pid: int) -> None:

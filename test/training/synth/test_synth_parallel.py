@@ -136,8 +136,10 @@ def test_the_environment_caps_the_workers(monkeypatch):
     assert available_cpus() == 1
     monkeypatch.setenv(WORKERS_ENV, str(cpus + 5))
     assert available_cpus() == cpus  # never more than the CPUs
-    monkeypatch.setenv(WORKERS_ENV, "many")
-    assert available_cpus() == cpus  # not a number: no cap
+    for bad in ("many", "0", "-2", "1.5"):  # a typo is refused, not read as "no cap"
+        monkeypatch.setenv(WORKERS_ENV, bad)
+        with pytest.raises(ValueError, match=f"RGBD_VAE_SYNTH_WORKERS is '{bad}'; expected a whole number"):
+            available_cpus()
     monkeypatch.setenv(WORKERS_ENV, "1")
     before = set(multiprocessing.active_children())
     jobs = [((5, s, 1, *SIZE), {"truth": False}) for s in range(4 * JOBS_PER_WORKER)]
@@ -152,3 +154,22 @@ def test_a_worker_that_dies_is_named_in_one_sentence():
         with in_order(os._exit, [3] * (2 * JOBS_PER_WORKER), workers=2) as results:  # each job ends its worker
             list(results)
     assert set(multiprocessing.active_children()) == before
+
+
+def test_a_bad_worker_count_is_one_sentence_before_an_earlier_synth_is_touched(tmp_path, monkeypatch, capsys):
+    from rgbd_vae_training.cli import main as cli
+    from rgbd_vae_training.synth.generate import is_complete
+
+    settings = {"scenes": 1, "frames": 1, "seed": 0, "width": 32, "height": 24}
+    assert cli(["synth", "--layout", "nyu-raw", "--out", str(tmp_path), "--scenes", "1", "--frames", "1",
+                "--width", "32", "--height", "24"]) == 0
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    monkeypatch.setenv("RGBD_VAE_SYNTH_WORKERS", "many")
+    capsys.readouterr()
+    assert cli(["synth", "--layout", "nyu-raw", "--out", str(tmp_path), "--scenes", "2", "--frames", "1",
+                "--width", "32", "--height", "24"]) == 1
+    err = capsys.readouterr().err
+    assert "RGBD_VAE_SYNTH_WORKERS is 'many'; expected a whole number of worker processes" in err
+    assert "Traceback" not in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert is_complete(tmp_path, "nyu-raw", **settings)  # the earlier synth is still whole and marked
