@@ -59,8 +59,8 @@ class ELBOLoss:
     there): ``validity_weight`` times its binary cross-entropy against the depth's validity, summed over
     pixels like the squared error (``recon_validity``), so the runtime can drop decoded depth where the
     frame had none (SPEC §4.2). It is computed from the channel's value before the tanh (``out``'s
-    ``recon_logits``, which every VAE's forward returns), so a confidently wrong pixel keeps its
-    gradient where the tanh has saturated."""
+    ``recon_logits``, which every VAE's forward returns and such an ``out`` must have), so a
+    confidently wrong pixel keeps its gradient where the tanh has saturated."""
 
     beta: float = 1.0
     warmup_steps: int = 0
@@ -105,8 +105,10 @@ class ELBOLoss:
             terms = {"recon_rgb": rgb, "recon_depth": depth}
             if recon_out.shape[1] == 5:
                 readings = valid[:, 3:4] if valid is not None else torch.ones_like(target[:, 3:4], dtype=torch.bool)
-                logits = (out["recon_logits"][:, 4:5].float() if "recon_logits" in out
-                          else torch.atanh(recon_out[:, 4:5].clamp(-1 + 1e-6, 1 - 1e-6)))  # a model without them
+                if "recon_logits" not in out:  # from the tanh's values its gradient would vanish where it saturates
+                    raise ValueError("a VAE that decodes depth validity must return 'recon_logits' (its decoded "
+                                     "values before the tanh) beside 'recon', as VAE.forward does")
+                logits = out["recon_logits"][:, 4:5].float()
                 validity = validity_cross_entropy(logits, readings).flatten(1).sum(dim=1).mean()
                 recon = recon + self.validity_weight * validity
                 terms["recon_validity"] = validity
@@ -126,7 +128,8 @@ def validity_cross_entropy(logits: torch.Tensor, valid: torch.Tensor) -> torch.T
     """Per-pixel binary cross-entropy of a decoded validity channel against the bool ``valid``, from
     its values before the tanh: the channel v = tanh(x) says probability (v + 1) / 2 = sigmoid(2x).
     From x rather than from v, its gradient 2 (sigmoid(2x) - valid) does not vanish where tanh has
-    rounded to ±1 (float32 beyond |x| ≈ 9, bfloat16 and float16 under autocast beyond about 3)."""
+    rounded to ±1 (beyond |x| ≈ 9 in float32, 4.5 in float16 and 3.5 in bfloat16 under autocast;
+    the form before, from v clamped to 1e-6 of the ends, lost it beyond |x| ≈ 6.9 in float32)."""
     import torch.nn.functional as F
 
     return F.binary_cross_entropy_with_logits(2 * logits.float(), valid.float(), reduction="none")

@@ -1,7 +1,7 @@
 """The model zoo (SPEC §5): pure torch, selected by name, each with a dataclass config.
 
 >>> model = build_model("conv_vae", {"latent_dim": 64})
->>> out = model(x)  # {"recon", "mu", "logvar"}; depth models return {"depth"}
+>>> out = model(x)  # {"recon", "recon_logits", "mu", "logvar"}; depth models return {"depth"}
 """
 
 from . import conv_vae, fc_vae, resnet_vae, unet_depth, vgg_vae  # noqa: F401  (registration)

@@ -84,8 +84,8 @@ class VAE(nn.Module):
 
     ``forward`` samples z while training and uses mu in eval mode, so inference is deterministic.
     It also returns ``recon_logits``: a loss on a channel that saturates (the decoded depth's
-    validity) takes its gradient from them, where the tanh's would be 0 (in float32 beyond about
-    ±9, in bfloat16 or float16 beyond about ±3).
+    validity) takes its gradient from them, where the tanh's would be 0 (tanh rounds to ±1 beyond
+    about ±9 in float32, ±4.5 in float16 and ±3.5 in bfloat16).
     """
 
     kind = "vae"
@@ -113,5 +113,9 @@ class VAE(nn.Module):
         z = reparameterize(mu, logvar) if self.training else mu
         if self.training and self.train_quantiser_bits and len(mu) > 1:
             z = z + quantiser_noise(mu, self.train_quantiser_bits)
-        logits = self.decode_logits(z if decode is None else z[:decode])
+        return self.outputs(self.decode_logits(z if decode is None else z[:decode]), mu, logvar)
+
+    @staticmethod
+    def outputs(logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What ``forward`` returns: the decoded values (their tanh) and before the tanh, and the code."""
         return {"recon": torch.tanh(logits), "recon_logits": logits, "mu": mu, "logvar": logvar}

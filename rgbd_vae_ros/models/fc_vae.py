@@ -66,8 +66,7 @@ class FCVAE(VAE):
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x, label)
         z = reparameterize(mu, logvar) if self.training else mu
-        logits = self.decode_logits(z, label)
-        return {"recon": torch.tanh(logits), "recon_logits": logits, "mu": mu, "logvar": logvar}
+        return self.outputs(self.decode_logits(z, label), mu, logvar)
 
 
 register_model("cvae", CVAEConfig)(FCVAE)

@@ -92,7 +92,8 @@ def test_bench_conversion_reports_every_case_and_writes_json(tmp_path):
 @pytest.mark.slow
 def test_bench_training_reports_samples_per_second_per_model(tmp_path):
     out = tmp_path / "training.json"
-    result = run_cli("bench", "training", "--models", "fc_vae", "cvae", "--runs", "2", "--batch", "4", "--json", str(out))
+    result = run_cli("bench", "training", "--models", "fc_vae", "cvae", "--runs", "2", "--batch", "4", "--device", "cpu",
+                     "--json", str(out))
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["results"]
     # on the CPU each model in the layout train uses (channels last) and, beside it, contiguous
@@ -105,7 +106,7 @@ def test_bench_training_reports_samples_per_second_per_model(tmp_path):
     # a model whose loss is its own (mff_depth's mask term) is timed with that loss
     from rgbd_vae_training.bench.training import bench_training
 
-    rows = bench_training(["mff_depth"], batch=1, steps=1)
+    rows = bench_training(["mff_depth"], batch=1, steps=1, device="cpu")
     assert [(r["model"], r["layout"]) for r in rows] == [("mff_depth", "channels_last"), ("mff_depth", "contiguous")]
     assert all(r["step_ms"] > 0 for r in rows)
     bad = run_cli("bench", "training", "--models", "nope")

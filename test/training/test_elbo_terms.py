@@ -45,9 +45,9 @@ def test_the_decoded_validity_channel_is_scored_against_where_the_depth_had_read
     # undecided (0: probability one half) costs log 2 a pixel, whatever the truth
     assert validity_cross_entropy(torch.zeros(3), torch.tensor([True, False, True])).tolist() == pytest.approx(
         [math.log(2)] * 3)
-    # a model without recon_logits: scored from the tanh's values, the same where they have not saturated
-    assert ELBOLoss(beta=0.0, validity_weight=2.0)(_out(torch.tanh(logits), torch.zeros(1, 2)), target, valid, 0)[
-        "recon_validity"].item() == pytest.approx(right["recon_validity"].item(), rel=1e-3)
+    # outputs without the values before the tanh: refused, not scored where the gradient would vanish
+    with pytest.raises(ValueError, match="must return 'recon_logits'"):
+        ELBOLoss(beta=0.0, validity_weight=2.0)(_out(torch.tanh(logits), torch.zeros(1, 2)), target, valid, 0)
     with pytest.raises(ValueError, match="validity_weight must be positive"):
         ELBOLoss(validity_weight=0.0)
 
@@ -77,6 +77,7 @@ def test_a_confidently_wrong_validity_keeps_its_gradient_where_the_tanh_has_satu
     terms["recon_validity"].backward()
     pixels = 64 * 64
     assert last.bias.grad[4].item() == pytest.approx(2 * pixels, rel=0.02)  # per sample: 2 per pixel
+
 def test_depth_weight_leaves_rgb_only_models_and_masked_depth_alone():
     rgb_target, rgb_recon = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     out = _out(rgb_recon, torch.zeros(1, 2))

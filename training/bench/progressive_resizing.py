@@ -27,7 +27,7 @@ from rgbd_vae_ros.files import atomic_write_text
 
 from ..evaluate import evaluate
 from ..train.config import load_config
-from ..train.loop import resize_batch, train
+from ..train.loop import resize_batch, to_training_layout, train
 from ..train.tasks import make_task, open_samples
 from .timing import time_call
 
@@ -44,7 +44,7 @@ def step_seconds(config_name: str, overrides: list[str], data: str, size: tuple[
     batch = {k: torch.stack([dataset[i][k] for i in range(config.train.batch_size)]) for k in ("rgb", "depth", "valid")}
     prepared = resize_batch(task.prepare(batch, torch.device("cpu")), size)
     torch.manual_seed(0)
-    model = build_model(config.model_name, config.model).train()
+    model = to_training_layout(build_model(config.model_name, config.model), torch.device("cpu")).train()  # as train runs it
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr)
 
     def step():

@@ -27,7 +27,7 @@ def bench_training(names: list[str] | None = None, batch: int = 8, steps: int = 
     """One row per model at its default configuration and memory layout. On the CPU each model is
     timed in the layout ``train`` uses (channels last) and, side by side, contiguous: the two take
     turns step by step, so both see the same load."""
-    from ..train.config import MODEL_LOSSES, TASKS
+    from ..train.config import loss_class
     from ..train.loop import autocast_for, optimizer_step, to_training_layout, training_layout
     from ..train.tasks import DepthTask, VAETask
 
@@ -39,7 +39,7 @@ def bench_training(names: list[str] | None = None, batch: int = 8, steps: int = 
         for layout in layouts:
             torch.manual_seed(0)
             model = to_training_layout(build_model(name), dev, layout).train()
-            loss = MODEL_LOSSES.get(name, TASKS[model.kind])()  # the model's own loss where it has one
+            loss = loss_class(name, model.kind)()
             task = DepthTask(model.config, loss, 10.0) if model.kind == "depth" else VAETask(model.config, loss, 10.0)
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
             runs.append((layout, model, task, task.prepare(_random_batch(model, batch), dev), optimizer, []))

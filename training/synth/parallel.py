@@ -35,7 +35,7 @@ def available_cpus() -> int:
     limit = os.environ.get(WORKERS_ENV, "").strip()
     if not limit:
         return cpus
-    if not limit.isdigit() or int(limit) < 1:  # a typo is not "as many as there are CPUs"
+    if not (limit.isascii() and limit.isdigit()) or int(limit) < 1:  # a typo is not "as many as there are CPUs"
         raise ValueError(f"{WORKERS_ENV} is {limit!r}; expected a whole number of worker processes, 1 or more "
                          "(unset: one per CPU)")
     return min(cpus, int(limit))

@@ -28,6 +28,11 @@ from ..losses import DepthLoss, ELBOLoss, MFFDepthLoss
 
 TASKS = {"vae": ELBOLoss, "depth": DepthLoss}
 MODEL_LOSSES = {"mff_depth": MFFDepthLoss}  # models whose loss is their own, not their task's
+
+
+def loss_class(model_name: str, task: str) -> type:
+    """The loss a model trains with: its own (:data:`MODEL_LOSSES`) or its task's."""
+    return MODEL_LOSSES.get(model_name, TASKS[task])
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -237,7 +242,7 @@ def config_from_values(values: dict[str, Any]) -> RunConfig:
     is_depth_model = hasattr(model, "input_height")
     if is_depth_model != (task == "depth"):
         raise ConfigError(f"model {name!r} cannot be trained as task {task!r}")
-    loss_cls = MODEL_LOSSES.get(name, TASKS[task])
+    loss_cls = loss_class(name, task)
     sections = {"train": (TrainSettings, values.get("train")), "loss": (loss_cls, values.get("loss"))}
     built = {}
     for section, (cls, section_values) in sections.items():

@@ -341,7 +341,7 @@ def training_layout(device: torch.device) -> torch.memory_format:
 def to_training_layout(model: torch.nn.Module, device: torch.device,
                        layout: torch.memory_format | None = None) -> torch.nn.Module:
     """``model`` on ``device``, its 4-D weights in ``layout`` (default :func:`training_layout`)."""
-    return model.to(device=device, memory_format=layout or training_layout(device))
+    return model.to(device=device, memory_format=training_layout(device) if layout is None else layout)
 
 
 def _build(config: RunConfig, device: torch.device, resume: bool = False):

@@ -91,7 +91,9 @@ class VAETask:
             return model(prepared["input"], decode=decode)
         else:
             out = model(prepared["input"])
-        return out if decode is None else {**out, "recon": out["recon"][:decode]}
+        # the decoded outputs of the first ``decode`` inputs only, as VAE.forward gives them
+        return out if decode is None else {**out, "recon": out["recon"][:decode],
+                                           "recon_logits": out["recon_logits"][:decode]}
 
     def loss(self, out: dict, prepared: dict, step: int) -> dict:
         return self.loss_fn(out, prepared["target"], prepared["valid"], step)

@@ -117,7 +117,7 @@ def test_exported_onnx_carries_its_metadata_and_onnx_runtime_equals_torch(export
     eager.close()
 
 
-@pytest.mark.slow  # trains for about a minute on 2 cores
+@pytest.mark.slow  # trains 600 steps: about 100 s on one core
 def test_tiny_fast_depth_learns_and_beats_the_mean_depth_baseline_on_held_out_frames(tmp_path, learning_data):
     from rgbd_vae_training.evaluate import evaluate
     from rgbd_vae_training.train.config import load_config

@@ -56,6 +56,9 @@ def test_default_model_output_shapes_and_ranges(name):
         assert out["depth"].abs().max() <= 1
         return
     assert set(out) == {"recon", "recon_logits", "mu", "logvar"}
+    # the tanh is the VAE's, after decode_logits: one inside a decoder would be applied twice and
+    # leave recon_logits in [-1, 1], where the validity loss's gradient vanishes again
+    assert not any(isinstance(m, torch.nn.Tanh) for m in model.modules())
     assert out["recon"].shape == (2, c.out_channels, c.image_size, c.image_size)
     assert out["recon"].abs().max() <= 1  # tanh: the shared [-1, 1] range
     assert torch.equal(out["recon"], torch.tanh(out["recon_logits"]))  # the values before it, for the loss

@@ -189,15 +189,21 @@ def test_the_views_are_encoded_but_not_decoded_in_the_one_forward_pass():
     with torch.no_grad():
         whole = task.forward(model, {"input": x, "label": None})
         batch_only = task.forward(model, {"input": x, "label": None}, decode=2)
-    assert batch_only["recon"].shape == (2, 5, 32, 32) and batch_only["mu"].shape == (5, 8)
+    assert batch_only["recon"].shape == batch_only["recon_logits"].shape == (2, 5, 32, 32)
+    assert batch_only["mu"].shape == (5, 8)
     torch.testing.assert_close(batch_only["recon"], whole["recon"][:2])
     torch.testing.assert_close(batch_only["mu"], whole["mu"])
     # a VAE with a forward of its own decodes everything and hands back the first ones' decodes
-    fc = make_task(load_config("fc_vae", ["model.image_size=8", "model.latent_dim=4", "model.hidden=[16]"]))
+    # (an RGB-D one: the decoded validity's loss takes the values before the tanh of those same frames)
+    fc = make_task(load_config("fc_vae", ["model.image_size=8", "model.latent_dim=4", "model.hidden=[16]",
+                                          "model.mode=rgbd"]))
     model = build_model("fc_vae", fc.config).eval()
+    prepared = {"input": torch.zeros(5, 4, 8, 8), "label": None}
     with torch.no_grad():
-        out = fc.forward(model, {"input": torch.zeros(5, 3, 8, 8), "label": None}, decode=3)
-    assert out["recon"].shape[0] == 3 and out["mu"].shape[0] == 5
+        out = fc.forward(model, prepared, decode=3)
+    assert out["recon"].shape[0] == out["recon_logits"].shape[0] == 3 and out["mu"].shape[0] == 5
+    target, valid = torch.zeros(3, 4, 8, 8), torch.ones(3, 4, 8, 8, dtype=torch.bool)
+    assert torch.isfinite(fc.loss(out, {"target": target, "valid": valid}, 0)["recon_validity"])
 
 
 def test_about_half_the_batch_takes_a_views_missing_depth_and_is_not_scored_there(walk):
