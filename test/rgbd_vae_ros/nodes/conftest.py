@@ -1,4 +1,10 @@
-"""An in-process harness: the node under test and a probe node spun by one executor thread."""
+"""An in-process harness: the node under test and a probe node spun by one executor thread.
+
+A single-threaded executor, as the nodes' ``main`` spins them: a node that subscribes again
+(``reliable_input: auto`` follows a new publisher's reliability from its diagnostics timer) destroys
+a subscription inside a callback, and in rclpy's multi-threaded executor that races the thread
+building the next wait set (``InvalidHandle: cannot use Destroyable because destruction was
+requested`` ends the spin thread, and the test waits for messages no one delivers)."""
 
 import shutil
 import threading
@@ -9,11 +15,11 @@ import pytest
 
 class Harness:
     def __init__(self, context):
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
 
         self.context = context
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.probe = Node("probe", context=context)
         self.executor.add_node(self.probe)
         self.received: dict[str, list] = {}
