@@ -13,6 +13,7 @@ from collections import OrderedDict
 import numpy as np
 
 __all__ = [
+    "DECODED_READING_MIN",
     "colorize_depth",
     "decoded_planes",
     "depth_from_unit_range",
@@ -59,6 +60,11 @@ def depth_from_unit_range(depth_unit: np.ndarray, max_depth_m: float) -> np.ndar
     return ((clipped + 1.0) * np.float32(max_depth_m / 2.0)).astype(np.float32, copy=False)
 
 
+# A decoded depth validity channel (tanh, [-1, 1]) at or above this says the encoded frame had a reading
+# there: probability (v + 1) / 2 of at least one half.
+DECODED_READING_MIN = 0.0
+
+
 def decoded_planes(recon: np.ndarray, max_depth_m: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """A VAE decoder's output (C, h, w) in [-1, 1] (RGB; RGB, depth, depth validity) as uint8 RGB (h, w, 3),
     depth in metres (h, w) with NaN where the validity channel is below 0 (the frame had no reading
@@ -67,7 +73,7 @@ def decoded_planes(recon: np.ndarray, max_depth_m: float) -> tuple[np.ndarray, n
     rgb_u8 = rgb_from_unit_range(np.moveaxis(recon[:3], 0, -1))
     if recon.shape[0] < 5:
         return rgb_u8, None, None
-    valid = np.asarray(recon[4]) >= 0.0
+    valid = np.asarray(recon[4]) >= DECODED_READING_MIN
     return rgb_u8, np.where(valid, depth_from_unit_range(recon[3], max_depth_m), np.float32(np.nan)), valid
 
 

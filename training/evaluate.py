@@ -194,22 +194,21 @@ def depth_predictor(model, max_depth_m: float, with_mask: bool = False):
     to (metres, mask probability (B, H, W)) for a model with a validity mask."""
     import torch
 
+    from rgbd_vae_ros.models.parts import DepthPart
     from rgbd_vae_ros.processing import depth_from_unit_range, rgb_to_unit_range
 
     if model.kind == "vae" and model.config.mode != "rgb2rgbd":
         raise ValueError(f"a {model.config.mode!r} VAE does not estimate depth from RGB; "
                          "evaluate it with 'eval vae' or train an rgb2rgbd / depth model")
 
+    part = DepthPart(model)  # what the exported depth part computes: depth, and the mask where there is one
+
     def predict(rgb_u8: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(rgb_to_unit_range(rgb_u8)).permute(0, 3, 1, 2)  # (B, 3, H, W)
         with torch.no_grad():
-            out = model(x)
-        if "depth" in out:
-            unit, mask = out["depth"][:, 0], torch.sigmoid(out["mask"][:, 0]) if "mask" in out else None
-        else:  # rgb2rgbd
-            unit, mask = out["recon"][:, 3], (out["recon"][:, 4] + 1) / 2
-        depth_m = depth_from_unit_range(unit.numpy(), max_depth_m)
-        return (depth_m, mask.numpy()) if with_mask else depth_m
+            outputs = part(x)  # (B, 1, H, W) each
+        depth_m = depth_from_unit_range(outputs[0][:, 0].numpy(), max_depth_m)
+        return (depth_m, outputs[1][:, 0].numpy()) if with_mask else depth_m
 
     return predict
 

@@ -63,6 +63,7 @@ def test_a_confidently_wrong_validity_keeps_its_gradient_where_the_tanh_has_satu
     from rgbd_vae_training.train.config import load_config
 
     config = load_config("tiny_vae")
+    torch.manual_seed(0)
     model = build_model(config.model_name, config.model).train()
     last = model.decoder.layers[-1]  # the conv that makes the 5 channels, before the tanh
     x = torch.zeros(2, 4, 64, 64)

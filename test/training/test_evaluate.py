@@ -190,3 +190,31 @@ def test_the_mean_image_is_the_mean_of_the_training_frames_at_the_first_ones_siz
     assert mean.dtype == np.uint8 and mean.shape == (4, 6, 3) and np.all(mean == 50)
     with pytest.raises(ValueError, match="no training frames for the mean-image baseline"):
         mean_image([])
+
+
+def test_depth_predictor_gives_each_models_metres_and_mask_as_its_forward_pass_does():
+    """eval depth's predictions: an rgb2rgbd VAE's decoded depth channel and its decoded validity as
+    the mask probability, a plain depth model's depth and no mask, from RGB uint8 at the model size."""
+    import torch
+
+    from rgbd_vae_ros.models import build_model
+    from rgbd_vae_ros.processing import depth_from_unit_range
+    from rgbd_vae_training.evaluate import depth_predictor
+
+    torch.manual_seed(0)
+    rgb_u8 = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    x = torch.from_numpy(rgb_u8).permute(0, 3, 1, 2).float() / 127.5 - 1
+    vae = build_model("rgb2rgbd", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]}).eval()
+    depth_m, mask = depth_predictor(vae, 10.0, with_mask=True)(rgb_u8)
+    with torch.no_grad():
+        recon = vae(x)["recon"].numpy()
+    np.testing.assert_allclose(depth_m, depth_from_unit_range(recon[:, 3], 10.0), atol=1e-5)
+    np.testing.assert_allclose(mask, (recon[:, 4] + 1) / 2, atol=1e-6)
+    assert depth_m.shape == mask.shape == (2, 32, 32)
+    unet = build_model("unet_depth", {"input_height": 32, "input_width": 32, "widths": [4, 8]}).eval()
+    plain = depth_predictor(unet, 10.0)(rgb_u8)
+    with torch.no_grad():
+        expected = depth_from_unit_range(unet(x)["depth"][:, 0].numpy(), 10.0)
+    np.testing.assert_allclose(plain, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="does not estimate depth from RGB"):
+        depth_predictor(build_model("conv_vae", {"image_size": 32, "latent_dim": 8, "widths": [8, 16, 16]}), 10.0)

@@ -33,6 +33,8 @@ MODEL_LOSSES = {"mff_depth": MFFDepthLoss}  # models whose loss is their own, no
 def loss_class(model_name: str, task: str) -> type:
     """The loss a model trains with: its own (:data:`MODEL_LOSSES`) or its task's."""
     return MODEL_LOSSES.get(model_name, TASKS[task])
+
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 

@@ -332,9 +332,10 @@ def _check_resume_schedule(path: Path, schedule) -> None:
 def training_layout(device: torch.device) -> torch.memory_format:
     """The memory layout a model trains in on ``device``: channels last on the CPU, where oneDNN's
     convolutions then run on NHWC forward and backward (each convolution's output follows its
-    weight's layout, so the inputs need no conversion): a step of the demo's models takes 30-40 %
-    less time on 2 cores (``rgbd-vae bench training`` times both side by side; docs/benchmarks.md,
-    "Training throughput"). Contiguous on CUDA, where it has not been measured."""
+    weight's layout, so the inputs need no conversion): a step of the default convolutional models
+    takes 8-28 % less time on 2 cores, of the demo's tiny ones 30-40 % (``rgbd-vae bench training``
+    times both side by side; docs/benchmarks.md, "Training throughput"). Contiguous on CUDA, where
+    it has not been measured."""
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rgbd_vae_ros.processing import colorize_depth, depth_from_unit_range, rgb_from_unit_range
+from rgbd_vae_ros.processing import DECODED_READING_MIN, colorize_depth, depth_from_unit_range, rgb_from_unit_range
 
 from ..figures import depth_scale_m
 
@@ -115,7 +115,7 @@ class VAETask:
         columns = [_rgb_tiles(target[:, :3]), _rgb_tiles(recon[:, :3])]
         if target.shape[1] == 4:
             true_m = _depth_m(target[:, 3:], self.max_depth_m, prepared["valid"][:count, 3:])
-            decoded_m = _depth_m(recon[:, 3:4], self.max_depth_m, recon[:, 4:5] >= 0)  # black where decoded as none
+            decoded_m = _depth_m(recon[:, 3:4], self.max_depth_m, recon[:, 4:5] >= DECODED_READING_MIN)  # black: none
             columns += _depth_columns(true_m, decoded_m, self.max_depth_m)
         return [list(row) for row in zip(*columns)]
 
