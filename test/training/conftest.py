@@ -18,6 +18,15 @@ def nyu_raw_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def nyu_raw_rooms(tmp_path_factory):
+    """Seven one-room scenes of 2 frames: 3 rooms in the test split, 4 in the training split, of which
+    train.validation_share=0.25 holds 1 back to validate on (6 frames train, 2 validate)."""
+    out = tmp_path_factory.mktemp("nyu_raw_rooms")
+    write_nyu_raw(out, scenes=7, frames=2, seed=7, **SMALL)
+    return out
+
+
+@pytest.fixture(scope="session")
 def nyu_mat_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("nyu_mat")
     write_nyu_mat(out, scenes=3, frames=2, seed=7, **SMALL)

@@ -147,7 +147,7 @@ def nyu_mat_sequence(mat_file: str | os.PathLike, split: str | None = None, scen
     indices = list(range(len(reader)))
     if scene:
         names = reader.frame_scenes or []
-        indices = [i for i in indices if names and names[int(reader.indices[i])] == scene]
+        indices = [i for i in indices if names and names[i] == scene]
         if not indices:
             raise DataError(f"{str(mat_file)!r} has no frames of scene {scene!r}")
 

@@ -76,6 +76,11 @@ class DenseDepthNYU(FrameReader):
                 _check_inside(name, CSV_NAMES[split], number)
         self.rows = rows
 
+    @property
+    def frame_scenes(self) -> list[str]:
+        """The scene folder of each frame's RGB file ('' where the CSV names a file at the top)."""
+        return [_scene_of(rgb_name) for rgb_name, _ in self.rows]
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -98,6 +103,9 @@ class DenseDepthNYU(FrameReader):
         else:
             depth = depth_raw.astype(np.float32) / 1000.0
         depth[depth <= 0] = np.nan
-        scene = rgb_name.split("/")[-2] if "/" in rgb_name else ""
-        return RGBDFrame(np.ascontiguousarray(rgb[:, :, :3]), depth, scene=scene)
+        return RGBDFrame(np.ascontiguousarray(rgb[:, :, :3]), depth, scene=_scene_of(rgb_name))
+
+
+def _scene_of(rgb_name: str) -> str:
+    return rgb_name.split("/")[-2] if "/" in rgb_name else ""
 

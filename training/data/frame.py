@@ -32,3 +32,28 @@ class FrameReader:
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+
+def frame_scenes_of(reader) -> list[str] | None:
+    """The scene of each of ``reader``'s frames, without reading them; None where the reader does not
+    know its frames' scenes (MNIST, an image folder) or some frame has none."""
+    scenes = getattr(reader, "frame_scenes", None)
+    return list(scenes) if scenes is not None and all(scenes) else None
+
+
+class FrameSubset(FrameReader):
+    """The frames ``indices`` of ``reader``, in that order (the training frames not held back to validate on)."""
+
+    def __init__(self, reader, indices):
+        self.reader, self.indices = reader, [int(i) for i in indices]
+
+    @property
+    def frame_scenes(self) -> list[str] | None:
+        scenes = frame_scenes_of(self.reader)
+        return None if scenes is None else [scenes[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> RGBDFrame:
+        return self.reader[self.indices[index]]

@@ -79,7 +79,7 @@ class NYULabeled(FrameReader):
                 raise DataError(f"{str(self.path)!r} has images {images.shape} and depths {depths.shape}; expected "
                                 "(N, 3, W, H) and (N, W, H) as h5py shows MATLAB's 480x640x3xN and 480x640xN")
             count = images.shape[0]
-            self.frame_scenes = _read_scenes(h5, count)
+            self.all_scenes = _read_scenes(h5, count)  # of every frame in the file, or None
         self.depth_key = "rawDepths" if raw_depth else "depths"
         self.indices = np.arange(count)
         if split is not None:
@@ -94,12 +94,17 @@ class NYULabeled(FrameReader):
         self._h5 = None
 
     def _check_scenes_disjoint(self, train: np.ndarray, test: np.ndarray) -> None:
-        if self.frame_scenes is None:
+        if self.all_scenes is None:
             return
-        shared = {self.frame_scenes[i] for i in train} & {self.frame_scenes[i] for i in test}
+        shared = {self.all_scenes[i] for i in train} & {self.all_scenes[i] for i in test}
         if shared:
             raise DataError(f"scenes {sorted(shared)[:3]} are in both the train and the test split; "
                             "expected a split by scene")
+
+    @property
+    def frame_scenes(self) -> list[str] | None:
+        """The scene of each frame of this reader (of its split), or None where the file names none."""
+        return None if self.all_scenes is None else [self.all_scenes[i] for i in self.indices]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -111,7 +116,7 @@ class NYULabeled(FrameReader):
         rgb = np.ascontiguousarray(self._h5["images"][i].transpose(2, 1, 0))  # (3, W, H) -> (H, W, 3)
         depth = np.ascontiguousarray(self._h5[self.depth_key][i].T).astype(np.float32)
         depth[~(depth > 0)] = np.nan  # NYU marks missing readings with 0
-        scene = self.frame_scenes[i] if self.frame_scenes else ""
+        scene = self.all_scenes[i] if self.all_scenes else ""
         return RGBDFrame(rgb, depth, scene=scene)
 
 

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
                "last_loss": result.losses[-1] if result.losses else None,
                "samples_per_s": round(result.samples_per_s, 2), "checkpoint": str(result.checkpoint),
                "best": str(result.best) if result.best else None,
+               "frames": {"train": result.train_frames, "validation": result.validation_frames},
                "validation": result.validation[-1] if result.validation else None}
     print(json.dumps(summary))
     return 0

@@ -72,7 +72,11 @@ class TrainSettings:
     lr_schedule: str = "cosine"
     warmup_steps: int = 0
     min_lr: float = 0.0
-    validate: bool = True  # a pass over the held-out split after each epoch; best.pt keeps the best
+    # a pass over the validation frames after each epoch; best.pt keeps the best. Those frames are
+    # validation_share of the training split's rooms (frames, where a data set has no rooms), held back
+    # from training; the test split never chooses a model (it is for rgbd-vae eval)
+    validate: bool = True
+    validation_share: float = 0.1
     validate_every: int = 1  # epochs between those passes (and after the last step)
     # progressive resizing: [[epoch, [height, width]], ...], each size from its epoch on; the first
     # entry at epoch 0, epochs rising, the last size the model's input size (see resize_schedule)
@@ -102,6 +106,9 @@ class TrainSettings:
             raise ValueError(f"place_rooms must be at least 2, got {self.place_rooms}")
         if not 0 <= self.depth_holes <= 1:
             raise ValueError(f"depth_holes is a share of the frames, from 0 to 1, got {self.depth_holes}")
+        if not 0 <= self.validation_share < 1:
+            raise ValueError(f"validation_share is a share of the training rooms, at least 0 and below 1, "
+                             f"got {self.validation_share}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
 

@@ -27,7 +27,7 @@ from ..data.detect import detect_layout
 from .config import RunConfig, resize_at
 from .geometry import training_geometry
 from .tasks import make_task, makes_depth_part, open_samples
-from .validation import VALIDATION_METRIC, lr_at, open_validation, validate
+from .validation import VALIDATION_METRIC, lr_at, split_off_validation, validate
 
 CHECKPOINT_NAME = "checkpoint.pt"  # the last epoch's: what --resume continues
 BEST_NAME = "best.pt"  # the epoch with the best validation metric so far
@@ -45,8 +45,10 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # per step, this run only
     samples_per_s: float = 0.0
     checkpoint: Path | None = None
-    best: Path | None = None  # None without a held-out split
+    best: Path | None = None  # None without validation frames
     validation: list[dict] = field(default_factory=list)  # per epoch of this run: step and each loss term
+    train_frames: int = 0  # of the training split, trained on
+    validation_frames: int = 0  # of the training split, held back to validate on (train.validation_share)
 
 
 @dataclass
@@ -176,7 +178,8 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
     torch.manual_seed(settings.seed)
 
     task = make_task(config)
-    dataset = open_samples(task, data, "train", settings.augment, settings.seed, settings.cache_frames)
+    train_frames, held_frames = split_off_validation(data, settings)
+    dataset = open_samples(task, data, "train", settings.augment, settings.seed, settings.cache_frames, train_frames)
     steps_per_epoch = len(dataset) // (settings.batch_size * dist.world_size)
     if steps_per_epoch == 0:
         raise TrainingError(f"{str(data)!r} has {len(dataset)} training samples, fewer than one batch of "
@@ -188,7 +191,9 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
     if makes_depth_part(task):  # what the export's metadata says the model saw (SPEC §5)
         geometry = training_geometry(dataset.reader, *task.image_size(), settings.max_depth_m,
                                      settings.augment, f"{detect_layout(data)} data {str(data)!r}")
-    held_out = open_validation(task, data, settings) if dist.main else None
+    held_out = None
+    if held_frames and dist.main:
+        held_out = open_samples(task, data, "train", False, settings.seed, settings.cache_frames, held_frames)
     views = None
     if settings.place_data:  # the VAE's place term (loss.place_weight)
         from .place_pairs import PlacePairs
@@ -230,7 +235,8 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
 
     bar = tqdm(total=total_steps, initial=step, unit="step", disable=(not dist.main) if progress is None else not progress,
                desc=f"train {config.model_name}", dynamic_ncols=True)
-    result = TrainResult(steps=step, epochs=step // steps_per_epoch)
+    result = TrainResult(steps=step, epochs=step // steps_per_epoch, train_frames=len(dataset),
+                         validation_frames=len(held_frames))
     started, samples = time.perf_counter(), 0
     try:
         while step < total_steps:

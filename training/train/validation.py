@@ -1,5 +1,5 @@
 """What happens around the optimiser steps: the learning rate at each step, and the pass over the
-held-out split after each epoch that picks ``best.pt``."""
+validation frames (held back from the training split) after each epoch that picks ``best.pt``."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ import os
 import torch
 from torch.utils.data import DataLoader
 
-from ..data.errors import DataError
 from .config import TrainSettings
-from .tasks import TaskError, open_samples
 
 # The loss term that ranks checkpoints: the VAE's reconstruction (its total moves with the beta
 # warm-up, so epochs would not compare), the depth model's whole loss (fixed weights).
 VALIDATION_METRIC = {"vae": "recon", "depth": "loss"}
-# Layouts whose test split holds scenes the training split does not (an image folder has none).
-_HELD_OUT_LAYOUTS = ("nyu-mat", "nyu-raw", "densedepth", "mnist")
 
 
 def lr_at(settings: TrainSettings, step: int, schedule_steps: int) -> float:
@@ -30,17 +26,20 @@ def lr_at(settings: TrainSettings, step: int, schedule_steps: int) -> float:
     return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def open_validation(task, data: str | os.PathLike, settings: TrainSettings):
-    """The held-out samples, or None where validation is off or the data set has no held-out split
-    (an image folder; NYU raw data of a single scene)."""
-    from ..data.detect import detect_layout
+def split_off_validation(data: str | os.PathLike, settings: TrainSettings) -> tuple[list[int] | None, list[int]]:
+    """``(train, held)``: the frames of ``data``'s training split to train on (None: all of them) and
+    those held back to validate on and choose ``best.pt`` by (``train.validation_share`` of its rooms,
+    :func:`..data.splits.hold_out`; none where validation is off or the share rounds to no room). The
+    test split is never among them: it is for ``rgbd-vae eval`` only."""
+    from ..data.detect import open_dataset
+    from ..data.frame import frame_scenes_of
+    from ..data.splits import hold_out
 
-    if not settings.validate or detect_layout(data) not in _HELD_OUT_LAYOUTS:
-        return None
-    try:
-        return open_samples(task, data, "test", augment=False, seed=settings.seed, cache=settings.cache_frames)
-    except (TaskError, DataError):  # an empty test split: train without validation
-        return None
+    if not settings.validate or settings.validation_share == 0:
+        return None, []
+    reader = open_dataset(data, split="train")
+    kept, held = hold_out(frame_scenes_of(reader), len(reader), settings.validation_share)
+    return (kept, held) if held else (None, [])
 
 
 def validate(model, task, dataset, batch_size: int, device: torch.device, amp_context, step: int) -> dict[str, float]:

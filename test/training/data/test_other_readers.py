@@ -57,6 +57,7 @@ def test_densedepth_reads_metres_from_8_bit_train_and_16_bit_test(densedepth_dir
     np.testing.assert_allclose(train[1].depth_m, depth_m[1], atol=10 / 255 / 2 + 1e-6)
     np.testing.assert_allclose(test[1].depth_m, depth_m[1], atol=0.0005 + 1e-6)
     assert train[0].scene == "living_room_0001_out" and train[0].rgb_u8.shape == (12, 16, 3)
+    assert train.frame_scenes == ["living_room_0001_out"] * 2 and test.frame_scenes == [f.scene for f in test]
     assert detect_layout(path) == "densedepth"
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from rgbd_vae_training.data import DataError
 from rgbd_vae_training.data.detect import open_dataset
-from rgbd_vae_training.data.splits import room_of, split_scenes
+from rgbd_vae_training.data.splits import hold_out, room_of, split_scenes
 from rgbd_vae_training.synth.generate import scene_name
 
 
@@ -36,3 +36,41 @@ def test_a_one_room_folder_says_its_test_split_is_empty_and_reads_with_split_all
     with pytest.raises(DataError, match="one room.*test split is empty.*'all'"):
         open_dataset(tmp_path, split="test")
     assert len(open_dataset(tmp_path, split="train")) == len(open_dataset(tmp_path, split="all")) == 6
+
+
+def test_validation_frames_are_held_back_by_room_from_the_training_rooms():
+    scenes = [f"{kind}_{n:04d}{session}" for kind in ("kitchen", "bedroom") for n in range(20) for session in ("a", "b")]
+    frames = [s for s in scenes for _ in range(3)]  # 3 frames a scene
+    kept, held = hold_out(frames, len(frames), 0.1)
+    assert sorted(kept + held) == list(range(len(frames)))
+    held_rooms, kept_rooms = {room_of(frames[i]) for i in held}, {room_of(frames[i]) for i in kept}
+    assert len(held_rooms) == 4 and len(kept_rooms) == 36 and held_rooms.isdisjoint(kept_rooms)  # sessions together
+    assert len(held) == 4 * 2 * 3
+    # the choice depends on the rooms' names, not on the order the frames come in
+    reordered = list(reversed(frames))
+    assert {reordered[i] for i in hold_out(reordered, len(reordered), 0.1)[1]} == {frames[i] for i in held}
+    # and it is not the test split's ranking: the rooms held back are not simply the next in that order
+    assert hold_out(frames, len(frames), 0.5)[1] != sorted(i for i, f in enumerate(frames)
+                                                         if room_of(f) in {room_of(s) for s in split_scenes(scenes)["test"]})
+
+
+def test_frames_without_scenes_are_held_back_one_by_one():
+    kept, held = hold_out(None, 50, 0.1)
+    assert len(held) == 5 and sorted(kept + held) == list(range(50)) and held != list(range(5))
+    assert hold_out(None, 50, 0.1) == (kept, held)  # deterministic
+
+
+def test_no_validation_frames_where_the_share_rounds_to_no_room_or_the_frames_are_of_one_room():
+    assert hold_out(["a_1", "a_1", "b_2", "b_2"], 4, 0.1) == ([0, 1, 2, 3], [])  # 0.2 of a room
+    assert hold_out(["kitchen_0001a", "kitchen_0001b"], 2, 0.5) == ([0, 1], [])  # one room: none held back
+    assert hold_out(None, 4, 0.0) == ([0, 1, 2, 3], [])
+    for share in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="at least 0 and below 1"):
+            hold_out(None, 4, share)
+
+
+def test_each_reader_names_its_frames_scenes_without_reading_them(nyu_raw_dir, nyu_mat_dir):
+    for path in (nyu_raw_dir, nyu_mat_dir):
+        for split in ("train", "test"):
+            reader = open_dataset(path, split=split)
+            assert reader.frame_scenes == [frame.scene for frame in reader] and all(reader.frame_scenes)

@@ -13,9 +13,10 @@ from rgbd_vae_training.cli import main as cli
 from rgbd_vae_training.train.config import load_config
 from rgbd_vae_training.train.loop import TrainingError, train
 
-# conv_vae small enough for a step in milliseconds; 6 training frames -> 3 steps of 2 per epoch
+# conv_vae small enough for a step in milliseconds; of nyu_raw_rooms' 4 training rooms one is held back
+# to validate on: 6 training frames -> 3 steps of 2 per epoch
 FAST = ["model.image_size=32", "model.widths=[8, 16, 16]", "model.latent_dim=8", "train.batch_size=2",
-        "train.epochs=2", "train.log_every=1"]
+        "train.epochs=2", "train.log_every=1", "train.validate=true", "train.validation_share=0.25"]
 
 
 def _config(*extra):
@@ -27,8 +28,8 @@ def _digest(path):
 
 
 @pytest.mark.slow
-def test_each_epoch_writes_one_checkpoint_that_rebuilds_the_model(nyu_raw_dir, tmp_path):
-    result = train(_config(), nyu_raw_dir, tmp_path, progress=False)
+def test_each_epoch_writes_one_checkpoint_that_rebuilds_the_model(nyu_raw_rooms, tmp_path):
+    result = train(_config(), nyu_raw_rooms, tmp_path, progress=False)
     assert result.steps == 6 and result.epochs == 2 and len(result.losses) == 6
     payload = load_checkpoint(result.checkpoint)
     assert payload["step"] == 6 and payload["model_name"] == "conv_vae"
@@ -48,11 +49,11 @@ def test_each_epoch_writes_one_checkpoint_that_rebuilds_the_model(nyu_raw_dir, t
 
 
 @pytest.mark.slow
-def test_resume_gives_the_same_parameters_as_training_straight_through(nyu_raw_dir, tmp_path):
-    straight = train(_config("train.max_steps=4"), nyu_raw_dir, tmp_path / "a", progress=False)
-    first = train(_config("train.max_steps=2"), nyu_raw_dir, tmp_path / "b", progress=False)
+def test_resume_gives_the_same_parameters_as_training_straight_through(nyu_raw_rooms, tmp_path):
+    straight = train(_config("train.max_steps=4"), nyu_raw_rooms, tmp_path / "a", progress=False)
+    first = train(_config("train.max_steps=2"), nyu_raw_rooms, tmp_path / "b", progress=False)
     assert first.steps == 2  # stopped inside the first epoch (3 steps)
-    resumed = train(_config("train.max_steps=4"), nyu_raw_dir, tmp_path / "b", resume=True, progress=False)
+    resumed = train(_config("train.max_steps=4"), nyu_raw_rooms, tmp_path / "b", resume=True, progress=False)
     assert resumed.steps == 4 and len(resumed.losses) == 2
     assert resumed.losses == pytest.approx(straight.losses[2:], rel=1e-5)
     a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
@@ -63,56 +64,56 @@ def test_resume_gives_the_same_parameters_as_training_straight_through(nyu_raw_d
 
 
 @pytest.mark.slow
-def test_same_seed_same_weights_other_seed_other_weights(nyu_raw_dir, tmp_path):
-    runs = [train(_config("train.epochs=1", f"train.seed={s}"), nyu_raw_dir, tmp_path / str(i), progress=False)
+def test_same_seed_same_weights_other_seed_other_weights(nyu_raw_rooms, tmp_path):
+    runs = [train(_config("train.epochs=1", f"train.seed={s}"), nyu_raw_rooms, tmp_path / str(i), progress=False)
             for i, s in enumerate((3, 3, 4))]
     weights = [load_checkpoint(r.checkpoint)["model"]["head.fc_mu.weight"] for r in runs]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
 
 
 @pytest.mark.slow
-def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(nyu_raw_dir, tmp_path):
-    good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(nyu_raw_rooms, tmp_path):
+    good = train(_config("train.epochs=1"), nyu_raw_rooms, tmp_path, progress=False)
     before = _digest(good.checkpoint)
     with pytest.raises(TrainingError, match="the last good checkpoint .* is kept"):
-        train(_config("train.epochs=3", "train.lr=1e38"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+        train(_config("train.epochs=3", "train.lr=1e38"), nyu_raw_rooms, tmp_path, resume=True, progress=False)
     assert _digest(good.checkpoint) == before
     assert load_checkpoint(good.checkpoint)["step"] == 3
 
 
-def test_resume_refuses_a_checkpoint_of_another_configuration(nyu_raw_dir, tmp_path):
-    train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+def test_resume_refuses_a_checkpoint_of_another_configuration(nyu_raw_rooms, tmp_path):
+    train(_config("train.epochs=1"), nyu_raw_rooms, tmp_path, progress=False)
     with pytest.raises(TrainingError, match="another configuration"):
-        train(_config("model.latent_dim=9"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+        train(_config("model.latent_dim=9"), nyu_raw_rooms, tmp_path, resume=True, progress=False)
     with pytest.raises(TrainingError, match="steps per epoch"):
-        train(_config("train.batch_size=1"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+        train(_config("train.batch_size=1"), nyu_raw_rooms, tmp_path, resume=True, progress=False)
     with pytest.raises(TrainingError, match="cannot resume: checkpoint .* does not exist"):
-        train(_config(), nyu_raw_dir, tmp_path / "empty", resume=True, progress=False)
+        train(_config(), nyu_raw_rooms, tmp_path / "empty", resume=True, progress=False)
 
 
 @pytest.mark.slow
-def test_init_weights_starts_from_a_checkpoints_weights_and_refuses_another_model(nyu_raw_dir, tmp_path):
-    source = train(_config("train.epochs=2"), nyu_raw_dir, tmp_path / "source", progress=False)
+def test_init_weights_starts_from_a_checkpoints_weights_and_refuses_another_model(nyu_raw_rooms, tmp_path):
+    source = train(_config("train.epochs=2"), nyu_raw_rooms, tmp_path / "source", progress=False)
     trained = dict(model_from_checkpoint(source.checkpoint).named_parameters())
     # a learning rate too small to move a weight visibly: what the run ends with is what it started from
     still = ["train.epochs=1", "train.lr=1e-12", "train.warmup_steps=0", "train.seed=1"]
-    started = train(_config(*still, f"train.init_weights={source.checkpoint}"), nyu_raw_dir, tmp_path / "a",
+    started = train(_config(*still, f"train.init_weights={source.checkpoint}"), nyu_raw_rooms, tmp_path / "a",
                     progress=False)
-    scratch = train(_config(*still), nyu_raw_dir, tmp_path / "b", progress=False)
+    scratch = train(_config(*still), nyu_raw_rooms, tmp_path / "b", progress=False)
     for name, value in model_from_checkpoint(started.checkpoint).named_parameters():
         torch.testing.assert_close(value, trained[name], rtol=0, atol=1e-8, msg=name)
     far = dict(model_from_checkpoint(scratch.checkpoint).named_parameters())
     assert not torch.allclose(far["head.fc_mu.weight"], trained["head.fc_mu.weight"])
     assert load_checkpoint(started.checkpoint)["step"] == 3  # its own steps: the source's optimiser is not taken
     with pytest.raises(TrainingError, match="train.init_weights: .* another configuration"):
-        train(_config("model.latent_dim=9", f"train.init_weights={source.checkpoint}"), nyu_raw_dir,
+        train(_config("model.latent_dim=9", f"train.init_weights={source.checkpoint}"), nyu_raw_rooms,
               tmp_path / "c", progress=False)
     with pytest.raises(TrainingError, match="train.init_weights: checkpoint .* does not exist"):
-        train(_config(f"train.init_weights={tmp_path / 'none.pt'}"), nyu_raw_dir, tmp_path / "d", progress=False)
+        train(_config(f"train.init_weights={tmp_path / 'none.pt'}"), nyu_raw_rooms, tmp_path / "d", progress=False)
 
 
 @pytest.mark.slow
-def test_cached_frames_with_loader_workers_train_exactly_as_reading_each_epoch(nyu_raw_dir, tmp_path, monkeypatch):
+def test_cached_frames_with_loader_workers_train_exactly_as_reading_each_epoch(nyu_raw_rooms, tmp_path, monkeypatch):
     from rgbd_vae_training.data.torch_dataset import RGBDDataset
 
     preloads, preload = [], RGBDDataset.preload
@@ -124,16 +125,16 @@ def test_cached_frames_with_loader_workers_train_exactly_as_reading_each_epoch(n
     monkeypatch.setattr(RGBDDataset, "preload", recorded)
     runs = []
     for cache in ("true", "false"):
-        runs.append(train(_config("train.num_workers=2", f"train.cache_frames={cache}"), nyu_raw_dir,
+        runs.append(train(_config("train.num_workers=2", f"train.cache_frames={cache}"), nyu_raw_rooms,
                           tmp_path / cache, progress=False))
         assert preloads == [(2, 6)]  # the 6 training frames, once, before the first epoch; none uncached
     assert len(runs[0].losses) == 6
     assert runs[0].losses == pytest.approx(runs[1].losses, rel=1e-6)
 
 
-def test_data_that_cannot_train_the_model_is_a_clear_error(nyu_raw_dir, tmp_path):
+def test_data_that_cannot_train_the_model_is_a_clear_error(nyu_raw_rooms, tmp_path):
     with pytest.raises(TrainingError, match="fewer than one batch"):
-        train(_config("train.batch_size=64"), nyu_raw_dir, tmp_path, progress=False)
+        train(_config("train.batch_size=64"), nyu_raw_rooms, tmp_path, progress=False)
     images = tmp_path / "images"
     images.mkdir()
     from PIL import Image
@@ -143,13 +144,14 @@ def test_data_that_cannot_train_the_model_is_a_clear_error(nyu_raw_dir, tmp_path
     with pytest.raises(TaskError, match="needs depth, but .* holds RGB only; use model.mode=rgb"):
         train(_config(), images, tmp_path / "out", progress=False)
     result = train(_config("model.mode=rgb"), images, tmp_path / "rgb", progress=False)  # and RGB-only works
-    assert result.steps == 4
-    assert result.best is None and result.validation == [] and not (tmp_path / "rgb" / "best.pt").exists()  # no held-out split
+    # an image folder has no rooms: a quarter of its 4 images is held back one by one to validate on
+    assert (result.train_frames, result.validation_frames) == (3, 1)
+    assert result.steps == 2 and [v["step"] for v in result.validation] == [1, 2] and result.best.exists()
 
 
 @pytest.mark.slow
-def test_cli_refuses_to_overwrite_a_run_and_names_the_way_out(nyu_raw_dir, tmp_path, capsys):
-    args = ["train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_dir), "--out", str(tmp_path), "--no-progress",
+def test_cli_refuses_to_overwrite_a_run_and_names_the_way_out(nyu_raw_rooms, tmp_path, capsys):
+    args = ["train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_rooms), "--out", str(tmp_path), "--no-progress",
             *FAST, "train.epochs=1"]
     assert cli(args) == 0
     assert '"steps": 3' in capsys.readouterr().out
@@ -157,15 +159,15 @@ def test_cli_refuses_to_overwrite_a_run_and_names_the_way_out(nyu_raw_dir, tmp_p
     assert "exists; pass --resume to continue it or choose another --out" in capsys.readouterr().err
     assert cli([*args, "--resume", "train.epochs=2"]) == 0
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6
-    assert cli(["train", "depth", "--config", "tiny_vae", "--data", str(nyu_raw_dir)]) == 1
+    assert cli(["train", "depth", "--config", "tiny_vae", "--data", str(nyu_raw_rooms)]) == 1
     assert "is for task 'vae', not 'depth'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_torchrun_trains_with_distributed_data_parallel_on_gloo(nyu_raw_dir, tmp_path):
+def test_torchrun_trains_with_distributed_data_parallel_on_gloo(nyu_raw_rooms, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-               "-m", "rgbd_vae_training.cli", "train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_dir),
+               "-m", "rgbd_vae_training.cli", "train", "vae", "--config", "tiny_vae", "--data", str(nyu_raw_rooms),
                "--out", str(tmp_path), "--no-progress", *FAST, "train.epochs=1"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -175,12 +177,12 @@ def test_torchrun_trains_with_distributed_data_parallel_on_gloo(nyu_raw_dir, tmp
 
 
 @pytest.mark.slow
-def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_dir, tmp_path, monkeypatch):
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_rooms, tmp_path, monkeypatch):
     import errno
 
     from rgbd_vae_training.train import loop
 
-    good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+    good = train(_config("train.epochs=1"), nyu_raw_rooms, tmp_path, progress=False)
     before = _digest(good.checkpoint)
 
     def save_until_the_disk_fills(payload, f):
@@ -190,17 +192,17 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_whole(nyu_raw_di
     monkeypatch.setattr(loop, "save_checkpoint", save_until_the_disk_fills)
     with pytest.raises(TrainingError, match="cannot write the checkpoint .* at step 6: the disk is full "
                                             r"\(No space left on device\); the previous checkpoint is kept"):
-        train(_config("train.epochs=2"), nyu_raw_dir, tmp_path, resume=True, progress=False)
+        train(_config("train.epochs=2"), nyu_raw_rooms, tmp_path, resume=True, progress=False)
     assert _digest(good.checkpoint) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
 
 
 @pytest.mark.slow
-def test_a_progress_bar_counts_the_steps_when_asked(nyu_raw_dir, tmp_path, capsys):
-    train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=True)
+def test_a_progress_bar_counts_the_steps_when_asked(nyu_raw_rooms, tmp_path, capsys):
+    train(_config("train.epochs=1"), nyu_raw_rooms, tmp_path, progress=True)
     err = capsys.readouterr().err
     assert "train conv_vae" in err and "3/3" in err
-    train(_config("train.epochs=1"), nyu_raw_dir, tmp_path / "quiet", progress=False)
+    train(_config("train.epochs=1"), nyu_raw_rooms, tmp_path / "quiet", progress=False)
     assert "train conv_vae" not in capsys.readouterr().err
 
 
@@ -218,11 +220,11 @@ def _train_cli(out, data, *extra, env=None, limit_file_bytes=None):
 
 
 @pytest.mark.slow
-def test_a_checkpoint_onto_a_full_disk_names_the_full_disk_and_keeps_the_previous_one(nyu_raw_dir, tmp_path):
-    good = train(_config("train.epochs=1"), nyu_raw_dir, tmp_path, progress=False)
+def test_a_checkpoint_onto_a_full_disk_names_the_full_disk_and_keeps_the_previous_one(nyu_raw_rooms, tmp_path):
+    good = train(_config("train.epochs=1"), nyu_raw_rooms, tmp_path, progress=False)
     before = _digest(good.checkpoint)
     size = good.checkpoint.stat().st_size
-    done = _train_cli(tmp_path, nyu_raw_dir, "--resume", limit_file_bytes=size // 2)
+    done = _train_cli(tmp_path, nyu_raw_rooms, "--resume", limit_file_bytes=size // 2)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"rgbd-vae train: error: cannot write the checkpoint {str(good.checkpoint)!r} at step 6: the file size limit "
@@ -232,35 +234,35 @@ def test_a_checkpoint_onto_a_full_disk_names_the_full_disk_and_keeps_the_previou
 
 
 @pytest.mark.slow
-def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(nyu_raw_dir, tmp_path):
+def test_a_run_killed_after_a_checkpoint_is_not_finished_and_resumes_to_the_end(nyu_raw_rooms, tmp_path):
     from rgbd_vae_training.train.loop import is_finished
 
     config = _config()
-    done = _train_cli(tmp_path, nyu_raw_dir, env={"RGBD_VAE_KILL_AT": "checkpoint:1"})
+    done = _train_cli(tmp_path, nyu_raw_rooms, env={"RGBD_VAE_KILL_AT": "checkpoint:1"})
     assert done.returncode == -9, done.stderr  # SIGKILL right after the first epoch's checkpoint
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert payload["step"] == 3 and payload["finished"] is False
     assert not is_finished(tmp_path / "checkpoint.pt", config)
-    result = train(config, nyu_raw_dir, tmp_path, resume=True, progress=False)
+    result = train(config, nyu_raw_rooms, tmp_path, resume=True, progress=False)
     assert result.steps == 6 and is_finished(result.checkpoint, config)
     assert not is_finished(result.checkpoint, _config("train.epochs=3"))  # finished, but another run
 
 
 @pytest.mark.slow
-def test_validate_every_spaces_the_passes_and_the_last_step_always_has_one(nyu_raw_dir, tmp_path):
-    result = train(_config("train.epochs=3", "train.validate_every=2"), nyu_raw_dir, tmp_path, progress=False)
+def test_validate_every_spaces_the_passes_and_the_last_step_always_has_one(nyu_raw_rooms, tmp_path):
+    result = train(_config("train.epochs=3", "train.validate_every=2"), nyu_raw_rooms, tmp_path, progress=False)
     assert [v["step"] for v in result.validation] == [6, 9]  # after epoch 2, and after the last step
 
 
 @pytest.mark.slow
-def test_each_epoch_validates_on_held_out_scenes_keeps_the_best_and_logs_the_learning_rate(nyu_raw_dir, tmp_path):
+def test_each_epoch_validates_on_held_out_scenes_keeps_the_best_and_logs_the_learning_rate(nyu_raw_rooms, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from rgbd_vae_training.train.validation import lr_at
 
     config = _config("train.epochs=3", "train.warmup_steps=2", "train.min_lr=1e-5", "train.validate_every=1")
-    result = train(config, nyu_raw_dir, tmp_path, progress=False)
-    assert [v["step"] for v in result.validation] == [3, 6, 9]  # one pass per epoch over the 3 held-out frames
+    result = train(config, nyu_raw_rooms, tmp_path, progress=False)
+    assert [v["step"] for v in result.validation] == [3, 6, 9]  # one pass per epoch over the 2 validation frames
     best = min(result.validation, key=lambda v: v["recon"])
     payload = load_checkpoint(result.best)
     assert payload["step"] == best["step"] and payload["best_metric"] == pytest.approx(best["recon"])
@@ -277,9 +279,38 @@ def test_each_epoch_validates_on_held_out_scenes_keeps_the_best_and_logs_the_lea
     assert all(a > b for (_, a), (_, b) in zip(lrs[2:], lrs[3:])) and lrs[-1][1] > 1e-5  # cosine down towards min_lr
 
 
-def test_the_resolved_config_beside_the_checkpoint_reloads_as_the_same_run(nyu_raw_dir, tmp_path):
+@pytest.mark.slow
+def test_best_pt_is_chosen_on_training_rooms_held_back_and_never_on_the_test_split(nyu_raw_rooms, tmp_path):
+    import contextlib
+
+    from rgbd_vae_training.data.detect import open_dataset
+    from rgbd_vae_training.train.tasks import make_task, open_samples
+    from rgbd_vae_training.train.validation import split_off_validation, validate
+
+    config = _config("train.epochs=3")
+    kept, held = split_off_validation(nyu_raw_rooms, config.train)
+    scenes = open_dataset(nyu_raw_rooms, split="train").frame_scenes
+    test_rooms = set(open_dataset(nyu_raw_rooms, split="test").frame_scenes)
+    held_rooms, kept_rooms = {scenes[i] for i in held}, {scenes[i] for i in kept}
+    assert len(held_rooms) == 1 and len(kept_rooms) == 3 and held_rooms.isdisjoint(kept_rooms | test_rooms)
+    result = train(config, nyu_raw_rooms, tmp_path, progress=False)
+    assert (result.train_frames, result.validation_frames) == (6, 2)
+    payload = load_checkpoint(result.best)
+    task, model = make_task(config), model_from_checkpoint(result.best)
+
+    def recon(samples):
+        return validate(model, task, samples, 2, torch.device("cpu"), contextlib.nullcontext(), payload["step"])["recon"]
+
+    # best.pt's metric is its model's reconstruction error on the held-back frames, not on the test split's
+    assert recon(open_samples(task, nyu_raw_rooms, "train", False, frames=held)) == pytest.approx(
+        payload["best_metric"], rel=1e-4)
+    assert recon(open_samples(task, nyu_raw_rooms, "test", False)) != pytest.approx(payload["best_metric"], rel=1e-2)
+    assert train(_config("train.validate=false"), nyu_raw_rooms, tmp_path / "all", progress=False).train_frames == 8
+
+
+def test_the_resolved_config_beside_the_checkpoint_reloads_as_the_same_run(nyu_raw_rooms, tmp_path):
     config = _config("train.epochs=1")
-    train(config, nyu_raw_dir, tmp_path, progress=False)
+    train(config, nyu_raw_rooms, tmp_path, progress=False)
     text = (tmp_path / "config.yaml").read_text()
     assert "lr_schedule: cosine" in text and "num_workers: 0" in text  # defaults written out too
     assert load_config(tmp_path / "config.yaml").to_dict() == config.to_dict()
@@ -298,12 +329,12 @@ def test_warm_up_then_cosine_down_to_min_lr_or_constant_when_asked():
 
 
 @pytest.mark.slow
-def test_the_next_run_removes_the_checkpoint_file_a_killed_run_was_writing(nyu_raw_dir, tmp_path):
-    done = _train_cli(tmp_path, nyu_raw_dir, env={"RGBD_VAE_KILL_AT": "checkpoint-unrenamed:1"})
+def test_the_next_run_removes_the_checkpoint_file_a_killed_run_was_writing(nyu_raw_rooms, tmp_path):
+    done = _train_cli(tmp_path, nyu_raw_rooms, env={"RGBD_VAE_KILL_AT": "checkpoint-unrenamed:1"})
     assert done.returncode == -9, done.stderr  # killed with the first checkpoint written but not renamed
     [leftover] = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftover.startswith(".checkpoint.pt.") and not (tmp_path / "checkpoint.pt").exists()
-    result = train(_config(), nyu_raw_dir, tmp_path, progress=False)
+    result = train(_config(), nyu_raw_rooms, tmp_path, progress=False)
     assert result.steps == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "checkpoint.pt", "config.yaml", "tensorboard"]
 

@@ -25,7 +25,8 @@ def test_tiny_mff_depth_learns_depth_and_a_mask_of_the_valid_pixels(learning_dat
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["model"] == "mff_depth" and summary["steps"] == 150
     assert summary["last_loss"] < 0.5 * summary["first_loss"]
-    assert summary["validation"]["mask"] < 0.3  # binary cross-entropy; 0.69 is a coin toss
+    # the tiny configs hold no rooms back: every training frame trains, and there is no best.pt
+    assert summary["frames"] == {"train": 55, "validation": 0} and summary["best"] is None
 
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     model = model_from_checkpoint(payload).eval()
@@ -35,7 +36,10 @@ def test_tiny_mff_depth_learns_depth_and_a_mask_of_the_valid_pixels(learning_dat
     valid = batch["valid"]  # (N, 1, H, W): where the true depth is valid
     assert 0.5 < valid.float().mean() < 0.98  # the frames do have holes
     with torch.no_grad():
-        trusted = model(batch["rgb"])["mask"] > 0
+        logits = model(batch["rgb"])["mask"]
+    cross_entropy = torch.nn.functional.binary_cross_entropy_with_logits(logits, valid.float()).item()
+    assert cross_entropy < 0.3  # 0.69 is a coin toss
+    trusted = logits > 0
     assert _iou(trusted, valid) > _iou(torch.ones_like(valid), valid) + 0.05
 
 
