@@ -104,7 +104,7 @@ def tiny_depth_checkpoint(build_once, learning_data):
 # 100 rooms above, the place term's views from a walk through 100 rooms (the demo trains it 30x as long
 # on 10x the rooms and a walk of 20x the rooms: minutes). Its resolved config.yaml, beside the checkpoint, is what a test passes to
 # ``rgbd-vae demo --vae-config`` so that the demo reuses this checkpoint.
-TESTS_VAE = ("train.epochs=50", "train.max_steps=300", "train.validate_every=10")
+TESTS_VAE = ("train.epochs=50", "train.max_steps=300")
 TESTS_WALK = {"rooms": 100, "frames_per_visit": 1, "seed": 11, "width": 128, "height": 96}
 
 

@@ -108,6 +108,18 @@ def test_the_labeled_mat_becomes_a_30_hz_sequence_of_measured_depth(nyu_mat_dir,
     assert [s for s, _ in depth] == list(stamps)
     for i, (_, msg) in enumerate(depth):
         np.testing.assert_allclose(_image(msg), reader[i].depth_m, rtol=1e-6, equal_nan=True)
+    # one scene of a split: its frames, wherever they are in the file
+    reader = NYULabeled(nyu_mat_dir / LABELED_NAME, split="train", raw_depth=True)
+    scene = reader.frame_scenes[-1]
+    out_scene = tmp_path / "scene"
+    assert main(["bag", "from-nyu-mat", str(nyu_mat_dir / LABELED_NAME), str(out_scene), "--split", "train",
+                 "--scene", scene]) == 0
+    with BagReader(out_scene) as bag:
+        depth = [_image(msg) for _, msg in bag.decoded(DEPTH_TOPIC)]
+    ours = [i for i, s in enumerate(reader.frame_scenes) if s == scene]
+    assert len(depth) == len(ours) < len(reader)
+    for i, image in zip(ours, depth):
+        np.testing.assert_allclose(image, reader[i].depth_m, rtol=1e-6, equal_nan=True)
 
 
 def test_from_synth_takes_either_layout_and_a_folder_of_scenes_needs_a_scene(nyu_raw_dir, nyu_mat_dir, tmp_path,

@@ -78,7 +78,7 @@ class DenseDepthNYU(FrameReader):
 
     @property
     def frame_scenes(self) -> list[str]:
-        """The scene folder of each frame's RGB file ('' where the CSV names a file at the top)."""
+        """The scene of each frame, from its RGB file's folder ('' where the CSV names a file at the top)."""
         return [_scene_of(rgb_name) for rgb_name, _ in self.rows]
 
     def __len__(self) -> int:
@@ -107,5 +107,8 @@ class DenseDepthNYU(FrameReader):
 
 
 def _scene_of(rgb_name: str) -> str:
-    return rgb_name.split("/")[-2] if "/" in rgb_name else ""
+    """The NYU scene of a frame: its folder without DenseDepth's ``_out`` (``basement_0001a_out`` ->
+    ``basement_0001a``, so that the sessions of one room are one room, :func:`.splits.room_of`)."""
+    folder = rgb_name.split("/")[-2] if "/" in rgb_name else ""
+    return folder.removesuffix("_out")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -36,5 +37,9 @@ def run(args: argparse.Namespace) -> int:
                "best": str(result.best) if result.best else None,
                "frames": {"train": result.train_frames, "validation": result.validation_frames},
                "validation": result.validation[-1] if result.validation else None}
+    if config.train.validate and not result.validation_frames:
+        print(f"rgbd-vae train: no frames were held back to validate on (train.validation_share "
+              f"{config.train.validation_share:g} of the training split's rooms rounds to none, or its frames are of "
+              "one room), so every training frame trained and there is no best.pt", file=sys.stderr)
     print(json.dumps(summary))
     return 0

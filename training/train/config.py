@@ -106,9 +106,9 @@ class TrainSettings:
             raise ValueError(f"place_rooms must be at least 2, got {self.place_rooms}")
         if not 0 <= self.depth_holes <= 1:
             raise ValueError(f"depth_holes is a share of the frames, from 0 to 1, got {self.depth_holes}")
-        if not 0 <= self.validation_share < 1:
-            raise ValueError(f"validation_share is a share of the training rooms, at least 0 and below 1, "
-                             f"got {self.validation_share}")
+        if not 0 < self.validation_share < 1:
+            raise ValueError(f"validation_share is the share of the training rooms held back to validate on, above "
+                             f"0 and below 1, got {self.validation_share} (train.validate=false turns validation off)")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
 

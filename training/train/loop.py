@@ -23,7 +23,7 @@ from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
 from ..faults import kill_point
 from ..figures import labelled_grid
-from ..data.detect import detect_layout
+from ..data.detect import detect_layout, open_dataset
 from .config import RunConfig, resize_at
 from .geometry import training_geometry
 from .tasks import make_task, makes_depth_part, open_samples
@@ -178,8 +178,8 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
     torch.manual_seed(settings.seed)
 
     task = make_task(config)
-    train_frames, held_frames = split_off_validation(data, settings)
-    dataset = open_samples(task, data, "train", settings.augment, settings.seed, settings.cache_frames, train_frames)
+    training, held, held_record = split_off_validation(open_dataset(data, split="train"), settings)
+    dataset = open_samples(task, data, "train", settings.augment, settings.seed, settings.cache_frames, training)
     steps_per_epoch = len(dataset) // (settings.batch_size * dist.world_size)
     if steps_per_epoch == 0:
         raise TrainingError(f"{str(data)!r} has {len(dataset)} training samples, fewer than one batch of "
@@ -192,8 +192,8 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         geometry = training_geometry(dataset.reader, *task.image_size(), settings.max_depth_m,
                                      settings.augment, f"{detect_layout(data)} data {str(data)!r}")
     held_out = None
-    if held_frames and dist.main:
-        held_out = open_samples(task, data, "train", False, settings.seed, settings.cache_frames, held_frames)
+    if held is not None and dist.main:
+        held_out = open_samples(task, data, "train", False, settings.seed, settings.cache_frames, held)
     views = None
     if settings.place_data:  # the VAE's place term (loss.place_weight)
         from .place_pairs import PlacePairs
@@ -212,7 +212,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
         for path in (checkpoint_path, best_path, out / CONFIG_NAME):
             remove_leftovers(path)  # what a killed run was writing
     if resume:
-        step, best_metric = _restore(checkpoint_path, config, model, optimizer, scaler, steps_per_epoch)
+        step, best_metric = _restore(checkpoint_path, config, model, optimizer, scaler, steps_per_epoch, held_record)
         _check_resume_schedule(checkpoint_path, schedule)
     schedule_steps = settings.epochs * steps_per_epoch
     total_steps = schedule_steps
@@ -236,7 +236,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
     bar = tqdm(total=total_steps, initial=step, unit="step", disable=(not dist.main) if progress is None else not progress,
                desc=f"train {config.model_name}", dynamic_ncols=True)
     result = TrainResult(steps=step, epochs=step // steps_per_epoch, train_frames=len(dataset),
-                         validation_frames=len(held_frames))
+                         validation_frames=held_record["frames"])
     started, samples = time.perf_counter(), 0
     try:
         while step < total_steps:
@@ -292,6 +292,7 @@ def train(config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, re
                     is_best = best_metric is None or metric < best_metric
                     best_metric = metric if is_best else best_metric
                 saved = {"finished": step >= total_steps, "validation": validation, "best_metric": best_metric,
+                         "held_out": held_record,
                          "resize": _resize_record(schedule, step // steps_per_epoch), "depth_geometry": geometry}
                 _save(checkpoint_path, model, optimizer, scaler, config, step, steps_per_epoch, dist.backend, **saved)
                 if validation is not None and is_best:
@@ -392,12 +393,13 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file size li
 
 def _save(path: Path, model, optimizer, scaler, config: RunConfig, step: int, steps_per_epoch: int,
           distributed: str | None, finished: bool, validation: dict | None = None,
-          best_metric: float | None = None, resize: dict | None = None, depth_geometry: dict | None = None) -> None:
+          best_metric: float | None = None, held_out: dict | None = None, resize: dict | None = None,
+          depth_geometry: dict | None = None) -> None:
     payload = checkpoint_payload(model, config=config.to_dict(), optimizer=optimizer.state_dict(),
                                  scaler=None if scaler is None else scaler.state_dict(),
                                  step=step, steps_per_epoch=steps_per_epoch, distributed=distributed,
                                  finished=finished, validation=validation, best_metric=best_metric,
-                                 resize=resize, depth_geometry=depth_geometry)
+                                 held_out=held_out, resize=resize, depth_geometry=depth_geometry)
     existed = path.exists()
     try:
         with atomic_output(path) as f:
@@ -420,9 +422,27 @@ def is_finished(path: str | os.PathLike, config: RunConfig | None = None) -> boo
     return payload.get("finished") is True and (config is None or payload.get("config") == config.to_dict())
 
 
-def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_epoch: int) -> tuple[int, float | None]:
+def _check_held_out(path, recorded: dict | None, held_out: dict) -> None:
+    """Refuse to resume a run that held back other training frames to validate on than this one would."""
+    if recorded is None:
+        if held_out["frames"]:
+            raise TrainingError(f"cannot resume: {str(path)!r} was written before train held validation frames "
+                                "back from the training split (its run trained on every training frame and "
+                                "validated on the test split); resume it with train.validate=false, or start a "
+                                "new run")
+        return
+    if recorded != held_out:
+        other = " (other ones)" if recorded["frames"] == held_out["frames"] else ""
+        raise TrainingError(f"cannot resume: the checkpoint's run held back {recorded['frames']} training frames "
+                            f"to validate on, this run would hold back {held_out['frames']}{other}; keep the data, "
+                            "train.validate and train.validation_share")
+
+
+def _restore(path: Path, config: RunConfig, model, optimizer, scaler, steps_per_epoch: int,
+             held_out: dict) -> tuple[int, float | None]:
     """Model, optimiser and scaler state from ``path``; returns the step and the best validation metric so far."""
     payload = _checkpoint_of(path, config, "cannot resume")
+    _check_held_out(path, payload.get("held_out"), held_out)
     if payload.get("steps_per_epoch") != steps_per_epoch:
         raise TrainingError(f"cannot resume: the checkpoint had {payload.get('steps_per_epoch')} steps per epoch, "
                             f"this run has {steps_per_epoch}; keep the data and train.batch_size")

@@ -182,19 +182,16 @@ def makes_depth_part(task) -> bool:
     return task.name == "depth" or getattr(task.config, "mode", None) == "rgb2rgbd"
 
 
-def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bool = False,
-                 frames: list[int] | None = None):
-    """The samples of ``split`` (only its frames ``frames``, where given) at the model's input size,
-    checked to suit the task."""
+def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bool = False, reader=None):
+    """The samples of ``split`` of ``path`` at the model's input size, checked to suit the task;
+    ``reader``: frames of that split already opened (the training frames not held back to validate on)."""
     from ..data.detect import detect_layout, open_dataset
-    from ..data.frame import FrameSubset
     from ..data.torch_dataset import Augment, RGBDDataset
 
-    reader = open_dataset(path, split=split)
+    if reader is None:
+        reader = open_dataset(path, split=split)
     if len(reader) == 0:
         raise TaskError(f"{str(path)!r} has no {split} samples")
-    if frames is not None:
-        reader = FrameSubset(reader, frames)
     height, width = task.image_size()
     layout = detect_layout(path)
     if makes_depth_part(task):  # never stretched: cropped to the model's aspect, as the stage crops a camera's

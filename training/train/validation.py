@@ -3,8 +3,9 @@ validation frames (held back from the training split) after each epoch that pick
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-import os
 
 import torch
 from torch.utils.data import DataLoader
@@ -26,20 +27,24 @@ def lr_at(settings: TrainSettings, step: int, schedule_steps: int) -> float:
     return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def split_off_validation(data: str | os.PathLike, settings: TrainSettings) -> tuple[list[int] | None, list[int]]:
-    """``(train, held)``: the frames of ``data``'s training split to train on (None: all of them) and
+def split_off_validation(reader, settings: TrainSettings) -> tuple[object, object | None, dict]:
+    """``(train, held, record)`` of the frames of a training split (``reader``): those to train on,
     those held back to validate on and choose ``best.pt`` by (``train.validation_share`` of its rooms,
-    :func:`..data.splits.hold_out`; none where validation is off or the share rounds to no room). The
-    test split is never among them: it is for ``rgbd-vae eval`` only."""
-    from ..data.detect import open_dataset
-    from ..data.frame import frame_scenes_of
+    :func:`..data.splits.hold_out`; None where validation is off or the share rounds to no room), and
+    a record of which were held back, which a resumed run must match. The test split is never among
+    them: it is for ``rgbd-vae eval`` only."""
+    from ..data.frame import FrameSubset, frame_scenes_of
     from ..data.splits import hold_out
 
-    if not settings.validate or settings.validation_share == 0:
-        return None, []
-    reader = open_dataset(data, split="train")
-    kept, held = hold_out(frame_scenes_of(reader), len(reader), settings.validation_share)
-    return (kept, held) if held else (None, [])
+    if not settings.validate:
+        return reader, None, {"frames": 0}
+    scenes = frame_scenes_of(reader)
+    kept, held = hold_out(scenes, len(reader), settings.validation_share)
+    if not held:
+        return reader, None, {"frames": 0}
+    names = [scenes[i] for i in held] if scenes else held
+    digest = hashlib.sha256(json.dumps([held, names]).encode()).hexdigest()[:16]
+    return FrameSubset(reader, kept), FrameSubset(reader, held), {"frames": len(held), "digest": digest}
 
 
 def validate(model, task, dataset, batch_size: int, device: torch.device, amp_context, step: int) -> dict[str, float]:

@@ -56,9 +56,30 @@ def test_densedepth_reads_metres_from_8_bit_train_and_16_bit_test(densedepth_dir
     assert len(train) == len(test) == 2
     np.testing.assert_allclose(train[1].depth_m, depth_m[1], atol=10 / 255 / 2 + 1e-6)
     np.testing.assert_allclose(test[1].depth_m, depth_m[1], atol=0.0005 + 1e-6)
-    assert train[0].scene == "living_room_0001_out" and train[0].rgb_u8.shape == (12, 16, 3)
-    assert train.frame_scenes == ["living_room_0001_out"] * 2 and test.frame_scenes == [f.scene for f in test]
+    assert train[0].scene == "living_room_0001" and train[0].rgb_u8.shape == (12, 16, 3)
+    assert train.frame_scenes == ["living_room_0001"] * 2 and test.frame_scenes == [f.scene for f in test]
     assert detect_layout(path) == "densedepth"
+
+
+def test_densedepth_sessions_of_one_room_are_one_room(tmp_path):
+    """DenseDepth names a scene's folder ``<scene>_out``: ``basement_0001a_out`` and ``basement_0001b_out``
+    are two sessions of one room, held back to validate on together or not at all."""
+    from rgbd_vae_training.data.splits import hold_out, room_of
+
+    root = tmp_path / "nyu_data" / "data"
+    rows = []
+    for n, scene in enumerate(["basement_0001a", "basement_0001b", "bedroom_0002a", "bedroom_0002b", "office_0003"]):
+        folder = root / "nyu2_train" / f"{scene}_out"
+        folder.mkdir(parents=True)
+        (folder / "1.jpg").write_bytes(_png_bytes(np.full((4, 4, 3), n, np.uint8)))
+        (folder / "1.png").write_bytes(_png_bytes(np.full((4, 4), 100, np.uint8)))
+        rows.append(f"data/nyu2_train/{scene}_out/1.jpg,data/nyu2_train/{scene}_out/1.png\n")
+    (root / "nyu2_train.csv").write_text("".join(rows))
+    reader = DenseDepthNYU(tmp_path / "nyu_data", "train")
+    assert [room_of(s) for s in reader.frame_scenes] == ["basement_0001"] * 2 + ["bedroom_0002"] * 2 + ["office_0003"]
+    kept, held = hold_out(reader.frame_scenes, len(reader), 0.34)  # one room of three
+    assert len({room_of(reader.frame_scenes[i]) for i in held}) == 1
+    assert {room_of(reader.frame_scenes[i]) for i in held}.isdisjoint(room_of(reader.frame_scenes[i]) for i in kept)
 
 
 def test_densedepth_csv_naming_a_missing_file_is_refused(densedepth_dir):

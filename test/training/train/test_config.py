@@ -44,7 +44,8 @@ def test_overrides_keep_their_types_and_reach_every_section():
     (["train.lr_schedule=step"], "lr_schedule 'step' is not one of cosine, constant"),
     (["train.warmup_steps=-1"], "warmup_steps must be 0 or more, got -1"),
     (["train.min_lr=1"], r"min_lr must be between 0 and lr \(0.002\), got 1.0"),
-    (["train.validation_share=1"], "validation_share is a share of the training rooms, at least 0 and below 1, got 1"),
+    (["train.validation_share=1"], r"validation_share is the share .* above 0 and below 1, got 1.0 \(train.validate=false"),
+    (["train.validation_share=0"], "above 0 and below 1, got 0"),
 ])
 def test_bad_overrides_are_one_clear_sentence(overrides, message):
     with pytest.raises(ConfigError, match=message):

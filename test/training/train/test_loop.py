@@ -1,6 +1,7 @@
 """The training loop on small NYU-layout data: checkpoints, exact resume, NaN guard, seeds, torchrun."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -288,10 +289,12 @@ def test_best_pt_is_chosen_on_training_rooms_held_back_and_never_on_the_test_spl
     from rgbd_vae_training.train.validation import split_off_validation, validate
 
     config = _config("train.epochs=3")
-    kept, held = split_off_validation(nyu_raw_rooms, config.train)
-    scenes = open_dataset(nyu_raw_rooms, split="train").frame_scenes
+    training_split = open_dataset(nyu_raw_rooms, split="train")
+    kept, held, record = split_off_validation(training_split, config.train)
+    assert record["frames"] == len(held) == 2
+    scenes = training_split.frame_scenes
     test_rooms = set(open_dataset(nyu_raw_rooms, split="test").frame_scenes)
-    held_rooms, kept_rooms = {scenes[i] for i in held}, {scenes[i] for i in kept}
+    held_rooms, kept_rooms = set(held.frame_scenes), set(kept.frame_scenes)
     assert len(held_rooms) == 1 and len(kept_rooms) == 3 and held_rooms.isdisjoint(kept_rooms | test_rooms)
     result = train(config, nyu_raw_rooms, tmp_path, progress=False)
     assert (result.train_frames, result.validation_frames) == (6, 2)
@@ -302,10 +305,43 @@ def test_best_pt_is_chosen_on_training_rooms_held_back_and_never_on_the_test_spl
         return validate(model, task, samples, 2, torch.device("cpu"), contextlib.nullcontext(), payload["step"])["recon"]
 
     # best.pt's metric is its model's reconstruction error on the held-back frames, not on the test split's
-    assert recon(open_samples(task, nyu_raw_rooms, "train", False, frames=held)) == pytest.approx(
+    assert recon(open_samples(task, nyu_raw_rooms, "train", False, reader=held)) == pytest.approx(
         payload["best_metric"], rel=1e-4)
     assert recon(open_samples(task, nyu_raw_rooms, "test", False)) != pytest.approx(payload["best_metric"], rel=1e-2)
     assert train(_config("train.validate=false"), nyu_raw_rooms, tmp_path / "all", progress=False).train_frames == 8
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_run_that_held_back_other_frames_to_validate_on(nyu_raw_rooms, tmp_path):
+    from rgbd_vae_ros.models.checkpoint import save_checkpoint
+
+    train(_config("train.epochs=1"), nyu_raw_rooms, tmp_path / "held", progress=False)
+    for overrides, held_now in ((["train.validate=false"], "0"), (["train.validation_share=0.5"], "4")):
+        with pytest.raises(TrainingError, match=f"the checkpoint's run held back 2 training frames to validate on, "
+                                                f"this run would hold back {held_now}; keep the data, train.validate"):
+            train(_config("train.epochs=2", *overrides), nyu_raw_rooms, tmp_path / "held", resume=True, progress=False)
+    # a checkpoint written before frames were held back (its run trained on all 8 training frames)
+    old = tmp_path / "old"
+    train(_config("train.epochs=1", "train.validate=false"), nyu_raw_rooms, old, progress=False)
+    payload = load_checkpoint(old / "checkpoint.pt")
+    del payload["held_out"]
+    with open(old / "checkpoint.pt", "wb") as f:
+        save_checkpoint(payload, f)
+    with pytest.raises(TrainingError, match="was written before train held validation frames back .* resume it with "
+                                            "train.validate=false, or start a new run"):
+        train(_config("train.epochs=2"), nyu_raw_rooms, old, resume=True, progress=False)
+    resumed = train(_config("train.epochs=2", "train.validate=false"), nyu_raw_rooms, old, resume=True, progress=False)
+    assert resumed.steps == 8 and len(resumed.losses) == 4
+
+
+@pytest.mark.slow
+def test_the_command_says_when_no_frames_could_be_held_back(nyu_raw_dir, tmp_path):
+    done = _train_cli(tmp_path, nyu_raw_dir, "train.validation_share=0.1")  # 2 training rooms: 0.2 of a room
+    assert done.returncode == 0, done.stderr
+    assert "no frames were held back to validate on (train.validation_share 0.1 of the training split's rooms " \
+           "rounds to none" in done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["frames"] == {"train": 6, "validation": 0}
+    assert not (tmp_path / "best.pt").exists()
 
 
 def test_the_resolved_config_beside_the_checkpoint_reloads_as_the_same_run(nyu_raw_rooms, tmp_path):
