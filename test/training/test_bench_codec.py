@@ -39,6 +39,7 @@ def test_bench_codec_scores_every_codec_and_baseline_and_plots_them(exported_vae
         assert row["frames"] == 2 and row["resolution"] == "32x32", name
         assert np.isfinite(row["psnr_db_model"]) and np.isfinite(row["psnr_db_640x480"]), name
         assert 0 < row["ssim_640x480"] <= 1 and row["depth_rmse_m_model"] >= 0, name
+        assert 0 < row["depth_published_model"] <= 1 and 0 < row["depth_published_640x480"] <= 1, name
         if "(at q8 bytes)" in name:
             assert row["bytes"] <= 16, name
         if "(at q4 bytes)" in name:
@@ -46,6 +47,7 @@ def test_bench_codec_scores_every_codec_and_baseline_and_plots_them(exported_vae
     # q8 of an untrained model loses almost nothing against f32 (the quantiser spans its codes).
     assert abs(rows["VAE mu q8"]["psnr_db_model"] - rows["VAE mu f32"]["psnr_db_model"]) < 0.5
     assert "VAE mu q4" in printed and "PSNR dB 640x480" in printed and "message B" in printed
+    assert printed.count("published") >= 2  # beside each depth RMSE: an RMSE over fewer pixels is not a better one
     assert "within 0.2 dB of f32 (the default latent_codec, SPEC §10): " in printed
     plot = np.asarray(Image.open(out / "codec.png").convert("RGB"))
     vae_red = (plot[..., 0] > 180) & (plot[..., 1] < 60) & (plot[..., 2] < 60)

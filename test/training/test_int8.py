@@ -206,6 +206,7 @@ def test_bench_backends_adds_int8_rows_with_their_accuracy_change(tmp_path, monk
         assert math.isfinite(fp32[metric]) and math.isfinite(int8[metric])
     assert math.isfinite(cases[("fc_vae", "decoder", "onnxruntime", "int8")]["both_int8"]["rgb_psnr_db"])
     text = backends.format_rows(rows)
+    assert "published" in text.splitlines()[0]  # the share of depth readings a decoder gives depth for
     assert f"unet_depth ({depth})/depth: INT8 accuracy AbsRel" in text
     assert "fc_vae/decoder: encoder and decoder both INT8 RGB PSNR" in text
     assert "fc_vae/encoder: ONNX Runtime" in text and "x ONNX Runtime fp32" in text

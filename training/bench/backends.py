@@ -191,7 +191,7 @@ class _Quality:
         if key not in self._vae:
             encoder = EncodeStage.open(self._file("encoder", encoder_precision), "onnxruntime", "cpu")
             decoder = DecodeStage.open(self._file("decoder", decoder_precision), "onnxruntime", "cpu")
-            psnrs, rmses = [], []
+            psnrs, rmses, published = [], [], []
             for f in self.frames:
                 mu, _ = encoder(f.rgb_u8, f.depth_m if encoder.uses_depth else None)
                 rgb_u8, depth_m = decoder(mu, output_size=f.rgb_u8.shape[:2])
@@ -199,17 +199,20 @@ class _Quality:
                 error = depth_error(depth_m, f.depth_m) if depth_m is not None and f.depth_m is not None else None
                 if error is not None:
                     rmses.append(error["rmse"])
+                    published.append(error["published"])
             encoder.close()
             decoder.close()
             self._vae[key] = {"rgb_psnr_db": float(np.mean(psnrs)),
-                              "depth_rmse_m": float(np.mean(rmses)) if rmses else None}
+                              "depth_rmse_m": float(np.mean(rmses)) if rmses else None,
+                              "depth_published": float(np.mean(published)) if published else None}
         return dict(self._vae[key])
 
 
 COLUMNS = [("model", "model", ""), ("weights", "weights", ""), ("part", "part", ""), ("backend", "backend", ""),
            ("precision", "precision", ""), ("device", "device", ""), ("median ms", "median_ms", ".2f"),
            ("p95 ms", "p95_ms", ".2f"), ("GFLOPs", "gflops", ".3f"), ("GFLOP/s", "gflop_per_s", ".1f"),
-           ("AbsRel", "abs_rel", ".4f"), ("RGB PSNR dB", "rgb_psnr_db", ".2f"), ("depth RMSE m", "depth_rmse_m", ".4f")]
+           ("AbsRel", "abs_rel", ".4f"), ("RGB PSNR dB", "rgb_psnr_db", ".2f"), ("depth RMSE m", "depth_rmse_m", ".4f"),
+           ("published", "depth_published", ".1%")]
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -240,7 +243,8 @@ def _accuracy_change(fp32: dict, int8: dict) -> str:
     """'AbsRel 0.1960 vs fp32 0.1959 (+0.0001)'-style text for the metrics both rows have."""
     parts = []
     for key, name, unit, spec in (("abs_rel", "AbsRel", "", ".4f"), ("rgb_psnr_db", "RGB PSNR", " dB", ".2f"),
-                                  ("depth_rmse_m", "depth RMSE", " m", ".4f")):
+                                  ("depth_rmse_m", "depth RMSE", " m", ".4f"),
+                                  ("depth_published", "depth published", "", ".3f")):
         if fp32.get(key) is not None and int8.get(key) is not None:
             parts.append(f"{name} {int8[key]:{spec}}{unit} vs fp32 {fp32[key]:{spec}}{unit} "
                          f"({int8[key] - fp32[key]:+{spec}})")

@@ -6,7 +6,9 @@ The VAE (exported encoder + decoder: ``--model-dir``, or the demo's tiny VAE tra
 μ goes through each codec and is decoded. Baselines are fit on the training split (PCA) and sized
 to the bytes of the q8 and q4 codes. Every code is scored at the model's resolution (against the
 input resized to it) and at 640x480 (its output upsampled, against the full-resolution frame):
-RGB PSNR and SSIM, depth RMSE over the valid truth. Writes ``codec.json`` and ``codec.png``
+RGB PSNR and SSIM, depth RMSE over the valid truth where the code gives a depth, and the share of
+that truth it gives one for ("published": a decoder leaves out depth its validity says is no
+reading, and an RMSE over fewer pixels is not a better one). Writes ``codec.json`` and ``codec.png``
 (PSNR and depth RMSE against bytes) in ``--out``.
 """
 
@@ -36,7 +38,8 @@ def _scores(rgb, depth, true_rgb, true_depth) -> dict:
 
     error = depth_error(depth, true_depth) if depth is not None else None
     return {"psnr_db": psnr(rgb, true_rgb), "ssim": ssim(rgb, true_rgb),
-            "depth_rmse_m": error["rmse"] if error else float("nan")}
+            "depth_rmse_m": error["rmse"] if error else float("nan"),
+            "depth_published": error["published"] if error else float("nan")}
 
 
 def _upsampled(rgb, depth):
@@ -129,7 +132,7 @@ def bench_codec(model_dir: Path, data: Path, frames: int) -> list[dict]:
              "frames": len(r["bytes"]), "resolution": f"{width}x{height}",
              **{f"{key}_{where}": mean([s[key] for s in r[part]])
                 for where, part in (("model", "model"), ("640x480", "full"))
-                for key in ("psnr_db", "ssim", "depth_rmse_m")}} for r in rows.values()]
+                for key in ("psnr_db", "ssim", "depth_rmse_m", "depth_published")}} for r in rows.values()]
 
 
 def smallest_within(rows: list[dict], tolerance_db: float = 0.2) -> str:
@@ -147,9 +150,10 @@ def format_rows(rows: list[dict]) -> str:
     resolution = rows[0]["resolution"] if rows else "model"
     return rows_table(rows, [("code", "code", "s"), ("bytes", "bytes", ".4g"), ("message B", "message_bytes", ".4g"),
                              (f"PSNR dB {resolution}", "psnr_db_model", ".2f"), ("SSIM", "ssim_model", ".3f"),
-                             ("depth RMSE m", "depth_rmse_m_model", ".3f"),
+                             ("depth RMSE m", "depth_rmse_m_model", ".3f"), ("published", "depth_published_model", ".1%"),
                              ("PSNR dB 640x480", "psnr_db_640x480", ".2f"), ("SSIM", "ssim_640x480", ".3f"),
-                             ("depth RMSE m", "depth_rmse_m_640x480", ".3f")])
+                             ("depth RMSE m", "depth_rmse_m_640x480", ".3f"),
+                             ("published", "depth_published_640x480", ".1%")])
 
 
 _COLOURS = {"VAE": (200, 30, 30), "PCA": (30, 90, 200), "thumbnail": (40, 150, 40), "jpeg": (200, 140, 0),
