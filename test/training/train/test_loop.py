@@ -292,7 +292,6 @@ def test_best_pt_is_chosen_on_training_rooms_held_back_and_never_on_the_test_spl
     training_split = open_dataset(nyu_raw_rooms, split="train")
     kept, held, record = split_off_validation(training_split, config.train)
     assert record["frames"] == len(held) == 2
-    scenes = training_split.frame_scenes
     test_rooms = set(open_dataset(nyu_raw_rooms, split="test").frame_scenes)
     held_rooms, kept_rooms = set(held.frame_scenes), set(kept.frame_scenes)
     assert len(held_rooms) == 1 and len(kept_rooms) == 3 and held_rooms.isdisjoint(kept_rooms | test_rooms)
@@ -320,6 +319,14 @@ def test_resume_refuses_a_run_that_held_back_other_frames_to_validate_on(nyu_raw
         with pytest.raises(TrainingError, match=f"the checkpoint's run held back 2 training frames to validate on, "
                                                 f"this run would hold back {held_now}; keep the data, train.validate"):
             train(_config("train.epochs=2", *overrides), nyu_raw_rooms, tmp_path / "held", resume=True, progress=False)
+    # as many frames, but other ones (the data changed under the run): the record's digest differs
+    payload = load_checkpoint(tmp_path / "held" / "checkpoint.pt")
+    payload["held_out"] = {**payload["held_out"], "digest": "0" * 16}
+    with open(tmp_path / "held" / "checkpoint.pt", "wb") as f:
+        save_checkpoint(payload, f)
+    with pytest.raises(TrainingError, match=r"held back 2 training frames to validate on, this run would hold back 2 "
+                                            r"\(other ones\)"):
+        train(_config("train.epochs=2"), nyu_raw_rooms, tmp_path / "held", resume=True, progress=False)
     # a checkpoint written before frames were held back (its run trained on all 8 training frames)
     old = tmp_path / "old"
     train(_config("train.epochs=1", "train.validate=false"), nyu_raw_rooms, old, progress=False)
