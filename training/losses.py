@@ -149,17 +149,24 @@ def info_nce(codes: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.cross_entropy(logits, partner)
 
 
+LOG_DEPTH_FLOOR = 0.01  # depth (a share of max depth: 0.1 m of 10 m) below which the log depth term no longer grows
+
+
 @dataclass
 class DepthLoss:
-    """w_l1 * L1 + w_gradient * image-gradient L1 + w_ssim * (1 - SSIM) / 2, over valid pixels,
-    on depth scaled to [0, 1] (0 m .. max depth)."""
+    """w_l1 * L1 + w_log_depth * L1 of log depth + w_gradient * image-gradient L1 + w_ssim * (1 - SSIM) / 2,
+    over valid pixels, on depth scaled to [0, 1] (0 m .. max depth).
+
+    L1 of log depth, mean |ln p - ln t| (both at least :data:`LOG_DEPTH_FLOOR`), weighs an error by
+    its share of the true depth, as AbsRel does, where L1 weighs a far wall's metres most."""
 
     w_l1: float = 0.1
     w_gradient: float = 1.0
     w_ssim: float = 1.0
+    w_log_depth: float = 0.0
 
     def __post_init__(self) -> None:
-        weights = (self.w_l1, self.w_gradient, self.w_ssim)
+        weights = (self.w_l1, self.w_gradient, self.w_ssim, self.w_log_depth)
         if min(weights) < 0 or sum(weights) == 0:
             raise ValueError(f"loss weights must be 0 or more and not all 0, got {weights}")
 
@@ -178,7 +185,13 @@ class DepthLoss:
         ssim = (ssim_map(pred, filled) * valid).sum() / count
         structural = (1 - ssim) / 2
         loss = self.w_l1 * l1 + self.w_gradient * gradient + self.w_ssim * structural
-        return {"loss": loss, "l1": l1, "gradient": gradient, "ssim": structural}
+        terms = {"l1": l1, "gradient": gradient, "ssim": structural}
+        if self.w_log_depth:
+            # a hole's target is 0 m, floored like every value: finite, and then masked out by valid
+            log_error = torch.log(pred.clamp_min(LOG_DEPTH_FLOOR)) - torch.log(target.clamp_min(LOG_DEPTH_FLOOR))
+            terms["log_depth"] = (log_error.abs() * valid).sum() / count
+            loss = loss + self.w_log_depth * terms["log_depth"]
+        return {"loss": loss, **terms}
 
 
 DEPTH_TERMS = ("l1", "log_l1")

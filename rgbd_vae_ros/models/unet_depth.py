@@ -2,10 +2,19 @@
 self-attention in the bottleneck (``scaled_dot_product_attention``).
 
 RGB in [-1, 1] -> depth in [-1, 1] (the shared normalisation: -1 = 0 m, 1 = max depth).
+
+Two heads (``head``):
+
+- ``tanh``: each pixel's depth is tanh of the last convolution;
+- ``log``: each pixel's depth is exp(its log depth from the last convolution + one log scale per image
+  from the pooled bottleneck), at most max depth. Across rooms a depth map is mostly one scale, which a
+  small model learns far better as one number per image than pixel by pixel (docs/synthetic_data.md).
+  It starts at :data:`LOG_HEAD_START` of max depth everywhere; train it with ``loss.w_log_l1``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +24,9 @@ from torch.nn import functional as F
 from .base import check_divisible
 from .registry import register_model
 
+HEADS = ("tanh", "log")
+LOG_HEAD_START = 0.25  # the log head's depth before training, as a share of max depth (2.5 m of 10 m)
+
 
 @dataclass
 class UNetDepthConfig:
@@ -23,8 +35,11 @@ class UNetDepthConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256, 512)
     attention: bool = True
     attention_heads: int = 8
+    head: str = "tanh"  # "tanh" or "log" (the module docstring)
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head {self.head!r} is not one of {', '.join(HEADS)}")
         for name in ("input_height", "input_width"):
             check_divisible(getattr(self, name), len(self.widths) - 1, name)
         if self.attention and self.widths[-1] % self.attention_heads:
@@ -70,6 +85,12 @@ class UNetDepth(nn.Module):
         self.reduce = nn.ModuleList([nn.Conv2d(b, a, 3, 1, 1) for a, b in zip(w[:-1], w[1:])][::-1])
         self.up = nn.ModuleList([double_conv(2 * a, a) for a in w[:-1]][::-1])
         self.output = nn.Conv2d(w[0], 1, 1)
+        if config.head == "log":  # one log scale per image; the per-pixel log depth starts at 0
+            self.scale = nn.Linear(w[-1], 1)
+            nn.init.zeros_(self.scale.weight)
+            nn.init.constant_(self.scale.bias, math.log(LOG_HEAD_START))
+            nn.init.zeros_(self.output.weight)
+            nn.init.zeros_(self.output.bias)
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
         skips = []
@@ -78,7 +99,11 @@ class UNetDepth(nn.Module):
             x = block(x if index == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = self.attention(skips.pop())  # (B, w[-1], H/16, W/16)
+        log_scale = self.scale(x.mean(dim=(2, 3)))[:, :, None, None] if self.config.head == "log" else None
         for reduce, up in zip(self.reduce, self.up):
             x = reduce(F.interpolate(x, scale_factor=2.0, mode="nearest"))
             x = up(torch.cat([x, skips.pop()], dim=1))
-        return {"depth": torch.tanh(self.output(x))}  # (B, 1, H, W)
+        if log_scale is None:
+            return {"depth": torch.tanh(self.output(x))}  # (B, 1, H, W)
+        unit = torch.exp(self.output(x) + log_scale).clamp(max=1.0)  # depth / max depth, in (0, 1]
+        return {"depth": 2 * unit - 1}

@@ -65,6 +65,31 @@ def test_depth_loss_terms_follow_their_weights():
     assert DepthLoss()(ramp, target, valid)["gradient"].item() > 0
 
 
+def test_the_log_depth_term_is_the_mean_absolute_log_ratio_over_valid_pixels():
+    from rgbd_vae_training.losses import LOG_DEPTH_FLOOR
+
+    def unit(share):  # a share of max depth as the [-1, 1] scale
+        return torch.as_tensor(share, dtype=torch.float32) * 2 - 1
+
+    target = unit(torch.full((1, 1, 4, 4), 0.2))
+    pred = unit(torch.full((1, 1, 4, 4), 0.4))  # twice the true depth everywhere
+    pred[0, 0, 0, 0] = unit(0.05)  # a quarter of it, in a hole: not counted
+    valid = torch.ones_like(target, dtype=torch.bool)
+    valid[0, 0, 0, 0] = False
+    loss = DepthLoss(w_l1=0.0, w_gradient=0.0, w_ssim=0.0, w_log_depth=2.0)
+    terms = loss(pred, target, valid)
+    assert terms["log_depth"].item() == pytest.approx(math.log(2), rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(2 * math.log(2), rel=1e-5)
+    # an error weighs by its share of the true depth: 1 m too far at 1 m is as bad as 5 m too far at 5 m
+    near = loss(unit(torch.full((1, 1, 4, 4), 0.2)), unit(torch.full((1, 1, 4, 4), 0.1)), valid)["log_depth"]
+    far = loss(unit(torch.full((1, 1, 4, 4), 1.0)), unit(torch.full((1, 1, 4, 4), 0.5)), valid)["log_depth"]
+    assert near.item() == pytest.approx(far.item(), rel=1e-5)
+    # 0 m (the output's floor, and a hole's target value) is floored, never log 0
+    zero = loss(unit(torch.zeros(1, 1, 4, 4)), target, torch.ones_like(valid))
+    assert zero["log_depth"].item() == pytest.approx(math.log(0.2 / LOG_DEPTH_FLOOR), rel=1e-5)
+    assert "log_depth" not in DepthLoss()(pred, target, valid)  # off by default: the other configs unchanged
+
+
 def test_ssim_is_one_for_equal_images_and_the_formula_for_flat_ones():
     x = torch.rand(1, 3, 20, 20)
     assert ssim_map(x, x).mean().item() == pytest.approx(1.0, abs=1e-5)

@@ -15,16 +15,21 @@ from .frame import RGBDFrame
 
 @dataclass
 class Augment:
-    """Training augmentation: flips RGB and depth together, swaps RGB channels, random crop, and
-    (``depth_holes`` > 0) takes the depth readings out of made-up holes in that share of the frames."""
+    """Training augmentation: flips RGB and depth together, swaps RGB channels, random crop,
+    (``lens_roundtrip`` > 0) sends that share of the frames' RGB through the NYU RGB lens and back, as
+    the NYU raw reader's RGB is (:func:`lens_roundtrip_rgb`), and (``depth_holes`` > 0) takes the depth
+    readings out of made-up holes in that share of the frames."""
 
     hflip: bool = True
     channel_swap: bool = True
     crop_fraction: float = 1.0  # < 1: crop this fraction of each side at a random place
     depth_holes: float = 0.0
+    lens_roundtrip: float = 0.0
 
     def __call__(self, frame: RGBDFrame, rng: np.random.Generator) -> RGBDFrame:
         rgb, depth = frame.rgb_u8, frame.depth_m
+        if self.lens_roundtrip > 0 and rng.random() < self.lens_roundtrip:  # first: the lens saw the whole frame
+            rgb = lens_roundtrip_rgb(rgb)
         if self.crop_fraction < 1.0:
             h, w = rgb.shape[:2]
             ch, cw = max(1, int(h * self.crop_fraction)), max(1, int(w * self.crop_fraction))
@@ -40,6 +45,15 @@ class Augment:
             depth = with_holes(depth, rng)
         return RGBDFrame(np.ascontiguousarray(rgb), None if depth is None else np.ascontiguousarray(depth),
                          frame.scene, frame.stamp_s, frame.label)
+
+
+def lens_roundtrip_rgb(rgb_u8: np.ndarray) -> np.ndarray:
+    """RGB rendered as a pinhole camera sees it, as a NYU raw frame reads: through the Kinect's RGB lens
+    (recorded) and undistorted again by the reader, which softens it and blackens the corners the lens
+    did not see. The pixels stay where they were, so the depth needs nothing."""
+    from .nyu_calibration import distort_rgb, undistort_rgb
+
+    return undistort_rgb(distort_rgb(rgb_u8))
 
 
 def with_holes(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:

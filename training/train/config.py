@@ -60,6 +60,10 @@ class TrainSettings:
     # an 'rgbd' VAE: the share of training frames (with augment) whose depth loses its readings in made-up
     # holes, so the decoded depth's validity learns to follow the input's on data with few holes of its own
     depth_holes: float = 0.5
+    # the share of training frames (with augment) whose RGB goes through the NYU Kinect's RGB lens and
+    # back (distorted, then undistorted: softer, black corners), as the NYU raw reader's RGB is; for
+    # training on RGB rendered or stored without a lens (the labeled layout) for use on raw frames
+    lens_roundtrip: float = 0.0
     # keep frames in memory once read (small data sets); with num_workers > 0 all are read before the
     # first epoch, on that many processes, and every epoch's workers share them
     cache_frames: bool = False
@@ -104,8 +108,9 @@ class TrainSettings:
             raise ValueError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
         if self.place_rooms < 2:  # each view's negatives are the other rooms' views
             raise ValueError(f"place_rooms must be at least 2, got {self.place_rooms}")
-        if not 0 <= self.depth_holes <= 1:
-            raise ValueError(f"depth_holes is a share of the frames, from 0 to 1, got {self.depth_holes}")
+        for name in ("depth_holes", "lens_roundtrip"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a share of the frames, from 0 to 1, got {getattr(self, name)}")
         if not 0 < self.validation_share < 1:
             raise ValueError(f"validation_share is the share of the training rooms held back to validate on, above "
                              f"0 and below 1, got {self.validation_share} (train.validate=false turns validation off)")

@@ -40,8 +40,9 @@ class VAETask:
 
     name = "vae"
 
-    def __init__(self, model_config, loss, max_depth_m: float, depth_holes: float = 0.0):
+    def __init__(self, model_config, loss, max_depth_m: float, depth_holes: float = 0.0, lens_roundtrip: float = 0.0):
         self.config, self.loss_fn, self.max_depth_m = model_config, loss, max_depth_m
+        self.lens_roundtrip = lens_roundtrip
         self.needs_depth = model_config.mode in ("rgbd", "rgb2rgbd")
         self.conditional = getattr(model_config, "num_classes", 0) > 0
         # made-up holes in the input depth teach the decoded validity to follow the input's; an rgb2rgbd
@@ -126,8 +127,9 @@ class DepthTask:
 
     name = "depth"
 
-    def __init__(self, model_config, loss, max_depth_m: float):
+    def __init__(self, model_config, loss, max_depth_m: float, lens_roundtrip: float = 0.0):
         self.config, self.loss_fn, self.max_depth_m = model_config, loss, max_depth_m
+        self.lens_roundtrip = lens_roundtrip
 
     def image_size(self) -> tuple[int, int]:
         return self.config.input_height, self.config.input_width
@@ -171,9 +173,10 @@ class DepthTask:
 
 def make_task(config):
     """The task object of a :class:`RunConfig`."""
+    settings = config.train
     if config.task == "vae":
-        return VAETask(config.model, config.loss, config.train.max_depth_m, config.train.depth_holes)
-    return DepthTask(config.model, config.loss, config.train.max_depth_m)
+        return VAETask(config.model, config.loss, settings.max_depth_m, settings.depth_holes, settings.lens_roundtrip)
+    return DepthTask(config.model, config.loss, settings.max_depth_m, settings.lens_roundtrip)
 
 
 def makes_depth_part(task) -> bool:
@@ -198,7 +201,8 @@ def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bo
         from .geometry import AspectFrames
 
         reader = AspectFrames(reader, height, width, layout)
-    augmentation = Augment(depth_holes=getattr(task, "depth_holes", 0.0)) if augment else None
+    augmentation = Augment(depth_holes=getattr(task, "depth_holes", 0.0), lens_roundtrip=task.lens_roundtrip) \
+        if augment else None
     dataset = RGBDDataset(reader, height, width, task.max_depth_m, augmentation,
                           square_crop=layout == "image-folder", seed=seed, cache_frames=cache)
     task.check_sample(dataset[0], str(path))

@@ -96,6 +96,46 @@ def test_unet_depth_attention_is_optional_and_changes_the_network(small_configs)
     assert sum(p.numel() for p in with_attention.parameters()) > sum(p.numel() for p in without.parameters())
 
 
+def _log_head_unet(small_configs, seed=0):
+    torch.manual_seed(seed)
+    return build_model("unet_depth", {**small_configs["unet_depth"], "head": "log"}).eval()
+
+
+def test_unet_depth_log_head_starts_at_a_quarter_of_max_depth_everywhere(small_configs):
+    from rgbd_vae_ros.models.unet_depth import LOG_HEAD_START
+
+    model = _log_head_unet(small_configs)
+    with torch.no_grad():
+        depth = model(_smooth(3, 3, 36, 48, torch.Generator().manual_seed(1)))["depth"]
+    assert LOG_HEAD_START == 0.25  # 2.5 m of 10 m: an indoor room's middle distance
+    torch.testing.assert_close(depth, torch.full_like(depth, 2 * LOG_HEAD_START - 1))  # whatever the image
+
+
+def test_unet_depth_log_head_is_one_scale_per_image_times_a_per_pixel_shape_within_range(small_configs):
+    model = _log_head_unet(small_configs)
+    images = _smooth(4, 3, 36, 48, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        nn.init.normal_(model.scale.weight, std=0.5)  # the scale now follows the image
+        flat = (model(images)["depth"] + 1) / 2
+        per_image = flat.flatten(1)
+        assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image))  # constant within an image
+        assert per_image[:, 0].max() > 1.1 * per_image[:, 0].min()  # different between images
+        nn.init.normal_(model.output.weight, std=0.3)  # a per-pixel shape on top
+        shaped = (model(images)["depth"] + 1) / 2
+    ratio = shaped / flat  # exp(the shape): the scale is the same multiplier for every pixel of an image
+    assert ratio.flatten(1).std(dim=1).min() > 0
+    with torch.no_grad():
+        model.scale.bias.fill_(5.0)  # e^5 of max depth: the head never goes beyond max depth
+        far = model(images)["depth"]
+    assert far.max() <= 1 and far.min() > -1 and (far == 1).any()
+    assert (shaped > 0).all()  # depth above 0 m everywhere: a log head has no way to say 0
+
+
+def test_unet_depth_refuses_a_head_it_does_not_have(small_configs):
+    with pytest.raises(ModelError, match="head 'sigmoid' is not one of tanh, log"):
+        build_model("unet_depth", {**small_configs["unet_depth"], "head": "sigmoid"})
+
+
 def test_conv_vae_layers_are_exactly_the_seed_description():
     model = build_model("conv_vae")
     assert model.config.latent_dim == 400 and model.config.image_size == 128

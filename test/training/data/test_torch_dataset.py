@@ -72,6 +72,44 @@ def test_depth_holes_take_readings_out_of_some_frames_and_leave_rgb_and_the_rest
         TrainSettings(depth_holes=1.5)
 
 
+def test_lens_roundtrip_sends_a_share_of_the_rgb_through_the_nyu_lens_and_back_and_leaves_depth_alone():
+    from rgbd_vae_training.data.nyu_calibration import distort_rgb, undistort_rgb
+    from rgbd_vae_training.synth.generate import generate_scene
+
+    rendered = next(iter(generate_scene(seed=5, scene_index=1, frames=1, width=128, height=96, synchronised=True)))
+    frame = RGBDFrame(rendered.rgb_u8, rendered.depth_rgb_m)  # pinhole RGB and its full-frame depth (labeled layout)
+    through = undistort_rgb(distort_rgb(frame.rgb_u8))  # as the NYU raw reader's RGB reads
+    assert (through[0, 0] == 0).all() and not np.array_equal(through, frame.rgb_u8)  # black corners, softer
+    lens = Augment(hflip=False, channel_swap=False, lens_roundtrip=1.0)(frame, np.random.default_rng(0))
+    np.testing.assert_array_equal(lens.rgb_u8, through)
+    np.testing.assert_array_equal(lens.depth_m, frame.depth_m)  # the lens moves no pixel of the pinhole view
+    plain, half = Augment(hflip=False, channel_swap=False), Augment(hflip=False, channel_swap=False, lens_roundtrip=0.5)
+    lensed = 0
+    for seed in range(40):
+        a, b = plain(frame, np.random.default_rng(seed)), half(frame, np.random.default_rng(seed))
+        lensed += not np.array_equal(a.rgb_u8, b.rgb_u8)
+        np.testing.assert_array_equal(a.depth_m, b.depth_m)
+    assert 10 <= lensed <= 30  # about half of them
+    for seed in range(5):  # 0 (the default) draws nothing: every other config augments as before
+        rng_a, rng_b = np.random.default_rng(seed), np.random.default_rng(seed)
+        np.testing.assert_array_equal(Augment()(frame, rng_a).rgb_u8, Augment(lens_roundtrip=0.0)(frame, rng_b).rgb_u8)
+        assert rng_a.random() == rng_b.random()
+    with pytest.raises(ValueError, match="lens_roundtrip is a share of the frames"):
+        from rgbd_vae_training.train.config import TrainSettings
+
+        TrainSettings(lens_roundtrip=-0.1)
+
+
+def test_the_training_setting_lens_roundtrip_reaches_the_training_samples_only(nyu_mat_dir):
+    from rgbd_vae_training.train.config import load_config
+    from rgbd_vae_training.train.tasks import make_task, open_samples
+
+    for name in ("tiny_depth", "tiny_vae"):
+        task = make_task(load_config(name, ["train.lens_roundtrip=0.75"]))
+        assert open_samples(task, nyu_mat_dir, "train", augment=True).augment.lens_roundtrip == 0.75
+        assert open_samples(task, nyu_mat_dir, "test", augment=False).augment is None  # never on what is scored
+
+
 def test_image_folder_samples_are_centre_cropped_squares_without_depth(tmp_path):
     from PIL import Image
 
