@@ -78,10 +78,19 @@ LEARNING = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height": 96}
 
 @pytest.fixture(scope="session")
 def learning_data(build_once):
-    """The demo's training rooms (``rgbd-vae demo`` renders these)."""
+    """The demo's training rooms in the NYU raw layout (the VAE's tests train on these)."""
     from rgbd_vae_training.synth.generate import write_nyu_raw
 
     return Path(build_once("learning_data", lambda out: (write_nyu_raw(out, **LEARNING), str(out))[1]))
+
+
+@pytest.fixture(scope="session")
+def depth_learning_data(build_once):
+    """The same rooms in the NYU labeled layout, depth over the whole frame: the demo's depth model's
+    training rooms (``rgbd-vae demo`` renders these)."""
+    from rgbd_vae_training.synth.generate import write_nyu_mat
+
+    return Path(build_once("depth_learning_data", lambda out: (write_nyu_mat(out, **LEARNING), str(out))[1]))
 
 
 def _train_tiny(build_once, config_name: str, data, overrides: tuple[str, ...] = ()) -> Path:
@@ -95,9 +104,9 @@ def _train_tiny(build_once, config_name: str, data, overrides: tuple[str, ...] =
 
 
 @pytest.fixture(scope="session")
-def tiny_depth_checkpoint(build_once, learning_data):
+def tiny_depth_checkpoint(build_once, depth_learning_data):
     """``tiny_depth`` trained as the demo trains it (about a minute on 2 cores)."""
-    return _train_tiny(build_once, "tiny_depth", learning_data)
+    return _train_tiny(build_once, "tiny_depth", depth_learning_data)
 
 
 # The tests' VAE: the demo's (tiny_vae_places: tiny_vae with a place term), trained 300 steps on the
@@ -132,7 +141,7 @@ def rclpy_context():
 
 # Tests that wait for a model to train are slow by nature; mark them so `pytest -m "not slow"` is
 # a quick loop. (Others that take seconds carry @pytest.mark.slow themselves.)
-TRAINING_FIXTURES = {"tiny_depth_checkpoint", "tiny_vae_checkpoint", "learning_data"}
+TRAINING_FIXTURES = {"tiny_depth_checkpoint", "tiny_vae_checkpoint", "learning_data", "depth_learning_data"}
 
 
 def pytest_collection_modifyitems(config, items):

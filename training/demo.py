@@ -1,7 +1,7 @@
 """``rgbd-vae demo``: the whole system on synthetic data, outputs in ``demo_out/`` (SPEC §9).
 
 1. synthesise a short NYU raw sequence (through 6 unseen rooms, 640x480, 30 Hz) and 100 small
-   training rooms (1000 for the VAE);
+   training rooms in the NYU labeled layout (1000 for the VAE);
 2. train ``tiny_depth`` and ``tiny_vae`` (or reuse them from ``demo_out/models``), evaluate them
    on held-out rooms and export ONNX;
 3. convert the sequence to a rosbag2, play it into ``rgbd_pipeline`` on ONNX Runtime and record
@@ -90,7 +90,9 @@ def synthesise_sequence(out: Path) -> Path:
     return scene
 
 
-# Training rooms: many short scenes, so held-out rooms differ from the training ones.
+# The depth model's training rooms: many short scenes, so held-out rooms differ from the training
+# ones, in the labeled layout: RGB and depth of one moment, depth over the whole frame, so the model is
+# taught everywhere it estimates (NYU raw's registered depth leaves a border no reading supervises).
 TRAINING_ROOMS = {"scenes": 100, "frames": 1, "seed": 11, "width": 128, "height": 96}
 
 
@@ -108,11 +110,13 @@ def train_tiny_models(out: Path, vae_config: str = "tiny_vae_places") -> dict[st
 
 
 def training_rooms(out: Path) -> Path:
-    """The training rooms in ``out/data/rooms``, synthesised unless a finished synth of them is there."""
-    from rgbd_vae_training.synth.generate import write_nyu_raw
+    """The depth model's training rooms in ``out/data/rooms``, synthesised unless a finished synth of
+    them is there."""
+    from rgbd_vae_training.synth.generate import write_nyu_mat
 
-    return synthesise_once(out / "data" / "rooms", "nyu-raw", TRAINING_ROOMS, write_nyu_raw, "the training rooms",
-                           f"{TRAINING_ROOMS['scenes']} training rooms (128x96)")
+    return synthesise_once(out / "data" / "rooms", "nyu-mat", TRAINING_ROOMS, write_nyu_mat, "the training rooms",
+                           f"{TRAINING_ROOMS['scenes']} training rooms ({TRAINING_ROOMS['width']}x{TRAINING_ROOMS['height']}, "
+                           "NYU labeled layout)")
 
 
 # The VAE's training rooms: ten times the depth model's, in the labeled layout (RGB and depth of one

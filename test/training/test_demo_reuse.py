@@ -41,16 +41,32 @@ def test_a_model_whose_training_was_killed_is_trained_to_the_end_not_reused(nyu_
 def test_training_rooms_from_a_killed_synth_are_synthesised_again(tmp_path, monkeypatch, capsys):
     rooms = {"scenes": 3, "frames": 1, "seed": 2, "width": 32, "height": 24}
     monkeypatch.setattr(demo, "TRAINING_ROOMS", rooms)
-    killed = subprocess.run([sys.executable, "-m", "rgbd_vae_training.cli", "synth", "--layout", "nyu-raw",
+    killed = subprocess.run([sys.executable, "-m", "rgbd_vae_training.cli", "synth", "--layout", "nyu-mat",
                              "--scenes", "3", "--frames", "1", "--seed", "2", "--width", "32", "--height", "24",
                              "--out", str(tmp_path / "data" / "rooms")],
                             env={**os.environ, "RGBD_VAE_KILL_AT": "synth-frame:2"}, capture_output=True, text=True,
                             timeout=120)
     assert killed.returncode == -9
-    assert (tmp_path / "data" / "rooms" / "synth_room_0000").is_dir()  # one room made it before the kill
+    assert (tmp_path / "data" / "rooms").is_dir()  # begun, killed before its file was written
     folder = demo.training_rooms(tmp_path)
-    assert "synthesising 3 training rooms" in capsys.readouterr().out
-    assert sorted(p.name for p in folder.iterdir()) == ["synth.json", "synth_room_0000", "synth_room_0001",
-                                                        "synth_room_0002"]
+    assert "synthesising 3 training rooms (32x24, NYU labeled layout)" in capsys.readouterr().out
+    labeled = ["nyu_depth_v2_labeled.mat", "splits.mat", "synth.json"]
+    assert sorted(p.name for p in folder.iterdir()) == labeled
     demo.training_rooms(tmp_path)
     assert "reusing the training rooms" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_raw_training_rooms_an_earlier_demo_left_are_replaced_by_labeled_ones(tmp_path, monkeypatch, capsys):
+    """Demos before the depth model trained on full-frame depth left the same rooms in the NYU raw layout
+    in data/rooms: they are not reused, and no raw room is left beside the labeled file."""
+    from rgbd_vae_training.data.detect import detect_layout
+    from rgbd_vae_training.synth.generate import write_nyu_raw
+
+    rooms = {"scenes": 3, "frames": 1, "seed": 2, "width": 32, "height": 24}
+    monkeypatch.setattr(demo, "TRAINING_ROOMS", rooms)
+    write_nyu_raw(tmp_path / "data" / "rooms", **rooms)
+    folder = demo.training_rooms(tmp_path)
+    assert "synthesising 3 training rooms" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == ["nyu_depth_v2_labeled.mat", "splits.mat", "synth.json"]
+    assert detect_layout(folder) == "nyu-mat"

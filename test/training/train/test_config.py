@@ -61,7 +61,7 @@ def test_wrong_task_missing_file_and_bad_yaml_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="model 'unet_depth' cannot be trained as task 'vae'"):
         load_config(tmp_path / "mixed.yaml")
     with pytest.raises(ConfigError, match="loss weights must be 0 or more and not all 0"):
-        load_config("tiny_depth", ["loss.w_l1=0", "loss.w_gradient=0", "loss.w_ssim=0"])
+        load_config("tiny_depth", ["loss.w_l1=0", "loss.w_log_depth=0", "loss.w_gradient=0", "loss.w_ssim=0"])
     (tmp_path / "bad.yaml").write_text("task: [vae\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(tmp_path / "bad.yaml")
