@@ -157,6 +157,7 @@ def train_or_reuse(name: str, config, data: Path, folder: Path) -> Path:
     """The checkpoint of ``config`` in ``folder``: reused only when its run trained to the end;
     a run of the same config stopped part way (a killed demo) resumes; anything else trains afresh."""
     from rgbd_vae_ros.models import ModelError, load_checkpoint
+    from rgbd_vae_training.train.config import is_config_of
     from rgbd_vae_training.train.loop import CHECKPOINT_NAME, is_finished, train
 
     checkpoint = folder / CHECKPOINT_NAME
@@ -165,7 +166,7 @@ def train_or_reuse(name: str, config, data: Path, folder: Path) -> Path:
         return checkpoint
     try:
         stopped = load_checkpoint(checkpoint)
-        resume = stopped.get("config") == config.to_dict()
+        resume = is_config_of(stopped.get("config"), config)
     except ModelError:
         resume = False
     if resume:

@@ -272,6 +272,18 @@ def config_from_values(values: dict[str, Any]) -> RunConfig:
     return RunConfig(task, name, model, built["train"], built["loss"])
 
 
+def is_config_of(stored: Any, config: RunConfig) -> bool:
+    """Whether ``stored``, a checkpoint's training config, is ``config``. Settings added since it was
+    written read as their defaults, which keep what runs did before them (a ``unet_depth`` checkpoint
+    without ``head`` is a tanh head), so an older checkpoint of the same run is still that run."""
+    if not isinstance(stored, dict):
+        return False
+    try:
+        return config_from_values(stored).to_dict() == config.to_dict()
+    except ConfigError:
+        return False
+
+
 def load_config(path: str | os.PathLike, overrides: list[str] = (), task: str | None = None) -> RunConfig:
     """The run configuration of a YAML file with overrides applied; ``task`` must match when given."""
     path = resolve_config_path(path)

@@ -17,14 +17,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from rgbd_vae_ros.files import atomic_output, atomic_write_text, remove_leftovers
-from rgbd_vae_ros.models import ModelError, build_model, load_checkpoint
+from rgbd_vae_ros.models import ModelError, build_model, config_from_dict, load_checkpoint
 from rgbd_vae_ros.models.resnet_vae import ResNetEncoder, load_torchvision_resnet
 from rgbd_vae_ros.models.checkpoint import checkpoint_payload, save_checkpoint
 
 from ..faults import kill_point
 from ..figures import labelled_grid
 from ..data.detect import detect_layout, open_dataset
-from .config import RunConfig, resize_at
+from .config import RunConfig, is_config_of, resize_at
 from .geometry import training_geometry
 from .tasks import make_task, makes_depth_part, open_samples
 from .validation import VALIDATION_METRIC, lr_at, split_off_validation, validate
@@ -375,10 +375,20 @@ def _checkpoint_of(path, config: RunConfig, what: str) -> dict:
         payload = load_checkpoint(path)
     except ModelError as exc:
         raise TrainingError(f"{what}: {exc}") from None
-    if payload["model_name"] != config.model_name or payload["model_config"] != dataclasses.asdict(config.model):
+    if payload["model_name"] != config.model_name or not _same_model_config(payload, config):
         raise TrainingError(f"{what}: {str(path)!r} holds a {payload['model_name']!r} model with another "
                             f"configuration than this run's {config.model_name!r}")
     return payload
+
+
+def _same_model_config(payload: dict, config: RunConfig) -> bool:
+    """Whether a checkpoint's model section is this run's, reading settings added since it was
+    written as their defaults (as :func:`~.config.is_config_of` does)."""
+    try:
+        stored = config_from_dict(payload["model_name"], payload["model_config"])
+    except ModelError:
+        return False
+    return dataclasses.asdict(stored) == dataclasses.asdict(config.model)
 
 
 def _log_scalars(writer, prefix: str, terms: dict, samples_per_s: float, step: int) -> None:
@@ -419,7 +429,7 @@ def is_finished(path: str | os.PathLike, config: RunConfig | None = None) -> boo
         payload = load_checkpoint(path)
     except ModelError:
         return False
-    return payload.get("finished") is True and (config is None or payload.get("config") == config.to_dict())
+    return payload.get("finished") is True and (config is None or is_config_of(payload.get("config"), config))
 
 
 def _check_held_out(path, recorded: dict | None, held_out: dict) -> None:

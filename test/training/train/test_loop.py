@@ -416,3 +416,32 @@ def test_on_the_cpu_a_model_trains_on_channels_last_weights_and_computes_the_sam
     # weights; a layout mistake (a weight read in the wrong order) would differ by the whole gradient
     for (name, a), b in zip(model.named_parameters(), plain.parameters()):
         assert ((a.grad - b.grad).norm() / b.grad.norm()).item() < 0.05, name
+
+
+@pytest.mark.slow
+def test_a_checkpoint_written_before_later_settings_existed_is_still_its_own_run(nyu_raw_rooms, tmp_path):
+    """Settings added since a checkpoint was written (unet_depth's head, train.lens_roundtrip,
+    loss.w_log_depth) read as their defaults, which are what its run did: it is reused as finished,
+    resumed and taken as init_weights, and a run with the new settings on is another run."""
+    from rgbd_vae_training.train.loop import is_finished
+
+    small = ["model.input_height=24", "model.input_width=32", "train.batch_size=2", "train.validate=false"]
+    before = ["model.head=tanh", "loss.w_log_depth=0", "loss.w_l1=1", "train.lens_roundtrip=0"]
+    config = load_config("tiny_depth", [*small, *before, "train.max_steps=2"])
+    result = train(config, nyu_raw_rooms, tmp_path / "old", progress=False)
+    payload = load_checkpoint(result.checkpoint)
+    del payload["model_config"]["head"], payload["config"]["model"]["head"]  # as written before they existed
+    del payload["config"]["train"]["lens_roundtrip"], payload["config"]["loss"]["w_log_depth"]
+    torch.save(payload, result.checkpoint)
+    assert model_from_checkpoint(result.checkpoint).config.head == "tanh"
+    assert is_finished(result.checkpoint, config)
+    assert not is_finished(result.checkpoint, load_config("tiny_depth", [*small, "train.max_steps=2"]))  # log head
+    longer = load_config("tiny_depth", [*small, *before, "train.max_steps=3"])
+    assert train(longer, nyu_raw_rooms, tmp_path / "old", resume=True, progress=False).steps == 3
+    started = train(load_config("tiny_depth", [*small, *before, "train.max_steps=1",
+                                               f"train.init_weights={result.checkpoint}"]),
+                    nyu_raw_rooms, tmp_path / "init", progress=False)
+    assert started.steps == 1
+    with pytest.raises(TrainingError, match="train.init_weights: .* another configuration"):
+        train(load_config("tiny_depth", [*small, "train.max_steps=1", f"train.init_weights={result.checkpoint}"]),
+              nyu_raw_rooms, tmp_path / "log", progress=False)
