@@ -4,7 +4,8 @@ see the same numbers.
 
     depth = DepthStage.open("models/depth.onnx")
     depth_m = depth(rgb_u8)                        # (H, W) metres at the input's size
-    depth_m, mask = depth.estimate(rgb_u8)         # and the validity mask (None for a model without one)
+    depth_m, mask, saturated = depth.estimate(rgb_u8)  # + the validity mask (None for a model without one)
+                                                   # and how many pixels sat at max depth (left NaN)
     depth_m = depth(rgb_u8, fx_px=fx)              # metres scaled by f_camera / f_train (SPEC §4.2)
     mu, logvar = EncodeStage.open("models")(rgb_u8, depth_m)
     rgb_u8, depth_m = DecodeStage.open("models")(mu, output_size=(480, 640))
@@ -82,6 +83,9 @@ class _Stage:
 class DepthEstimate(NamedTuple):
     depth_m: np.ndarray  # (H, W) float32 metres, NaN where there is no estimate; the mask not applied
     mask: np.ndarray | None  # (H, W) float32 in [0, 1]: how far the depth there is trusted; None: no mask output
+    # model output pixels at the top of its range (max depth), left without an estimate: there the model
+    # says only "this far or farther"
+    saturated: int = 0
 
 
 class DepthStage(_Stage):
@@ -134,7 +138,8 @@ class DepthStage(_Stage):
     def estimate(self, rgb_u8: np.ndarray, fx_px: float | None = None) -> DepthEstimate:
         """The depth and, for a model with one, its validity mask, both at the input's size. The image
         keeps its aspect (cropped or padded to the model's input as its metadata says); pixels the
-        model did not see, or saw where its training had no depth to learn from, are NaN. ``fx_px``:
+        model did not see, or saw where its training had no depth to learn from, or where its output is
+        at the top of its range (max depth: "this far or farther", counted in ``saturated``), are NaN. ``fx_px``:
         the camera's focal length in pixels at the image's size; metres are then scaled by
         f_camera / f_train at the model's input (SPEC §4.2) when the model records f_train."""
         check_rgb(rgb_u8)
@@ -146,7 +151,10 @@ class DepthStage(_Stage):
             raise StageError("depth model output holds only NaN or infinite values for this image; "
                              "expected depth in [-1, 1]")
         depth_m = depth_from_unit_range(unit, self.info.max_depth_m)
-        depth_m[~finite | ~self._supervised(depth_m.shape)] = np.nan  # no estimate there: never a clipped value
+        supervised = self._supervised(depth_m.shape)
+        with np.errstate(invalid="ignore"):
+            saturated = finite & (unit >= 1.0)  # max depth or beyond: a clamped value, not a depth
+        depth_m[~finite | saturated | ~supervised] = np.nan  # no estimate there: never a clipped value
         depth_m = to_image_grid(depth_m, view, rgb_u8.shape[:2])  # NaN where the image lay outside the input
         if fx_px is not None and self.focal_length_px is not None:
             try:
@@ -157,7 +165,7 @@ class DepthStage(_Stage):
         if self.has_mask:
             mask = to_image_grid(self._mask_probability(outputs[self.info.mask_output][0, 0]), view, rgb_u8.shape[:2])
             mask[np.isnan(mask)] = 0.0  # not seen: not trusted
-        return DepthEstimate(depth_m, mask)
+        return DepthEstimate(depth_m, mask, int(np.count_nonzero(saturated & supervised)))
 
     def _supervised(self, shape: tuple[int, int]) -> np.ndarray:
         """(oh, ow) bool: output pixels inside the region the model's training supervised (metadata)."""

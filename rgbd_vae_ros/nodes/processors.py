@@ -224,7 +224,12 @@ class Processor:
             # metres follow the camera (SPEC §4.2); a model without a training focal length keeps its own
             # scale, which /diagnostics says (depth_scaling)
             fx_px = camera_fx_px(frame, *rgb_u8.shape[1::-1]) if stage.focal_length_px is not None else None
-            depth_m, mask = stage.estimate(rgb_u8, fx_px)
+            depth_m, mask, saturated = stage.estimate(rgb_u8, fx_px)
+            if saturated:
+                self.counts["depth_saturated_pixels"] += saturated
+                self.reasons["depth_saturated_pixels"] = (
+                    f"the model's output is at the top of its range ({stage.info.max_depth_m:g} m) at {saturated} "
+                    "pixels of the latest such frame: it says only 'this far or farther', so they are no reading")
         with np.errstate(invalid="ignore"):  # outside [min_depth, max_depth] is no reading, never clamped (REP 118)
             depth_m[(depth_m < self.param("min_depth")) | (depth_m > self.param("max_depth"))] = np.nan
         if mask is not None:

@@ -88,13 +88,13 @@ def test_the_stage_gives_the_mask_with_the_depth_and_plain_callers_get_depth_alo
     stage = DepthStage.open(mask_model, "onnxruntime", "cpu")
     assert stage.has_mask and stage.info.mask_output == "mask"
     rgb = red_ramp()
-    depth_m, mask = stage.estimate(rgb)
+    depth_m, mask, _ = stage.estimate(rgb)
     assert depth_m.shape == mask.shape == (HEIGHT, WIDTH) and mask.dtype == np.float32
     np.testing.assert_allclose(depth_m, MAX_DEPTH_M / 2, atol=1e-5)
     np.testing.assert_allclose(mask, rgb[..., 0] / 255.0, atol=1e-5)
     np.testing.assert_array_equal(stage(rgb), depth_m)  # the plain call: depth only, the mask not applied
     # at another image size the mask follows the image, as the depth does
-    depth_big, mask_big = stage.estimate(red_ramp(HEIGHT * 2, WIDTH * 2))
+    depth_big, mask_big, _ = stage.estimate(red_ramp(HEIGHT * 2, WIDTH * 2))
     assert depth_big.shape == mask_big.shape == (HEIGHT * 2, WIDTH * 2)
     assert mask_big[:, :10].max() < 0.2 and mask_big[:, -10:].min() > 0.8
 
@@ -116,7 +116,7 @@ def test_a_model_without_a_mask_has_no_mask_and_no_mask_topic(exported):
 def test_logit_masks_are_turned_into_probabilities(tmp_path):
     stage = DepthStage.open(mask_graph(tmp_path / "logits.onnx", kind="logits"), "onnxruntime", "cpu")
     rgb = red_ramp()
-    _, mask = stage.estimate(rgb)
+    _, mask, _ = stage.estimate(rgb)
     red = rgb[..., 0] / 127.5 - 1.0
     np.testing.assert_allclose(mask, 1.0 / (1.0 + np.exp(-8.0 * red)), atol=1e-5)
 
