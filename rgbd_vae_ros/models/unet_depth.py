@@ -9,7 +9,7 @@ Two heads (``head``):
 - ``log``: each pixel's depth is exp(its log depth from the last convolution + one log scale per image
   from the pooled bottleneck), at most max depth. Across rooms a depth map is mostly one scale, which a
   small model learns far better as one number per image than pixel by pixel (docs/synthetic_data.md).
-  It starts at :data:`LOG_HEAD_START` of max depth everywhere; train it with ``loss.w_log_l1``.
+  It starts at :data:`LOG_HEAD_START` of max depth everywhere; train it with ``loss.w_log_depth``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -79,6 +80,31 @@ def test_export_into_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli(["export", "--checkpoint", str(checkpoint), "--out", "."]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv_vae.pt", "decoder.onnx", "encoder.onnx"]
+
+
+def test_the_log_head_runs_in_onnx_runtime_as_in_torch(tmp_path):
+    from rgbd_vae_ros.stages import DepthStage
+    from rgbd_vae_training.export import export_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("unet_depth", {"input_height": 24, "input_width": 32, "widths": [4, 8, 8],
+                                       "attention_heads": 2, "head": "log"}).eval()
+    with torch.no_grad():  # off its start (a constant), so the per-image scale and per-pixel shape both show
+        torch.nn.init.normal_(model.scale.weight, std=0.5)
+        torch.nn.init.normal_(model.output.weight, std=0.5)
+    torch.save(checkpoint_payload(model), tmp_path / "log.pt")
+    (row,) = export_checkpoint(tmp_path / "log.pt", tmp_path / "onnx")
+    assert row["max_abs_error"] < 1e-5
+    rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    stage = DepthStage.open(tmp_path / "onnx" / "depth.onnx", "onnxruntime", "cpu")
+    torch_stage = DepthStage.open(tmp_path / "log.pt", "torch", "cpu")
+    try:
+        onnx_m, torch_m = stage(rgb), torch_stage(rgb)
+    finally:
+        stage.close()
+        torch_stage.close()
+    np.testing.assert_allclose(onnx_m, torch_m, rtol=1e-4)
+    assert np.nanmax(onnx_m) - np.nanmin(onnx_m) > 0.01 and np.isfinite(onnx_m).mean() > 0.5  # not a constant
 
 
 def _broken(tmp_path, weights_nan=False, max_depth_m=10.0):

@@ -100,6 +100,34 @@ def test_int8_depth_export_runs_in_the_depth_stage_close_to_fp32(tmp_path, rooms
 
 
 @pytest.mark.slow
+def test_int8_log_head_depth_runs_close_to_fp32(tmp_path, rooms):
+    """unet_depth's log head (a pooled Gemm for the per-image scale, Exp, a Clip at max depth) quantised:
+    its grid steps fall on log depth, so a step is a share of the depth wherever it is, and this random
+    model's output spans too little for the span-relative bound of the other tests (0.13 in ln depth).
+    Bound instead: 4 % of the depth on average, 15 % at any pixel (here 2.0 % and 5.6 %; the demo's
+    trained model moves AbsRel by 0.0009, docs/benchmarks.md). Its weights are moved off their start,
+    where the output is a constant."""
+    calib, held_out = rooms
+    torch.manual_seed(0)
+    model = build_model("unet_depth", {**DEPTH_CONFIG, "head": "log"}).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.scale.weight, std=0.5)
+        torch.nn.init.normal_(model.output.weight, std=0.2)  # depth 1-4 m or so: well inside the range
+    torch.save(checkpoint_payload(model), tmp_path / "log.pt")
+    out = tmp_path / "onnx"
+    assert cli(["export", "--checkpoint", str(tmp_path / "log.pt"), "--out", str(out), "--int8", "--calib",
+                str(calib)]) == 0
+    fp32, int8 = (DepthStage.open(out / name, "onnxruntime", "cpu") for name in ("depth.onnx", "depth.int8.onnx"))
+    fp32_m, int8_m = [fp32(f.rgb_u8) for f in held_out], [int8(f.rgb_u8) for f in held_out]
+    assert np.nanstd(np.concatenate([d.ravel() for d in fp32_m])) > 0.05  # not a constant
+    change = np.abs(np.log(np.stack(int8_m)) - np.log(np.stack(fp32_m)))
+    assert np.isfinite(np.stack(int8_m)).all() == np.isfinite(np.stack(fp32_m)).all()
+    assert np.nanmean(change) <= 0.04 and np.nanmax(change) <= 0.15, (np.nanmean(change), np.nanmax(change))
+    fp32.close()
+    int8.close()
+
+
+@pytest.mark.slow
 def test_int8_vae_parts_run_in_the_stages_close_to_fp32_as_one_checkpoint(tmp_path, rooms):
     calib, held_out = rooms
     checkpoint = _checkpoint(tmp_path, "conv_vae", VAE_CONFIG)

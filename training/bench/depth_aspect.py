@@ -72,7 +72,8 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="the demo's rooms (rgbd-vae synth --layout nyu-raw ...)")
+    parser.add_argument("--data", required=True, help="NYU raw-layout rooms, whose registered depth has a border "
+                        "(the demo's rooms in that layout: rgbd-vae synth --layout nyu-raw ...)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--sizes", nargs="+", type=_size, default=[(64, 80), (72, 96)], help="input sizes HxW")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings)")

@@ -47,12 +47,21 @@ class Augment:
                          frame.scene, frame.stamp_s, frame.label)
 
 
+def fits_nyu_lens(height: int, width: int) -> bool:
+    """Whether a frame of ``height`` x ``width`` is the 4:3 view the NYU Kinect's lens model covers
+    (its calibration is scaled to the frame's size; on another aspect it would be stretched)."""
+    return abs(height * 4 - width * 3) <= 4
+
+
 def lens_roundtrip_rgb(rgb_u8: np.ndarray) -> np.ndarray:
     """RGB rendered as a pinhole camera sees it, as a NYU raw frame reads: through the Kinect's RGB lens
     (recorded) and undistorted again by the reader, which softens it and blackens the corners the lens
     did not see. The pixels stay where they were, so the depth needs nothing."""
     from .nyu_calibration import distort_rgb, undistort_rgb
 
+    height, width = rgb_u8.shape[:2]
+    if not fits_nyu_lens(height, width):
+        raise ValueError(f"the NYU lens round trip needs a 4:3 frame, got {width}x{height}")
     return undistort_rgb(distort_rgb(rgb_u8))
 
 

@@ -203,7 +203,21 @@ def open_samples(task, path, split: str, augment: bool, seed: int = 0, cache: bo
         reader = AspectFrames(reader, height, width, layout)
     augmentation = Augment(depth_holes=getattr(task, "depth_holes", 0.0), lens_roundtrip=task.lens_roundtrip) \
         if augment else None
+    square = layout == "image-folder"
+    if augmentation is not None and augmentation.lens_roundtrip > 0:
+        _check_lens_frames(reader[0].rgb_u8.shape[:2], square, path)
     dataset = RGBDDataset(reader, height, width, task.max_depth_m, augmentation,
-                          square_crop=layout == "image-folder", seed=seed, cache_frames=cache)
+                          square_crop=square, seed=seed, cache_frames=cache)
     task.check_sample(dataset[0], str(path))
     return dataset
+
+
+def _check_lens_frames(shape: tuple[int, int], square: bool, path) -> None:
+    """train.lens_roundtrip needs the frames as augmentation gets them to be the NYU lens's 4:3 view."""
+    from ..data.torch_dataset import fits_nyu_lens
+
+    height, width = (min(shape),) * 2 if square else shape
+    if not fits_nyu_lens(height, width):
+        raise TaskError(f"train.lens_roundtrip sends RGB through the NYU Kinect's lens, whose model covers a 4:3 "
+                        f"frame, but {str(path)!r} gives frames of {width}x{height} to augment; set it to 0 for "
+                        "this data")

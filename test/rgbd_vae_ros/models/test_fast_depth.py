@@ -123,7 +123,7 @@ def test_tiny_fast_depth_learns_and_beats_the_mean_depth_baseline_on_held_out_fr
     from rgbd_vae_training.train.config import load_config
     from rgbd_vae_training.train.loop import train
 
-    data = learning_data  # the demo's training rooms
+    data = learning_data  # the demo's training rooms, in the NYU raw layout
     result = train(load_config("tiny_fast_depth"), data, tmp_path / "run", progress=False)
     first, last = np.mean(result.losses[:10]), np.mean(result.losses[-10:])
     assert last < 0.6 * first, (first, last)

@@ -101,13 +101,21 @@ def test_lens_roundtrip_sends_a_share_of_the_rgb_through_the_nyu_lens_and_back_a
 
 
 def test_the_training_setting_lens_roundtrip_reaches_the_training_samples_only(nyu_mat_dir):
+    from rgbd_vae_training.data.torch_dataset import lens_roundtrip_rgb
     from rgbd_vae_training.train.config import load_config
-    from rgbd_vae_training.train.tasks import make_task, open_samples
+    from rgbd_vae_training.train.tasks import TaskError, make_task, open_samples
 
     for name in ("tiny_depth", "tiny_vae"):
         task = make_task(load_config(name, ["train.lens_roundtrip=0.75"]))
         assert open_samples(task, nyu_mat_dir, "train", augment=True).augment.lens_roundtrip == 0.75
         assert open_samples(task, nyu_mat_dir, "test", augment=False).augment is None  # never on what is scored
+    # the lens model covers the NYU camera's 4:3 view: frames cropped to a square model's aspect are refused
+    square = make_task(load_config("tiny_depth", ["model.input_height=64", "model.input_width=64"]))
+    with pytest.raises(TaskError, match=r"covers a 4:3 frame, but .* gives frames of 120x120 to augment; set it to 0"):
+        open_samples(square, nyu_mat_dir, "train", augment=True)
+    open_samples(square, nyu_mat_dir, "train", augment=False)  # without augmentation nothing goes through it
+    with pytest.raises(ValueError, match="needs a 4:3 frame, got 24x24"):
+        lens_roundtrip_rgb(np.zeros((24, 24, 3), np.uint8))
 
 
 def test_image_folder_samples_are_centre_cropped_squares_without_depth(tmp_path):
