@@ -67,13 +67,15 @@ DECODED_READING_MIN = 0.0
 
 def decoded_planes(recon: np.ndarray, max_depth_m: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """A VAE decoder's output (C, h, w) in [-1, 1] (RGB; RGB, depth, depth validity) as uint8 RGB (h, w, 3),
-    depth in metres (h, w) with NaN where the validity channel is below 0 (the frame had no reading
-    there, so the depth there is not one the decoder was trained to make), and that validity (bool);
-    without a depth channel the last two are None."""
+    depth in metres (h, w), and where it has one (bool); without a depth channel the last two are None.
+    The depth is NaN where the validity channel is below 0 (the frame had no reading there, so the depth
+    there is not one the decoder was trained to make) and where the depth channel is at the top of its
+    range (max depth: "this far or farther", a clamped value, not a depth)."""
     rgb_u8 = rgb_from_unit_range(np.moveaxis(recon[:3], 0, -1))
     if recon.shape[0] < 5:
         return rgb_u8, None, None
-    valid = np.asarray(recon[4]) >= DECODED_READING_MIN
+    with np.errstate(invalid="ignore"):
+        valid = (np.asarray(recon[4]) >= DECODED_READING_MIN) & (np.asarray(recon[3]) < 1.0)
     return rgb_u8, np.where(valid, depth_from_unit_range(recon[3], max_depth_m), np.float32(np.nan)), valid
 
 

@@ -31,6 +31,19 @@ def test_depth_unit_range_maps_metres_and_marks_invalid():
     np.testing.assert_allclose(depth_from_unit_range(unit[1:4], 10.0), [2.5, 5.0, 10.0])
 
 
+def test_decoded_depth_is_none_where_the_frame_had_no_reading_or_the_decoder_sits_at_max_depth():
+    from rgbd_vae_ros.processing import decoded_planes
+
+    recon = np.zeros((5, 2, 3), np.float32)
+    recon[3] = [[0.0, 0.5, 1.0], [-0.5, 0.999, 1.0]]  # depth in [-1, 1]: 1 is max depth, "this far or farther"
+    recon[4] = [[1.0, -0.2, 1.0], [0.3, 0.3, -1.0]]  # validity: below 0, the encoded frame had no reading
+    rgb, depth_m, published = decoded_planes(recon, 8.0)
+    assert rgb.shape == (2, 3, 3)
+    np.testing.assert_array_equal(published, [[True, False, False], [True, True, False]])
+    np.testing.assert_allclose(depth_m[published], [4.0, 2.0, 7.996], rtol=1e-5)
+    assert np.isnan(depth_m[~published]).all()  # never max depth published as a reading
+
+
 def test_valid_mask_is_finite_and_positive():
     np.testing.assert_array_equal(valid_depth_mask(np.array([np.nan, 0, -2, 1e-3, np.inf])), [0, 0, 0, 1, 0])
 
