@@ -25,6 +25,9 @@ class ImageFolder(FrameReader):
         self.files = image_files(folder)
         if not self.files:
             raise DataError(f"{str(folder)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        # a name of each frame that adding or removing other images does not change (validation holds
+        # frames back by it)
+        self.frame_keys = [p.relative_to(folder).as_posix() for p in self.files]
 
     def __len__(self) -> int:
         return len(self.files)

@@ -35,7 +35,8 @@ def split_scenes(scenes: list[str], test_fraction: float = 0.45) -> dict[str, li
     return {"train": [s for s in unique if room_of(s) not in test], "test": [s for s in unique if room_of(s) in test]}
 
 
-def hold_out(frame_scenes: list[str] | None, count: int, share: float) -> tuple[list[int], list[int]]:
+def hold_out(frame_scenes: list[str] | None, count: int, share: float,
+             frame_keys: list[str] | None = None) -> tuple[list[int], list[int]]:
     """Frame indices ``(kept, held)`` of ``count`` training frames, ``held`` being about ``share`` (between
     0 and 1) of them kept back to validate on (choosing ``best.pt``), so that the test split never
     chooses a model.
@@ -43,11 +44,14 @@ def hold_out(frame_scenes: list[str] | None, count: int, share: float) -> tuple[
     Frames of a reader that knows their scenes (``frame_scenes``) are held back by room, as the test
     split is made: ``share`` of the rooms, rounded half up, chosen by a hash of the room's name that
     differs from the test split's. Frames with no scenes (MNIST, an image folder) are held back one by
-    one, by a hash of their index. ``held`` is empty where that share rounds to nothing, or where the
+    one, by a hash of their ``frame_keys`` (an image folder's file paths: adding an image moves no other
+    one across), else of their index. ``held`` is empty where that share rounds to nothing, or where the
     frames are of a single room (a held-back part of one recording would be nearly the frames trained on)."""
-    if frame_scenes is not None and len(frame_scenes) != count:
-        raise ValueError(f"{len(frame_scenes)} scene names for {count} frames")
-    groups = [room_of(s) for s in frame_scenes] if frame_scenes else [str(i) for i in range(count)]
+    for what, names in (("scene names", frame_scenes), ("frame keys", frame_keys)):
+        if names is not None and len(names) != count:
+            raise ValueError(f"{len(names)} {what} for {count} frames")
+    groups = ([room_of(s) for s in frame_scenes] if frame_scenes else list(frame_keys) if frame_keys
+              else [str(i) for i in range(count)])
     ranked = _ranked(groups, salt="validation/")
     n_held = min(len(ranked) - 1, math.floor(share * len(ranked) + 0.5))
     held_groups = set(ranked[:n_held]) if n_held > 0 else set()

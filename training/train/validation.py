@@ -38,11 +38,11 @@ def split_off_validation(reader, settings: TrainSettings) -> tuple[object, objec
 
     if not settings.validate:
         return reader, None, {"frames": 0}
-    scenes = frame_scenes_of(reader)
-    kept, held = hold_out(scenes, len(reader), settings.validation_share)
+    scenes, keys = frame_scenes_of(reader), getattr(reader, "frame_keys", None)
+    kept, held = hold_out(scenes, len(reader), settings.validation_share, keys)
     if not held:
         return reader, None, {"frames": 0}
-    names = [scenes[i] for i in held] if scenes else held
+    names = [scenes[i] for i in held] if scenes else [keys[i] for i in held] if keys else held
     digest = hashlib.sha256(json.dumps([held, names]).encode()).hexdigest()[:16]
     return FrameSubset(reader, kept), FrameSubset(reader, held), {"frames": len(held), "digest": digest}
 

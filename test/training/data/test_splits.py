@@ -57,6 +57,33 @@ def test_frames_without_scenes_are_held_back_one_by_one():
     assert hold_out(None, 50, 0.1) == (kept, held)  # deterministic
 
 
+def test_image_folder_frames_are_held_back_by_their_path_so_adding_images_moves_no_other_across(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from rgbd_vae_training.data.image_folder import ImageFolder
+    from rgbd_vae_training.train.config import TrainSettings
+    from rgbd_vae_training.train.validation import split_off_validation
+
+    def held_names():
+        reader = ImageFolder(tmp_path)
+        _, held, record = split_off_validation(reader, TrainSettings(validation_share=0.2))
+        return {reader.frame_keys[i] for i in held.indices}, record
+
+    pixel = np.zeros((4, 4, 3), np.uint8)
+    for n in range(20, 60):
+        Image.fromarray(pixel).save(tmp_path / f"img_{n:03d}.png")
+    before, record = held_names()
+    assert len(before) == 8 and record["frames"] == 8
+    for n in range(20):  # new images that sort before every old one: each old image's index moves by 20
+        Image.fromarray(pixel).save(tmp_path / f"img_{n:03d}.png")
+    after, _ = held_names()
+    old = {f"img_{n:03d}.png" for n in range(20, 60)}
+    assert after & old == before  # the old images held back are the same ones
+    with pytest.raises(ValueError, match="3 frame keys for 4 frames"):
+        hold_out(None, 4, 0.5, ["a", "b", "c"])
+
+
 def test_no_validation_frames_where_the_share_rounds_to_no_room_or_the_frames_are_of_one_room():
     rooms = [f"room_{n:04d}" for n in range(6)]
     assert hold_out(rooms[:4], 4, 0.1) == ([0, 1, 2, 3], [])  # 0.4 of a room
