@@ -74,8 +74,7 @@ def decoded_planes(recon: np.ndarray, max_depth_m: float) -> tuple[np.ndarray, n
     rgb_u8 = rgb_from_unit_range(np.moveaxis(recon[:3], 0, -1))
     if recon.shape[0] < 5:
         return rgb_u8, None, None
-    with np.errstate(invalid="ignore"):
-        valid = (np.asarray(recon[4]) >= DECODED_READING_MIN) & (np.asarray(recon[3]) < 1.0)
+    valid = (np.asarray(recon[4]) >= DECODED_READING_MIN) & (np.asarray(recon[3]) < 1.0)
     return rgb_u8, np.where(valid, depth_from_unit_range(recon[3], max_depth_m), np.float32(np.nan)), valid
 
 

@@ -4,8 +4,7 @@ see the same numbers.
 
     depth = DepthStage.open("models/depth.onnx")
     depth_m = depth(rgb_u8)                        # (H, W) metres at the input's size
-    depth_m, mask, saturated = depth.estimate(rgb_u8)  # + the validity mask (None for a model without one)
-                                                   # and how many pixels sat at max depth (left NaN)
+    depth_m, mask, saturated = depth.estimate(rgb_u8)  # + mask (None without one), pixels at max depth
     depth_m = depth(rgb_u8, fx_px=fx)              # metres scaled by f_camera / f_train (SPEC §4.2)
     mu, logvar = EncodeStage.open("models")(rgb_u8, depth_m)
     rgb_u8, depth_m = DecodeStage.open("models")(mu, output_size=(480, 640))
@@ -152,8 +151,7 @@ class DepthStage(_Stage):
                              "expected depth in [-1, 1]")
         depth_m = depth_from_unit_range(unit, self.info.max_depth_m)
         supervised = self._supervised(depth_m.shape)
-        with np.errstate(invalid="ignore"):
-            saturated = finite & (unit >= 1.0)  # max depth or beyond: a clamped value, not a depth
+        saturated = finite & (unit >= 1.0)  # max depth or beyond: a clamped value, not a depth
         depth_m[~finite | saturated | ~supervised] = np.nan  # no estimate there: never a clipped value
         depth_m = to_image_grid(depth_m, view, rgb_u8.shape[:2])  # NaN where the image lay outside the input
         if fx_px is not None and self.focal_length_px is not None:

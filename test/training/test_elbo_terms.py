@@ -79,6 +79,7 @@ def test_a_confidently_wrong_validity_keeps_its_gradient_where_the_tanh_has_satu
     pixels = 64 * 64
     assert last.bias.grad[4].item() == pytest.approx(2 * pixels, rel=0.02)  # per sample: 2 per pixel
 
+
 def test_depth_weight_leaves_rgb_only_models_and_masked_depth_alone():
     rgb_target, rgb_recon = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     out = _out(rgb_recon, torch.zeros(1, 2))

@@ -20,6 +20,12 @@ class RGBDFrame:
     intrinsics: tuple[float, float, float, float] | None = None  # (fx, fy, cx, cy) of rgb_u8, 0-based pixels
 
 
+def same_aspect(height: int, width: int, aspect_hw: tuple[int, int]) -> bool:
+    """Whether a ``height`` x ``width`` frame has the aspect of ``aspect_hw`` to about a pixel."""
+    ah, aw = aspect_hw
+    return abs(height * aw - width * ah) <= max(ah, aw)
+
+
 class FrameReader:
     """Base of the readers: indexable by frame, and iterable as a plain sequence of frames."""
 

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from rgbd_vae_ros.processing import depth_to_unit_range, resize_depth, resize_rgb, rgb_to_unit_range
 
-from .frame import RGBDFrame
+from .frame import RGBDFrame, same_aspect
 
 
 @dataclass
@@ -50,7 +50,9 @@ class Augment:
 def fits_nyu_lens(height: int, width: int) -> bool:
     """Whether a frame of ``height`` x ``width`` is the 4:3 view the NYU Kinect's lens model covers
     (its calibration is scaled to the frame's size; on another aspect it would be stretched)."""
-    return abs(height * 4 - width * 3) <= 4
+    from .nyu_calibration import HEIGHT, WIDTH
+
+    return same_aspect(height, width, (HEIGHT, WIDTH))
 
 
 def lens_roundtrip_rgb(rgb_u8: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ import numpy as np
 
 from rgbd_vae_ros.processing import resize_depth, valid_depth_mask
 
+from ..data.frame import same_aspect
+
 __all__ = ["AspectFrames", "training_geometry"]
 
 NYU_LAYOUTS = ("nyu-raw", "nyu-mat", "densedepth")  # frames of the NYU Kinect's RGB camera
@@ -31,7 +33,7 @@ def centre_crop_box(height: int, width: int, aspect_hw: tuple[int, int]) -> tupl
     """(top, left, crop height, crop width): the largest centred crop of an ``height`` x ``width``
     frame with the aspect of ``aspect_hw``; the whole frame when it has that aspect already."""
     ah, aw = aspect_hw
-    if abs(height * aw - width * ah) <= max(ah, aw):  # the same aspect to about a pixel of the model's
+    if same_aspect(height, width, aspect_hw):
         return 0, 0, height, width
     if height * aw > width * ah:  # taller than the model's aspect: cut rows
         crop_h = max(1, round(width * ah / aw))
